@@ -1,0 +1,1 @@
+"""Bytes <-> arrays for the protobuf file formats (datum, feature, box)."""

@@ -1,0 +1,35 @@
+"""Atomic file writes: a crash or error never leaves a truncated file behind."""
+
+import os
+import tempfile
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Writes `data` to `path` through a temporary file in the same directory.
+
+    The temporary file is renamed over `path` only once fully written, so readers
+    see either the old file, the new file, or no file, never a partial one.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(
+            dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp_path, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_bytes(path: str) -> bytes:
+    """Reads a whole file; a missing file raises FileNotFoundError naming it."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such file: {path}")
+    with open(path, "rb") as f:
+        return f.read()

@@ -1,0 +1,115 @@
+"""Local features <-> DelfFeatures protos and files (the original's `feature_io`).
+
+Locations are (y, x) = (row, col) pairs: ``locations[i, 0]`` is stored as the
+feature's ``y`` and ``locations[i, 1]`` as its ``x``; ``attention`` is stored as
+``strength``. Each descriptor is its own 1-D DatumProto: float descriptors as
+float_list, bit-packed binarized (uint8) DELG* descriptors as uint32_list.
+"""
+
+import numpy as np
+from google.protobuf import message
+
+from delf_tf.io import atomic, datum_io
+from delf_tf.protos import feature_pb2
+
+FeatureArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def ArraysToDelfFeatures(
+    locations: np.ndarray,
+    scales: np.ndarray,
+    descriptors: np.ndarray,
+    attention: np.ndarray,
+    orientations: np.ndarray | None = None,
+) -> feature_pb2.DelfFeatures:
+    """Builds DelfFeatures from locations [N,2] (y,x), scales [N], descriptors
+    [N,D], attention [N] and optional orientations [N] (zeros if None)."""
+    locations = np.asarray(locations)
+    num_features = len(locations)
+    scales = np.asarray(scales)
+    descriptors = np.asarray(descriptors)
+    attention = np.asarray(attention)
+    if orientations is None:
+        orientations = np.zeros([num_features], dtype=np.float32)
+    orientations = np.asarray(orientations)
+    for name, arr in (("scales", scales), ("descriptors", descriptors),
+                      ("attention", attention), ("orientations", orientations)):
+        if len(arr) != num_features:
+            raise ValueError(
+                f"{name} has {len(arr)} entries but locations has {num_features}")
+    if num_features and (locations.ndim != 2 or locations.shape[1] != 2):
+        raise ValueError(f"locations must be [N, 2] (y, x), got shape {locations.shape}")
+
+    delf_features = feature_pb2.DelfFeatures()
+    for i in range(num_features):
+        feature = delf_features.feature.add()
+        feature.y = locations[i, 0]
+        feature.x = locations[i, 1]
+        feature.scale = scales[i]
+        feature.orientation = orientations[i]
+        feature.strength = attention[i]
+        feature.descriptor.CopyFrom(datum_io.ArrayToDatum(descriptors[i]))
+    return delf_features
+
+
+def DelfFeaturesToArrays(delf_features: feature_pb2.DelfFeatures) -> FeatureArrays:
+    """Returns (locations [N,2], scales [N], descriptors [N,D], attention [N],
+    orientations [N]) as float64 arrays; zero features give five empty arrays.
+
+    Bit-packed (uint32_list) descriptors are returned as uint8 [N, D/8].
+    """
+    num_features = len(delf_features.feature)
+    if num_features == 0:
+        return (np.array([]), np.array([]), np.array([]), np.array([]), np.array([]))
+
+    first = datum_io.DatumToArray(delf_features.feature[0].descriptor)
+    binary = first.dtype == np.uint32
+    descriptors = np.zeros([num_features, first.size],
+                           dtype=np.uint8 if binary else np.float64)
+    locations = np.zeros([num_features, 2])
+    scales = np.zeros([num_features])
+    attention = np.zeros([num_features])
+    orientations = np.zeros([num_features])
+    for i, feature in enumerate(delf_features.feature):
+        descriptor = datum_io.DatumToArray(feature.descriptor).ravel()
+        if descriptor.size != first.size:
+            raise ValueError(
+                f"feature {i} has a {descriptor.size}-D descriptor, feature 0 has "
+                f"{first.size}-D")
+        descriptors[i] = descriptor
+        locations[i] = (feature.y, feature.x)
+        scales[i] = feature.scale
+        attention[i] = feature.strength
+        orientations[i] = feature.orientation
+    return locations, scales, descriptors, attention, orientations
+
+
+def SerializeToString(locations, scales, descriptors, attention, orientations=None) -> bytes:
+    return ArraysToDelfFeatures(
+        locations, scales, descriptors, attention, orientations).SerializeToString()
+
+
+def ParseFromString(string: bytes, source: str = "input") -> FeatureArrays:
+    """Parses serialized DelfFeatures into the five arrays."""
+    delf_features = feature_pb2.DelfFeatures()
+    try:
+        delf_features.ParseFromString(string)
+    except message.DecodeError as e:
+        raise ValueError(f"{source} is not a valid DelfFeatures file: {e}") from e
+    try:
+        return DelfFeaturesToArrays(delf_features)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from e
+
+
+def WriteToFile(file_path: str, locations, scales, descriptors, attention,
+                orientations=None) -> None:
+    """Writes features to `file_path` (atomically). Note: path comes first."""
+    atomic.write_bytes_atomic(
+        file_path,
+        SerializeToString(locations, scales, descriptors, attention, orientations))
+
+
+def ReadFromFile(file_path: str) -> FeatureArrays:
+    """Reads (locations, scales, descriptors, attention, orientations)."""
+    return ParseFromString(atomic.read_bytes(file_path), source=str(file_path))
