@@ -1,0 +1,5 @@
+"""Test-wide settings: quiet TensorFlow logs and deterministic seeds."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
