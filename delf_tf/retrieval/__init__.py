@@ -1,0 +1,1 @@
+"""Retrieval: global search, Revisited Oxford/Paris evaluation, Google Landmarks v2 metrics."""
