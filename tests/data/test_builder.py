@@ -1,0 +1,217 @@
+"""Tests for delf_tf.data.builder on a generated GLDv2-style folder."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from delf_tf.data import builder
+
+# landmark_id -> image ids; the landmark ids are sparse on purpose (relabelling).
+_TRAIN = {
+        107: ["a107x0", "a107x1", "a107x2", "a107x3", "a107x4", "a107x5", "a107x6"],
+        5: ["b005x0", "b005x1", "b005x2", "b005x3", "b005x4"],
+        42: ["c042x0", "c042x1"],
+}
+_TEST = ["t0", "t1", "t2"]
+_GRAY_ID, _CMYK_ID = "b005x1", "a107x3"
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _write_jpeg(path: str, rng: np.random.Generator, mode: str = "RGB") -> None:
+    height, width = rng.integers(20, 40, size=2)
+    channels = {"RGB": 3, "L": 1, "CMYK": 4}[mode]
+    pixels = rng.integers(0, 256, size=(height, width, channels), dtype=np.uint8)
+    Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(path, "JPEG")
+
+
+@pytest.fixture(scope="module")
+def gld_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gld")
+    rng = np.random.default_rng(0)
+    os.makedirs(root / "train")
+    os.makedirs(root / "test")
+    for ids in _TRAIN.values():
+        for image_id in ids:
+            mode = {_GRAY_ID: "L", _CMYK_ID: "CMYK"}.get(image_id, "RGB")
+            _write_jpeg(str(root / "train" / f"{image_id}.jpg"), rng, mode)
+    for image_id in _TEST:
+        _write_jpeg(str(root / "test" / f"{image_id}.jpg"), rng)
+    with open(root / "train.csv", "w") as f:
+        f.write("id,url,landmark_id\n")
+        for label, ids in _TRAIN.items():
+            f.writelines(f"{image_id},http://x/{image_id}.jpg,{label}\n" for image_id in ids)
+    with open(root / "train_clean.csv", "w") as f:
+        f.write("landmark_id,images\n")
+        f.writelines(f"{label},{' '.join(ids)}\n" for label, ids in _TRAIN.items())
+    with open(root / "test.csv", "w") as f:
+        f.write("id,url\n")
+        f.writelines(f"{image_id},http://x\n" for image_id in _TEST)
+    return root
+
+
+def _read_records(pattern: str) -> list[dict]:
+    records = []
+    for path in sorted(tf.io.gfile.glob(pattern)):
+        for serialized in tf.data.TFRecordDataset(path):
+            example = tf.train.Example.FromString(serialized.numpy())
+            record = {}
+            for key, feature in example.features.feature.items():
+                kind = feature.WhichOneof("kind")
+                record[key] = getattr(feature, kind).value[0]
+            records.append(record)
+    return records
+
+
+def test_clean_csv_with_splits(gld_folder, tmp_path):
+    out = str(tmp_path / "out")
+    counts = builder.BuildImageDataset(
+            train_directory=str(gld_folder / "train"),
+            test_directory=str(gld_folder / "test"),
+            output_directory=out,
+            train_csv_path=None,
+            train_clean_csv_path=str(gld_folder / "train_clean.csv"),
+            test_csv_path=str(gld_folder / "test.csv"),
+            num_shards=2,
+            generate_train_validation_splits=True,
+            validation_split_size=0.2,
+            seed=3,
+            progress=lambda message: None)
+
+    assert sorted(os.listdir(out)) == [
+            "relabeling.csv",
+            "test-00000-of-00002", "test-00001-of-00002",
+            "train-00000-of-00002", "train-00001-of-00002",
+            "validation-00000-of-00002", "validation-00001-of-00002",
+    ]
+    # Contiguous labels in ascending order of landmark_id: 5 -> 0, 42 -> 1, 107 -> 2.
+    with open(os.path.join(out, "relabeling.csv")) as f:
+        assert f.read().split() == ["new_label,old_label", "0,5", "1,42", "2,107"]
+    new_label = {5: 0, 42: 1, 107: 2}
+    expected_label = {image_id: new_label[old] for old, ids in _TRAIN.items() for image_id in ids}
+
+    train = _read_records(os.path.join(out, "train-*"))
+    validation = _read_records(os.path.join(out, "validation-*"))
+    test = _read_records(os.path.join(out, "test-*"))
+    assert counts == {"train": len(train), "validation": len(validation), "test": 3}
+    # Per label: max(1, int(0.2 * n)) images go to validation.
+    for old, ids in _TRAIN.items():
+        in_validation = [r for r in validation if r["image/class/label"] == new_label[old]]
+        assert len(in_validation) == max(1, int(0.2 * len(ids)))
+    train_ids = [r["image/id"].decode() for r in train]
+    validation_ids = [r["image/id"].decode() for r in validation]
+    assert sorted(train_ids + validation_ids) == sorted(expected_label)
+    for record in train + validation:
+        image_id = record["image/id"].decode()
+        assert record["image/class/label"] == expected_label[image_id]
+        path = gld_folder / "train" / f"{image_id}.jpg"
+        with open(path, "rb") as f:
+            assert record["image/encoded"] == f.read()  # the original bytes
+        assert record["image/filename"] == f"{image_id}.jpg".encode()
+        assert record["image/format"] == b"JPEG"
+        assert record["image/colorspace"] == b"RGB"
+        assert record["image/channels"] == 3
+        decoded = tf.io.decode_image(record["image/encoded"], channels=3).numpy()
+        assert (record["image/height"], record["image/width"], 3) == decoded.shape
+    assert sorted(r["image/id"].decode() for r in test) == _TEST
+    assert all("image/class/label" not in r for r in test)
+
+
+def test_split_is_seeded():
+    entries = [builder.ImageEntry(f"i{k}", f"/x/i{k}.jpg", k % 3) for k in range(30)]
+    first = builder.SplitTrainValidation(entries, 0.2, seed=1)
+    assert first == builder.SplitTrainValidation(entries, 0.2, seed=1)
+    assert first != builder.SplitTrainValidation(entries, 0.2, seed=2)
+    assert [len(split) for split in first] == [24, 6]
+
+
+def test_train_csv_keeps_labels(gld_folder, tmp_path):
+    out = str(tmp_path / "out")
+    counts = builder.BuildImageDataset(
+            train_directory=str(gld_folder / "train"),
+            output_directory=out,
+            train_csv_path=str(gld_folder / "train.csv"),
+            num_shards=3,
+            progress=lambda message: None)
+    assert counts == {"train": 14}
+    assert sorted(os.listdir(out)) == [f"train-0000{i}-of-00003" for i in range(3)]
+    labels = {r["image/id"].decode(): r["image/class/label"]
+              for r in _read_records(os.path.join(out, "train-*"))}
+    assert labels == {image_id: old for old, ids in _TRAIN.items() for image_id in ids}
+
+
+def test_nested_gldv2_layout(tmp_path):
+    os.makedirs(tmp_path / "train" / "a" / "b" / "c")
+    _write_jpeg(str(tmp_path / "train" / "a" / "b" / "c" / "abcdef.jpg"), np.random.default_rng(1))
+    assert builder.image_path(str(tmp_path / "train"), "abcdef").endswith("a/b/c/abcdef.jpg")
+
+
+def _broken_folder(gld_folder, tmp_path):
+    """A copy of the CSV with one missing and one corrupt image added."""
+    with open(gld_folder / "train.csv") as f:
+        csv_text = f.read()
+    csv_path = tmp_path / "train.csv"
+    with open(csv_path, "w") as f:
+        f.write(csv_text + "missing1,http://x,5\ncorrupt1,http://x,42\n")
+    image_dir = tmp_path / "images"
+    os.makedirs(image_dir)
+    for name in os.listdir(gld_folder / "train"):
+        os.symlink(gld_folder / "train" / name, image_dir / name)
+    with open(image_dir / "corrupt1.jpg", "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return str(csv_path), str(image_dir)
+
+
+def test_bad_images_are_reported_by_id(gld_folder, tmp_path):
+    csv_path, image_dir = _broken_folder(gld_folder, tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(builder.ImageErrors) as raised:
+        builder.BuildImageDataset(train_directory=image_dir, output_directory=str(out),
+                                  train_csv_path=csv_path, num_shards=2,
+                                  progress=lambda message: None)
+    # Missing files are reported before anything is decoded.
+    assert list(raised.value.errors) == ["missing1"]
+    assert "missing1" in str(raised.value)
+    assert os.listdir(out) == []
+
+    os.unlink(csv_path)
+    with open(csv_path, "w") as f:
+        f.write("id,url,landmark_id\n")
+        f.writelines(f"{image_id},http://x,{label}\n" for label, ids in _TRAIN.items()
+                     for image_id in ids)
+        f.write("corrupt1,http://x,42\n")
+    with pytest.raises(builder.ImageErrors) as raised:
+        builder.BuildImageDataset(train_directory=image_dir, output_directory=str(out),
+                                  train_csv_path=csv_path, num_shards=2,
+                                  progress=lambda message: None)
+    assert list(raised.value.errors) == ["corrupt1"]
+    assert os.listdir(out) == []  # nothing half-written
+
+
+def test_skip_missing_images(gld_folder, tmp_path):
+    csv_path, image_dir = _broken_folder(gld_folder, tmp_path)
+    messages = []
+    counts = builder.BuildImageDataset(train_directory=image_dir,
+                                       output_directory=str(tmp_path / "out"),
+                                       train_csv_path=csv_path, num_shards=2,
+                                       skip_missing_images=True, progress=messages.append)
+    assert counts == {"train": 14}
+    assert any("corrupt1" in m and "missing1" in m for m in messages)
+
+
+def test_command_line_tool(gld_folder, tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+            [sys.executable, os.path.join(_REPO, "tools", "build_image_dataset.py"),
+             f"--train_directory={gld_folder / 'train'}", f"--output_directory={out}",
+             f"--train_clean_csv_path={gld_folder / 'train_clean.csv'}", "--num_shards=1",
+             "--generate_train_validation_splits"],
+            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "validation: wrote shard 1/1" in result.stdout
+    assert sorted(os.listdir(out)) == ["relabeling.csv", "train-00000-of-00001",
+                                       "validation-00000-of-00001"]
