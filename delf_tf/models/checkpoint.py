@@ -1,0 +1,70 @@
+"""Model weights for export: a TF checkpoint plus a JSON sidecar describing the model.
+
+`save_weights(model, "<logdir>/delf_weights")` writes `delf_weights.index`,
+`delf_weights.data-*` and `delf_weights.json` ({"class": "Delf"|"Delg", "config": {...},
+"num_classes": C or null}); `load_model` rebuilds the model from the sidecar alone.
+"""
+
+import json
+import os
+from typing import Union
+
+import tensorflow as tf
+
+from delf_tf.io import atomic
+from delf_tf.models.delf import Delf
+from delf_tf.models.delg import Delg
+
+_CLASSES = {"Delf": Delf, "Delg": Delg}
+_BUILD_IMAGE_SIZE = 64
+
+
+def _sidecar_path(prefix: str) -> str:
+    return os.fspath(prefix) + ".json"
+
+
+def save_weights(model: Delf, prefix: str) -> None:
+    """Writes tf.train.Checkpoint(model=model) to `prefix` and the sidecar `<prefix>.json`."""
+    class_name = type(model).__name__
+    if class_name not in _CLASSES:
+        raise TypeError(f"save_weights expects a Delf or Delg model, got {class_name}")
+    directory = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(directory, exist_ok=True)
+    tf.train.Checkpoint(model=model).write(os.fspath(prefix))
+    sidecar = {"class": class_name, "config": model.model_config,
+               "num_classes": model.num_classes}
+    atomic.write_bytes_atomic(_sidecar_path(prefix),
+                              (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+
+
+def restore_weights(model: Delf, prefix: str) -> None:
+    """Restores `prefix` into a model built with `build_for_input` (classifier heads optional)."""
+    if not tf.io.gfile.exists(os.fspath(prefix) + ".index"):
+        raise FileNotFoundError(f"No checkpoint at {prefix} (missing {prefix}.index)")
+    status = tf.train.Checkpoint(model=model).read(os.fspath(prefix))
+    status.expect_partial()
+    # Every variable the model has must come from the checkpoint, heads excepted.
+    status.assert_existing_objects_matched()
+
+
+def load_model(prefix: str, **overrides) -> Union[Delf, Delg]:
+    """Builds the model described by `<prefix>.json` (kwargs in `overrides` win), builds its
+    variables and restores the weights. The classifier heads are created only if they were
+    saved and `num_classes` is not overridden to None."""
+    sidecar_path = _sidecar_path(prefix)
+    if not os.path.isfile(sidecar_path):
+        raise FileNotFoundError(f"No model description {sidecar_path} next to weights {prefix}")
+    with open(sidecar_path) as f:
+        sidecar = json.load(f)
+    class_name = sidecar.get("class")
+    if class_name not in _CLASSES:
+        raise ValueError(f"{sidecar_path}: unknown model class {class_name!r}")
+    num_classes = overrides.pop("num_classes", sidecar.get("num_classes"))
+    config = dict(sidecar.get("config", {}))
+    config.update(overrides)
+    model = _CLASSES[class_name](**config)
+    if num_classes:
+        model.init_classifiers(num_classes)
+    model.build_for_input(_BUILD_IMAGE_SIZE)
+    restore_weights(model, prefix)
+    return model

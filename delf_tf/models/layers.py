@@ -1,0 +1,105 @@
+"""DELF/DELG heads: GeM pooling, attention, autoencoder and the cosine (ArcFace) classifier.
+
+The maths lives in plain functions (`gem`, `cosine_logits`, `arcface_logits`); the layers are
+thin wrappers that hold weights.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+GEM_EPSILON = 1e-6
+# Cosines are clamped into [-1 + eps, 1 - eps] before acos: d acos / dx is infinite at +-1.
+ARCFACE_COS_EPSILON = 1e-6
+
+
+def gem(x, power: float = 3.0, eps: float = GEM_EPSILON):
+    """Generalized-mean pooling over H, W: [B,H,W,C] -> [B,C], mean(max(x, eps)^p)^(1/p)."""
+    x = tf.maximum(x, tf.cast(eps, x.dtype))
+    pooled = tf.reduce_mean(tf.pow(x, tf.cast(power, x.dtype)), axis=[1, 2])
+    return tf.pow(pooled, tf.cast(1.0 / power, x.dtype))
+
+
+class GeM(keras.layers.Layer):
+    """Thin layer over `gem` with a fixed power."""
+
+    def __init__(self, power: float = 3.0, eps: float = GEM_EPSILON, **kwargs):
+        super().__init__(**kwargs)
+        self.power = power
+        self.eps = eps
+
+    def call(self, x):
+        # float32: x^p overflows float16 for activations above ~40 (p=3).
+        return gem(tf.cast(x, tf.float32), self.power, self.eps)
+
+
+def cosine_logits(embeddings, class_weights):
+    """cos(theta) between rows of embeddings [B,D] and columns of class_weights [D,C] -> [B,C].
+
+    Both are L2-normalised (in float32, so mixed precision does not lose the unit norm).
+    """
+    embeddings = tf.math.l2_normalize(tf.cast(embeddings, tf.float32), axis=1)
+    class_weights = tf.math.l2_normalize(tf.cast(class_weights, tf.float32), axis=0)
+    return tf.matmul(embeddings, class_weights)
+
+
+def arcface_logits(cosine, labels, margin: float, scale):
+    """ArcFace logits s * cos(theta + m) on the true class, s * cos(theta) elsewhere.
+
+    cosine: float32 [B,C]; labels: int [B]. Where theta > pi - m, cos(theta + m) would no longer
+    decrease with theta, so those entries keep cos(theta). Pass labels=None for plain s * cos.
+    """
+    cosine = tf.cast(cosine, tf.float32)
+    scale = tf.cast(scale, tf.float32)
+    if labels is None or margin == 0.0:
+        return scale * cosine
+    clamped = tf.clip_by_value(cosine, -1.0 + ARCFACE_COS_EPSILON, 1.0 - ARCFACE_COS_EPSILON)
+    theta = tf.acos(clamped)
+    with_margin = tf.where(theta <= math.pi - margin, tf.cos(theta + margin), cosine)
+    is_true = tf.one_hot(tf.cast(labels, tf.int32), tf.shape(cosine)[1], on_value=True,
+                         off_value=False, dtype=tf.bool)
+    return scale * tf.where(is_true, with_margin, cosine)
+
+
+class Attention(keras.layers.Layer):
+    """DELF attention: conv 1x1 512 -> BN -> ReLU -> conv 1x1 1 -> softplus.
+
+    call(features [B,h,w,C], targets [B,h,w,Ct] or None (= features), training) ->
+    (pooled [B,Ct], prob [B,h,w,1], score [B,h,w,1]); pooled is the attention-weighted mean of
+    the L2-normalised targets.
+    """
+
+    def __init__(self, hidden_channels: int = 512, **kwargs):
+        super().__init__(**kwargs)
+        self.conv1 = keras.layers.Conv2D(hidden_channels, 1, name="attn_conv1")
+        self.bn_conv1 = keras.layers.BatchNormalization(axis=-1, name="bn_conv1")
+        self.conv2 = keras.layers.Conv2D(1, 1, name="attn_conv2")
+
+    def call(self, features, targets=None, training=False):
+        if targets is None:
+            targets = features
+        x = tf.nn.relu(self.bn_conv1(self.conv1(features), training=training))
+        score = self.conv2(x)
+        prob = tf.nn.softplus(score)
+        # float32: l2_normalize's epsilon underflows in float16 and ReLU'd targets can be all 0.
+        normalized = tf.math.l2_normalize(tf.cast(targets, tf.float32), axis=-1)
+        pooled = tf.reduce_mean(normalized * tf.cast(prob, tf.float32), axis=[1, 2])
+        return pooled, prob, score
+
+
+class Autoencoder(keras.layers.Layer):
+    """DELG dimensionality reduction: conv 1x1 to reduced_dimension (linear), back with ReLU.
+
+    call(x [B,h,w,C]) -> (reduced [B,h,w,reduced_dimension], expanded [B,h,w,expand_channels]).
+    """
+
+    def __init__(self, reduced_dimension: int = 128, expand_channels: int = 1024, **kwargs):
+        super().__init__(**kwargs)
+        self.conv1 = keras.layers.Conv2D(reduced_dimension, 1, name="autoenc_conv1")
+        self.conv2 = keras.layers.Conv2D(expand_channels, 1, activation="relu",
+                                         name="autoenc_conv2")
+
+    def call(self, x):
+        reduced = self.conv1(x)
+        return reduced, self.conv2(reduced)

@@ -1,0 +1,178 @@
+"""ResNet v1 backbones (ResNet-50/101) built from a stage spec, with the original's layer names.
+
+The stem is conv1 (7x7/2, 'same') -> bn_conv1 -> ReLU -> max-pool 3x3/2 ('valid'), then four
+stages of bottleneck blocks. Stages are numbered 2..5 as in the original layer names
+(res2a_branch2a, bn5c_branch2c, ...) and exposed as endpoints block1..block4.
+"""
+
+import string
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from delf_tf.models import layers as delf_layers
+
+# Blocks per stage (stages 2..5). resnet_tiny keeps the full widths with one block per stage,
+# so every head and the weight import see the same shapes as ResNet-50, at a fraction of the cost.
+BACKBONES: dict[str, list[int]] = {
+        "resnet50": [3, 4, 6, 3],
+        "resnet101": [3, 4, 23, 3],
+        "resnet_tiny": [1, 1, 1, 1],
+}
+
+# Filters (branch2a, branch2b, branch2c) of stages 2..5.
+STAGE_FILTERS: list[tuple[int, int, int]] = [
+        (64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048)]
+
+BN_EPSILON = 1e-3
+BN_MOMENTUM = 0.99
+POOLINGS = ("avg", "max", "gem", None)
+
+
+def block_letter(index: int) -> str:
+    """0 -> 'a', 1 -> 'b', ... (the original's block suffix; 23 blocks fit in the alphabet)."""
+    return string.ascii_lowercase[index]
+
+
+def _conv(filters: int, kernel_size: int, strides: int, name: str) -> keras.layers.Conv2D:
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                               use_bias=True, name=name)
+
+
+def _bn(name: str) -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+                                           name=name)
+
+
+class Bottleneck(keras.layers.Layer):
+    """Bottleneck block 1x1 -> 3x3 -> 1x1 (+ shortcut); the stride sits on branch2a as in v1.
+
+    A projection shortcut (branch1) is used for the first block of each stage.
+    """
+
+    def __init__(self, stage: int, block: int, filters: tuple[int, int, int], strides: int,
+                 projection: bool, **kwargs):
+        prefix = f"{stage}{block_letter(block)}"
+        super().__init__(name=f"res{prefix}", **kwargs)
+        f1, f2, f3 = filters
+        # Attribute names follow the original's TF2 blocks, so checkpoint paths read the same.
+        self.conv2a = _conv(f1, 1, strides, f"res{prefix}_branch2a")
+        self.bn2a = _bn(f"bn{prefix}_branch2a")
+        self.conv2b = _conv(f2, 3, 1, f"res{prefix}_branch2b")
+        self.bn2b = _bn(f"bn{prefix}_branch2b")
+        self.conv2c = _conv(f3, 1, 1, f"res{prefix}_branch2c")
+        self.bn2c = _bn(f"bn{prefix}_branch2c")
+        if projection:
+            self.conv_shortcut = _conv(f3, 1, strides, f"res{prefix}_branch1")
+            self.bn_shortcut = _bn(f"bn{prefix}_branch1")
+        else:
+            self.conv_shortcut = None
+            self.bn_shortcut = None
+
+    def named_layers(self) -> list[keras.layers.Layer]:
+        """The conv/BN layers carrying weights, in file order."""
+        out = [self.conv2a, self.bn2a, self.conv2b, self.bn2b, self.conv2c, self.bn2c]
+        if self.conv_shortcut is not None:
+            out += [self.conv_shortcut, self.bn_shortcut]
+        return out
+
+    def call(self, x, training=False):
+        y = tf.nn.relu(self.bn2a(self.conv2a(x), training=training))
+        y = tf.nn.relu(self.bn2b(self.conv2b(y), training=training))
+        y = self.bn2c(self.conv2c(y), training=training)
+        if self.conv_shortcut is not None:
+            shortcut = self.bn_shortcut(self.conv_shortcut(x), training=training)
+        else:
+            shortcut = x
+        return tf.nn.relu(y + shortcut)
+
+
+class ResNet(keras.Model):
+    """ResNet v1 backbone.
+
+    call(images [B,H,W,3] float, training) -> (output, endpoints) where output is the pooled
+    (and optionally embedded) descriptor [B,D] or block4 [B,h,w,2048] when pooling is None, and
+    endpoints maps "block0" (after the stem ReLU), "block0mp", "block1".."block4" to feature maps.
+
+    block3_strides=True moves the stride of stage 5 to a 1x1/2 max-pool right after stage 4, so
+    block3 has stride 32 (321x321 -> 10x10x1024) like block4; with False block3 has stride 16.
+    """
+
+    def __init__(self, backbone: str = "resnet50", *, block3_strides: bool = True,
+                 pooling: Optional[str] = "avg", gem_power: float = 3.0,
+                 embedding_layer: bool = False, embedding_layer_dim: int = 2048,
+                 name: str = "resnet", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"Unknown pooling {pooling!r}; expected one of {POOLINGS}")
+        self.backbone_name = backbone
+        self.block3_strides = block3_strides
+        self.pooling = pooling
+        self.gem_power = gem_power
+
+        self.conv1 = keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=True,
+                                         name="conv1")
+        self.bn_conv1 = _bn("bn_conv1")
+        self.max_pool = keras.layers.MaxPooling2D(3, strides=2, padding="valid", name="pool1")
+
+        # Blocks are attributes l2a, l2b, ..., l5c (the original's names): tf.train.Checkpoint
+        # does not see layers held in a Keras 3 list. stage_blocks[i] names stage i + 2's blocks.
+        self.stage_blocks: list[list[str]] = []
+        for stage_index, (num_blocks, filters) in enumerate(
+                zip(BACKBONES[backbone], STAGE_FILTERS)):
+            stage = stage_index + 2
+            stride = 1 if stage == 2 or (stage == 5 and block3_strides) else 2
+            names = []
+            for b in range(num_blocks):
+                attribute = f"l{stage}{block_letter(b)}"
+                setattr(self, attribute, Bottleneck(stage, b, filters, stride if b == 0 else 1,
+                                                    projection=(b == 0)))
+                names.append(attribute)
+            self.stage_blocks.append(names)
+        self.block3_pool = (keras.layers.MaxPooling2D(1, strides=2, padding="valid",
+                                                      name="block3_pool")
+                            if block3_strides else None)
+
+        if pooling == "gem":
+            self.global_pool = delf_layers.GeM(power=gem_power, name="gem_pool")
+        elif pooling == "avg":
+            self.global_pool = keras.layers.GlobalAveragePooling2D(name="avg_pool")
+        elif pooling == "max":
+            self.global_pool = keras.layers.GlobalMaxPooling2D(name="max_pool")
+        else:
+            self.global_pool = None
+        self.embedding_layer = (keras.layers.Dense(embedding_layer_dim, name="embedding_layer")
+                                if embedding_layer else None)
+
+    def blocks(self) -> list[Bottleneck]:
+        """All bottleneck blocks in order."""
+        return [getattr(self, a) for names in self.stage_blocks for a in names]
+
+    def named_layers(self) -> dict[str, keras.layers.Layer]:
+        """Every layer with ImageNet weights, by its original name (conv1, bn_conv1, res2a_...)."""
+        out = {"conv1": self.conv1, "bn_conv1": self.bn_conv1}
+        for block in self.blocks():
+            out.update({layer.name: layer for layer in block.named_layers()})
+        return out
+
+    def call(self, images, training=False):
+        endpoints = {}
+        x = tf.nn.relu(self.bn_conv1(self.conv1(images), training=training))
+        endpoints["block0"] = x
+        x = self.max_pool(x)
+        endpoints["block0mp"] = x
+        for stage_index, names in enumerate(self.stage_blocks):
+            for attribute in names:
+                x = getattr(self, attribute)(x, training=training)
+            if stage_index == 2 and self.block3_pool is not None:
+                x = self.block3_pool(x)
+            endpoints[f"block{stage_index + 1}"] = x
+        if self.global_pool is None:
+            return x, endpoints
+        x = self.global_pool(x)
+        if self.embedding_layer is not None:
+            x = self.embedding_layer(x)
+        return x, endpoints
