@@ -1,0 +1,170 @@
+"""tf.data reader for Google Landmarks TFRecords (the original's `CreateDataset`, SPEC §6).
+
+Records are those written by `delf_tf.data.builder`. Images are decoded with 3 channels
+(grayscale and CMYK JPEGs included), augmented or plainly resized to a square, and normalised
+with `delf_tf.models.normalize_images`. Augmentation draws its randomness from a per-element
+stateless seed, so with `deterministic=True` the same seed gives the same batches however many
+threads the pipeline uses.
+"""
+
+import tensorflow as tf
+
+from delf_tf.models import normalize_images
+
+# Number of classes of each known dataset version (SPEC §6).
+DATASET_NUM_CLASSES = {
+        "gld_v1": 14951,
+        "gld_v2": 203094,
+        "gld_v2_clean": 81313,
+}
+
+# Augmentation parameters of the original (SPEC §6).
+MIN_OBJECT_COVERED = 0.1
+ASPECT_RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
+AREA_RANGE = (0.08, 1.0)
+MAX_ATTEMPTS = 100
+
+_FEATURES = {
+        "image/height": tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        "image/width": tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        "image/channels": tf.io.FixedLenFeature([], tf.int64, default_value=3),
+        "image/format": tf.io.FixedLenFeature([], tf.string, default_value=b"JPEG"),
+        "image/id": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        # Test records carry no label; -1 marks them (the trainer rejects it).
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+}
+
+
+def GetNumberOfClasses(dataset_version: str) -> int:
+    """Number of classes of a dataset version ('gld_v1', 'gld_v2', 'gld_v2_clean')."""
+    try:
+        return DATASET_NUM_CLASSES[dataset_version]
+    except KeyError:
+        raise ValueError(f"Unknown dataset_version {dataset_version!r}; expected one of "
+                         f"{sorted(DATASET_NUM_CLASSES)}") from None
+
+
+def ParseExample(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Parses one serialized record into its SPEC §6 features (scalars)."""
+    return tf.io.parse_single_example(serialized, _FEATURES)
+
+
+def DecodeImage(encoded: tf.Tensor) -> tf.Tensor:
+    """Encoded JPEG/PNG/GIF/BMP bytes -> uint8 [H, W, 3]."""
+    return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+
+def AugmentImage(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """Random crop (SPEC §6 parameters) resized to [image_size, image_size] with 'area'.
+
+    Args:
+      image: uint8 [H, W, 3].
+      image_size: output side.
+      seed: int32/int64 [2] stateless seed.
+
+    Returns:
+      float32 [image_size, image_size, 3] in [0, 255].
+    """
+    whole_image = tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4])
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image),
+            bounding_boxes=whole_image,
+            seed=seed,
+            min_object_covered=MIN_OBJECT_COVERED,
+            aspect_ratio_range=ASPECT_RATIO_RANGE,
+            area_range=AREA_RANGE,
+            max_attempts=MAX_ATTEMPTS,
+            use_image_if_no_bounding_boxes=True)
+    cropped = tf.slice(image, begin, size)
+    return tf.image.resize(cropped, [image_size, image_size], method="area")
+
+
+def PreprocessImage(
+    encoded: tf.Tensor, image_size: int, augmentation: bool, seed: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """Encoded bytes -> normalised float32 [image_size, image_size, 3].
+
+    Without augmentation the whole image is resized (bilinear, aspect ratio not kept), as
+    the original did.
+    """
+    image = DecodeImage(encoded)
+    if augmentation:
+        resized = AugmentImage(image, image_size, seed)
+    else:
+        resized = tf.image.resize(image, [image_size, image_size])
+    return normalize_images(resized)
+
+
+def CreateDataset(
+    file_pattern: str,
+    image_size: int = 321,
+    batch_size: int = 32,
+    augmentation: bool = False,
+    seed: int | None = 0,
+    *,
+    deterministic: bool = False,
+    repeat: bool = True,
+    shuffle_buffer_size: int = 1000,
+    num_input_pipelines: int = 1,
+    input_pipeline_id: int = 0,
+    drop_remainder: bool = True,
+) -> tf.data.Dataset:
+    """Batches of (normalised images float32 [B, S, S, 3], labels int32 [B]).
+
+    Args:
+      file_pattern: glob of TFRecord shards (e.g. '/tmp/data/train*').
+      image_size: S, the side of the square output images.
+      batch_size: B (per input pipeline: the per-replica batch size under tf.distribute).
+      augmentation: random crop per SPEC §6 instead of a plain resize.
+      seed: seeds file order, shuffling and augmentation; None draws a random seed.
+      deterministic: keep element order fixed through the parallel stages (slower); with a
+        seed this makes the batches reproducible.
+      repeat: loop over the data forever (training); False gives one pass.
+      shuffle_buffer_size: records held for shuffling (0 disables shuffling).
+      num_input_pipelines, input_pipeline_id: this pipeline's share of the data under
+        multi-worker training (by file when there are enough files, else by record).
+      drop_remainder: drop a final partial batch (keeps shapes static for tf.distribute).
+    """
+    filenames = sorted(tf.io.gfile.glob(file_pattern))
+    if not filenames:
+        raise ValueError(f"No files match {file_pattern!r}")
+    if seed is None:
+        seed = int(tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64))
+    files = tf.data.Dataset.from_tensor_slices(filenames)
+    shard_by_record = num_input_pipelines > 1 and len(filenames) < num_input_pipelines
+    if num_input_pipelines > 1 and not shard_by_record:
+        files = files.shard(num_input_pipelines, input_pipeline_id)
+    if shuffle_buffer_size > 0:
+        files = files.shuffle(len(filenames), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        files = files.repeat()
+    dataset = files.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(filenames), 8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic)
+    if shard_by_record:
+        dataset = dataset.shard(num_input_pipelines, input_pipeline_id)
+    if shuffle_buffer_size > 0:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
+
+    def parse(index: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        features = ParseExample(serialized)
+        element_seed = tf.stack([tf.cast(seed, tf.int64),
+                                 index * num_input_pipelines + input_pipeline_id])
+        image = PreprocessImage(features["image/encoded"], image_size, augmentation,
+                                element_seed)
+        label = tf.cast(features["image/class/label"], tf.int32)
+        return image, label
+
+    dataset = dataset.enumerate().map(
+            parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    # Sharding is done above, per input pipeline; tf.distribute must not shard again.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)

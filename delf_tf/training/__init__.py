@@ -1,0 +1,2 @@
+"""Training: the DELF/DELG loop (`trainer`), strategy selection (`strategy`), statistics
+(`summaries`)."""

@@ -1,0 +1,441 @@
+"""The DELF/DELG training loop: one loop for both models under any tf.distribute strategy.
+
+SPEC §7: SGD with momentum 0.9, learning rate decaying linearly from `initial_lr` to 0 at
+`max_iters`, gradients clipped by global norm 10 (after summing over replicas, so the clip sees
+the true global gradient), losses from `delf_tf.models.compute_losses` averaged over the global
+batch. Model + optimizer + step are checkpointed in `<logdir>/delf_tf2-ckpt` (resumed
+automatically); export weights go to `<logdir>/delf_weights`; TensorBoard summaries to
+`<logdir>/train_logs`; attention percentiles to `<logdir>/attention_stats.json` (SPEC §8).
+"""
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from delf_tf.data import gld
+from delf_tf.models import Delf, Delg, checkpoint as model_checkpoint, compute_losses
+from delf_tf.models import weights as model_weights
+from delf_tf.training import strategy as strategy_lib
+from delf_tf.training import summaries
+
+CHECKPOINT_SUBDIR = "delf_tf2-ckpt"
+WEIGHTS_NAME = "delf_weights"
+SUMMARY_SUBDIR = "train_logs"
+MAX_CHECKPOINTS_TO_KEEP = 10
+MOMENTUM = 0.9
+CLIP_NORM = 10.0
+# Attention probabilities are collected over this many training steps before each report.
+ATTENTION_STATS_STEPS = 10
+NUM_SUMMARY_IMAGES = 3
+_LABEL_ERROR_TAG = "Label out of range"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every flag of tools/train.py (SPEC §7 names and defaults)."""
+    logdir: str = "/tmp/delf"
+    train_file_pattern: str = "/tmp/data/train*"
+    validation_file_pattern: str = "/tmp/data/validation*"
+    dataset_version: str = "gld_v1"
+    num_classes: int | None = None  # overrides dataset_version's class count
+    seed: int = 0
+    initial_lr: float = 0.01
+    batch_size: int = 32  # global, over all replicas
+    max_iters: int = 500_000
+    block3_strides: bool = True
+    use_augmentation: bool = True
+    imagenet_checkpoint: str | None = None
+    attention_loss_weight: float = 1.0
+    delg_global_features: bool = False
+    delg_gem_power: float = 3.0
+    delg_embedding_layer_dim: int = 2048
+    delg_scale_factor_init: float = 45.25
+    delg_arcface_margin: float = 0.1
+    image_size: int = 321
+    use_autoencoder: bool = True
+    reconstruction_loss_weight: float = 10.0
+    autoencoder_dimensions: int = 128
+    local_feature_map_channels: int = 1024
+    backbone: str = "resnet50"
+    distribution_strategy: str = "default"
+    tpu: str | None = None
+    mixed_precision: bool = False
+    report_interval: int = 100
+    eval_interval: int = 1000
+    save_interval: int = 1000
+    num_eval_batches: int = 100
+    debug: bool = False
+
+
+def _debug_config(config: TrainConfig) -> TrainConfig:
+    """Debug mode: eager execution, a tiny batch and a few steps, reporting every step."""
+    return dataclasses.replace(
+            config,
+            batch_size=min(config.batch_size, 4),
+            max_iters=min(config.max_iters, 10),
+            report_interval=1,
+            eval_interval=5,
+            save_interval=5,
+            num_eval_batches=1)
+
+
+def BuildModel(config: TrainConfig, num_classes: int) -> Delf:
+    """The DELF or DELG model of `config`, with classifier heads, fully built."""
+    common = dict(backbone=config.backbone,
+                  block3_strides=config.block3_strides,
+                  use_dim_reduction=config.use_autoencoder,
+                  reduced_dimension=config.autoencoder_dimensions,
+                  dim_expand_channels=config.local_feature_map_channels)
+    if config.delg_global_features:
+        model = Delg(gem_power=config.delg_gem_power,
+                     embedding_layer_dim=config.delg_embedding_layer_dim,
+                     scale_factor_init=config.delg_scale_factor_init,
+                     arcface_margin=config.delg_arcface_margin,
+                     **common)
+    else:
+        model = Delf(**common)
+    model.init_classifiers(num_classes)
+    # Variables do not depend on the image size; a small input builds them cheaply.
+    model.build_for_input(64)
+    return model
+
+
+def _num_classes(config: TrainConfig) -> int:
+    if config.num_classes is not None:
+        if config.num_classes < 1:
+            raise ValueError(f"--num_classes must be positive, got {config.num_classes}")
+        return config.num_classes
+    return gld.GetNumberOfClasses(config.dataset_version)
+
+
+def _has_files(pattern: str) -> bool:
+    return bool(pattern) and bool(tf.io.gfile.glob(pattern))
+
+
+class _Trainer:
+    """Holds the model, optimizer, datasets and compiled steps of one training run."""
+
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy,
+                 progress: Callable[[str], None]):
+        self.config = config
+        self.strategy = strategy
+        self.progress = progress
+        self.num_classes = _num_classes(config)
+        self.is_chief, task_id = strategy_lib.WorkerRole(strategy)
+        self.worker_dir = strategy_lib.WorkerDirectory(config.logdir, self.is_chief, task_id)
+        replicas = strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise ValueError(f"--batch_size={config.batch_size} must be divisible by the "
+                             f"number of replicas ({replicas})")
+
+        with strategy.scope():
+            # SPEC §0: model and optimizer fully built inside the scope before strategy.run.
+            self.model = BuildModel(config, self.num_classes)
+            if config.imagenet_checkpoint:
+                model_weights.load_imagenet_weights(self.model.backbone,
+                                                    config.imagenet_checkpoint)
+                progress(f"Loaded ImageNet weights from {config.imagenet_checkpoint}")
+            schedule = keras.optimizers.schedules.PolynomialDecay(
+                    config.initial_lr, decay_steps=config.max_iters, end_learning_rate=0.0,
+                    power=1.0)
+            optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=MOMENTUM)
+            if config.mixed_precision:
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(self.model.trainable_variables)
+            self.optimizer = optimizer
+            self.global_step = tf.Variable(
+                    0, dtype=tf.int64, trainable=False, name="global_step",
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+        self.checkpoint = tf.train.Checkpoint(
+                model=self.model, optimizer=self.optimizer, global_step=self.global_step)
+        self.manager = tf.train.CheckpointManager(
+                self.checkpoint, os.path.join(self.worker_dir, CHECKPOINT_SUBDIR),
+                max_to_keep=MAX_CHECKPOINTS_TO_KEEP)
+
+        self.train_dataset = self._distributed_dataset(
+                config.train_file_pattern, config.use_augmentation, repeat=True)
+        self.validation_dataset = None
+        if config.eval_interval > 0 and config.num_eval_batches > 0:
+            if _has_files(config.validation_file_pattern):
+                self.validation_dataset = self._distributed_dataset(
+                        config.validation_file_pattern, augmentation=False, repeat=True)
+            else:
+                progress(f"No files match --validation_file_pattern="
+                         f"{config.validation_file_pattern!r}: validation is skipped")
+
+        if self.is_chief:
+            self.writer = tf.summary.create_file_writer(
+                    os.path.join(config.logdir, SUMMARY_SUBDIR))
+        else:
+            self.writer = tf.summary.create_noop_writer()
+        self.attention_stats = summaries.AttentionStats()
+        self._train_step = tf.function(self._distributed_train_step)
+        self._eval_step = tf.function(self._distributed_eval_step)
+        self._backbone_endpoints = tf.function(
+                lambda images: self.model.backbone(images, training=False)[1])
+
+    def _distributed_dataset(self, pattern: str, augmentation: bool, repeat: bool):
+        config = self.config
+
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return gld.CreateDataset(
+                    pattern,
+                    image_size=config.image_size,
+                    batch_size=context.get_per_replica_batch_size(config.batch_size),
+                    augmentation=augmentation,
+                    seed=config.seed,
+                    repeat=repeat,
+                    num_input_pipelines=context.num_input_pipelines,
+                    input_pipeline_id=context.input_pipeline_id)
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def _check_labels(self, labels: tf.Tensor) -> list[tf.Operation]:
+        message = (f"{_LABEL_ERROR_TAG}: labels must be in [0, {self.num_classes}); set "
+                   "--num_classes or --dataset_version to match the data (test records "
+                   "carry no label and read as -1)")
+        return [tf.debugging.assert_non_negative(labels, message=message),
+                tf.debugging.assert_less(labels, self.num_classes, message=message)]
+
+    def _losses_and_accuracy(self, outputs, labels) -> dict[str, tf.Tensor]:
+        """Per-replica losses (already divided by the global batch) and correct counts."""
+        losses = compute_losses(
+                outputs, labels, global_batch_size=self.config.batch_size,
+                attention_loss_weight=self.config.attention_loss_weight,
+                reconstruction_loss_weight=self.config.reconstruction_loss_weight)
+        result = dict(losses)
+        for key in ("desc", "attn"):
+            predictions = tf.argmax(outputs[f"{key}_logits"], axis=-1, output_type=tf.int32)
+            result[f"{key}_correct"] = tf.reduce_sum(
+                    tf.cast(tf.equal(predictions, labels), tf.float32))
+        return result
+
+    def _replica_train_step(self, images, labels):
+        with tf.control_dependencies(self._check_labels(labels)):
+            labels = tf.identity(labels)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs = self.model.forward(images, labels, training=True)
+            result = self._losses_and_accuracy(outputs, labels)
+            loss = result["total"]
+            if self.config.mixed_precision:
+                loss = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(loss, variables)
+        used = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        grads = [g for g, _ in used]
+        context = tf.distribute.get_replica_context()
+        # Sum over replicas here so the clip acts on the global gradient (Keras clips each
+        # replica's own gradient before its all-reduce).
+        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        if self.config.mixed_precision:
+            scale = tf.cast(self.optimizer.dynamic_scale, tf.float32)
+            grads = [g / scale for g in grads]
+        grads, global_norm = tf.clip_by_global_norm(grads, CLIP_NORM)
+        if self.config.mixed_precision:
+            grads = [g * scale for g in grads]
+        # The optimizer sums the gradients over replicas once more; every replica holds the
+        # same clipped global gradient, so each passes its share.
+        replicas = tf.cast(context.num_replicas_in_sync, tf.float32)
+        grads = [g / replicas for g in grads]
+        self.optimizer.apply_gradients(zip(grads, [v for _, v in used]))
+        result["grad_norm"] = global_norm
+        return result, outputs["attention_prob"]
+
+    def _distributed_train_step(self, images, labels):
+        per_replica, attention = self.strategy.run(
+                self._replica_train_step, args=(images, labels))
+        result = {key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                  for key, value in per_replica.items() if key != "grad_norm"}
+        # Identical on every replica (computed from the all-reduced gradient).
+        result["grad_norm"] = self.strategy.reduce(
+                tf.distribute.ReduceOp.MEAN, per_replica["grad_norm"], axis=None)
+        self.global_step.assign_add(1)
+        return result, attention
+
+    def _replica_eval_step(self, images, labels):
+        with tf.control_dependencies(self._check_labels(labels)):
+            labels = tf.identity(labels)
+        outputs = self.model.forward(images, labels, training=False)
+        return self._losses_and_accuracy(outputs, labels)
+
+    def _distributed_eval_step(self, images, labels):
+        per_replica = self.strategy.run(self._replica_eval_step, args=(images, labels))
+        return {key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for key, value in per_replica.items()}
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint if any; returns the step to continue from."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.progress(f"Restored {latest} at step {int(self.global_step.numpy())}")
+        return int(self.global_step.numpy())
+
+    def save(self, step: int) -> None:
+        self.manager.save(checkpoint_number=step)
+        model_checkpoint.save_weights(self.model, os.path.join(self.worker_dir, WEIGHTS_NAME))
+
+    def evaluate(self) -> dict[str, float]:
+        """Losses and accuracies over `num_eval_batches` validation batches."""
+        totals: dict[str, float] = {}
+        iterator = iter(self.validation_dataset)
+        for _ in range(self.config.num_eval_batches):
+            images, labels = next(iterator)
+            for key, value in self._eval_step(images, labels).items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+        num_batches = self.config.num_eval_batches
+        return {
+                "validation/loss/total": totals["total"] / num_batches,
+                "validation/loss/desc/crossentropy": totals["desc"] / num_batches,
+                "validation/loss/attn/crossentropy": totals["attn"] / num_batches,
+                "validation/loss/recon/mse": totals["recon"] / num_batches,
+                "validation_accuracy/desc":
+                        totals["desc_correct"] / (num_batches * self.config.batch_size),
+                "validation_accuracy/attn":
+                        totals["attn_correct"] / (num_batches * self.config.batch_size),
+        }
+
+    def _report_scalars(self, pending: list[dict], images, seconds: float,
+                        steps: int) -> dict[str, float]:
+        mean = {key: float(np.mean([float(p[key]) for p in pending])) for key in pending[0]}
+        scalars = {
+                "loss/total": mean["total"],
+                "loss/desc/crossentropy": mean["desc"],
+                "loss/attn/crossentropy": mean["attn"],
+                "loss/recon/mse": mean["recon"],
+                "train_accuracy/desc": mean["desc_correct"] / self.config.batch_size,
+                "train_accuracy/attn": mean["attn_correct"] / self.config.batch_size,
+                "gradient_norm": mean["grad_norm"],
+                "learning_rate": float(self.optimizer.learning_rate),
+                "steps_per_sec": steps / max(seconds, 1e-9),
+        }
+        if isinstance(self.model, Delg):
+            scalars["scale_factor"] = float(keras.ops.convert_to_numpy(self.model.scale_factor))
+        local_images = self.strategy.experimental_local_results(images)[0]
+        for name, activations in self._backbone_endpoints(local_images).items():
+            scalars[f"activation_sparsity/{name}"] = summaries.ActivationSparsity(
+                    activations.numpy())
+        return scalars
+
+    def report(self, step: int, pending: list[dict], images, seconds: float,
+               steps: int) -> dict[str, float]:
+        scalars = self._report_scalars(pending, images, seconds, steps)
+        stats = self.attention_stats.result()
+        self.attention_stats.reset()
+        if stats is not None:
+            for key in ("min", "max", "mean"):
+                scalars[f"attention/{key}"] = stats[key]
+            for percentile, value in stats["percentiles"].items():
+                scalars[f"attention/percentile_{percentile}"] = value
+            if self.is_chief:
+                summaries.WriteAttentionStats(
+                        os.path.join(self.config.logdir, summaries.ATTENTION_STATS_FILENAME),
+                        step, stats)
+        with self.writer.as_default(step=step):
+            for name, value in scalars.items():
+                summaries.WriteScalar(name, value, step)
+            local_images = self.strategy.experimental_local_results(images)[0]
+            # Back from (x - 128) / 128 to [0, 1] for display.
+            summaries.WriteImages("batch_images", (local_images + 1.0) / 2.0, step,
+                                  max_outputs=NUM_SUMMARY_IMAGES)
+        self.writer.flush()
+        self.progress(f"step {step}: loss {scalars['loss/total']:.4f} "
+                      f"(desc {scalars['loss/desc/crossentropy']:.4f}, "
+                      f"attn {scalars['loss/attn/crossentropy']:.4f}, "
+                      f"recon {scalars['loss/recon/mse']:.4f}), "
+                      f"lr {scalars['learning_rate']:.5f}, "
+                      f"{scalars['steps_per_sec']:.2f} steps/s")
+        return scalars
+
+    def write_validation(self, step: int, scalars: dict[str, float]) -> None:
+        with self.writer.as_default(step=step):
+            for name, value in scalars.items():
+                summaries.WriteScalar(name, value, step)
+        self.writer.flush()
+        self.progress(f"step {step}: validation accuracy desc "
+                      f"{scalars['validation_accuracy/desc']:.4f}, attn "
+                      f"{scalars['validation_accuracy/attn']:.4f}")
+
+    def run(self) -> list[dict[str, float]]:
+        config = self.config
+        step = self.restore()
+        if step >= config.max_iters:
+            self.progress(f"Already at step {step} >= max_iters={config.max_iters}; "
+                          "nothing to do")
+            return []
+        history = []
+        pending: list[dict] = []
+        iterator = iter(self.train_dataset)
+        report_start, report_start_step = time.perf_counter(), step
+        while step < config.max_iters:
+            images, labels = next(iterator)
+            try:
+                result, attention = self._train_step(images, labels)
+            except tf.errors.InvalidArgumentError as e:
+                if _LABEL_ERROR_TAG in str(e):
+                    raise ValueError(e.message.split("\n")[0]) from None
+                raise
+            step += 1
+            pending.append(result)
+            steps_to_report = -step % config.report_interval
+            if steps_to_report < ATTENTION_STATS_STEPS:
+                for values in self.strategy.experimental_local_results(attention):
+                    self.attention_stats.add(values.numpy())
+            if step % config.report_interval == 0 or step == config.max_iters:
+                scalars = self.report(step, pending, images,
+                                      time.perf_counter() - report_start,
+                                      step - report_start_step)
+                pending = []
+                report_start, report_start_step = time.perf_counter(), step
+                history.append({"step": step, **scalars})
+            if (self.validation_dataset is not None and config.eval_interval > 0
+                    and (step % config.eval_interval == 0 or step == config.max_iters)):
+                validation = self.evaluate()
+                self.write_validation(step, validation)
+                if history and history[-1]["step"] == step:
+                    history[-1].update(validation)
+            if step % config.save_interval == 0 or step == config.max_iters:
+                self.save(step)
+        self.progress(f"Finished at step {step}; weights in "
+                      f"{os.path.join(self.worker_dir, WEIGHTS_NAME)}")
+        return history
+
+
+def Train(config: TrainConfig, progress: Callable[[str], None] = logging.info
+          ) -> list[dict[str, float]]:
+    """Trains per `config`, resuming from `<logdir>/delf_tf2-ckpt` when it has a checkpoint.
+
+    Returns:
+      One dict per report: {'step', 'loss/total', 'loss/desc/crossentropy', ...,
+      'validation_accuracy/desc' (on evaluation steps)}.
+    """
+    if config.debug:
+        config = _debug_config(config)
+        tf.config.run_functions_eagerly(True)
+    for name in ("report_interval", "save_interval", "max_iters", "batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"--{name} must be positive, got {getattr(config, name)}")
+    if not _has_files(config.train_file_pattern):
+        raise ValueError(f"No files match --train_file_pattern={config.train_file_pattern!r}")
+    # Multi-worker and TPU strategies must be created before any other TensorFlow op.
+    strategy = strategy_lib.GetStrategy(config.distribution_strategy, config.tpu)
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        policy = "mixed_bfloat16" if config.distribution_strategy == "tpu" else "mixed_float16"
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        tf.random.set_seed(config.seed)
+        os.makedirs(config.logdir, exist_ok=True)
+        trainer = _Trainer(config, strategy, progress)
+        return trainer.run()
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if config.debug:
+            tf.config.run_functions_eagerly(False)
