@@ -1,0 +1,1 @@
+"""Aggregation of local features: codebook, VLAD / ASMK / ASMK*, inverted file."""
