@@ -1,0 +1,1 @@
+"""Local-feature matching: descriptor nearest neighbours, affine RANSAC, geometric re-ranking."""

@@ -1,0 +1,307 @@
+"""Geometric verification of local-feature matches and re-ranking by inliers
+(the original's `MatchFeatures` and `RerankByGeometricVerification`).
+
+A query is verified against an index image by matching every query descriptor
+to its nearest index descriptor (distance threshold or ratio test, see
+`descriptor_matching`), then fitting an affine transform from index locations
+to query locations with seeded RANSAC; the score is the inlier count. Fewer
+than 4 putative matches score 0 inliers, as in the original.
+
+Re-ranking verifies the top `num_to_rerank` (100) non-junk images of a global
+ranking and orders all images by (inliers, global score), descending; images
+that were not verified count 0 inliers, and ties keep their order in the input
+ranking.
+"""
+
+import collections
+import os
+from collections.abc import Collection, Iterable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from delf_tf.io import atomic, feature_io
+from delf_tf.matching import descriptor_matching, ransac
+from delf_tf.protos import feature_pb2
+
+DEFAULT_NUM_TO_RERANK = 100
+DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD = 0.9
+DEFAULT_RANSAC_RESIDUAL_THRESHOLD = 10.0
+# Fewer putative matches than this never count as a verified match.
+MIN_PUTATIVE_MATCHES = ransac.MIN_SAMPLES + 1
+DELG_LOCAL_EXTENSION = ".delg_local"
+
+
+class LocalFeatures(NamedTuple):
+    """locations float64 [N, 2] as (y, x); descriptors prepared for matching."""
+    locations: np.ndarray
+    descriptors: descriptor_matching.PreparedDescriptors
+
+    @classmethod
+    def from_arrays(cls, locations: np.ndarray, descriptors: np.ndarray,
+                    as_index: bool = False) -> "LocalFeatures":
+        locations = np.asarray(locations, dtype=np.float64).reshape(-1, 2)
+        prepared = descriptor_matching.prepare_descriptors(descriptors, as_index=as_index)
+        if len(prepared.raw) != len(locations):
+            raise ValueError(
+                f"{len(locations)} locations but {len(prepared.raw)} descriptors")
+        return cls(locations, prepared)
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+
+def read_local_features(path: str, as_index: bool = False) -> LocalFeatures:
+    """Reads a DelfFeatures file (.delf / .delg_local) prepared for matching."""
+    locations, _, descriptors, _, _ = feature_io.ReadFromFile(path)
+    return LocalFeatures.from_arrays(locations, descriptors, as_index=as_index)
+
+
+def check_local_features_file(path: str) -> tuple[int, int, bool]:
+    """Cheaply validates a DelfFeatures file without converting it to arrays.
+
+    Returns (num_features, descriptor_size, binary) where descriptor_size is the
+    number of stored values (bytes for bit-packed descriptors).
+
+    Raises:
+      FileNotFoundError / ValueError naming the file.
+    """
+    features = feature_pb2.DelfFeatures()
+    data = atomic.read_bytes(path)
+    try:
+        features.ParseFromString(data)
+    except Exception as e:  # protobuf's DecodeError varies with the backend.
+        raise ValueError(f"{path} is not a valid DelfFeatures file: {e}") from e
+    if not features.feature:
+        return 0, 0, False
+    first = features.feature[0].descriptor
+    kind = first.WhichOneof("kind")
+    if kind is None:
+        raise ValueError(f"{path}: feature 0 has no descriptor values")
+    size = len(getattr(first, kind).value)
+    for i, feature in enumerate(features.feature):
+        if feature.descriptor.WhichOneof("kind") != kind or \
+                len(getattr(feature.descriptor, kind).value) != size:
+            raise ValueError(f"{path}: feature {i} has a different descriptor type or size")
+    return len(features.feature), size, kind == "uint32_list"
+
+
+class LocalFeatureStore:
+    """Reads index-image local features on demand and keeps the most recently
+    used `capacity` images in memory (prepared for matching), so an index image
+    verified for many queries is read once."""
+
+    def __init__(self, capacity: int = 256):
+        self._capacity = max(0, int(capacity))
+        self._cache: collections.OrderedDict[str, LocalFeatures] = collections.OrderedDict()
+
+    def get(self, path: str) -> LocalFeatures:
+        path = os.fspath(path)
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        features = read_local_features(path, as_index=True)
+        if self._capacity:
+            self._cache[path] = features
+            if len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+        return features
+
+
+class VerificationResult(NamedTuple):
+    """Putative matches (query_ids, index_ids: int64 [M]), RANSAC inliers
+    (bool [M]) and the affine model (float64 [2, 3], index (y, x) -> query
+    (y, x), or None)."""
+    query_ids: np.ndarray
+    index_ids: np.ndarray
+    inliers: np.ndarray
+    model: np.ndarray | None
+
+    @property
+    def num_inliers(self) -> int:
+        return int(np.count_nonzero(self.inliers))
+
+
+def verify_pair(
+    query: LocalFeatures,
+    index: LocalFeatures,
+    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
+    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
+    use_ratio_test: bool = False,
+    ransac_seed: int | None = None,
+    max_trials: int = ransac.DEFAULT_MAX_TRIALS,
+    backend: str = "opencv",
+) -> VerificationResult:
+    """Matches query descriptors into the index image and verifies with RANSAC.
+
+    Empty features on either side or fewer than 4 putative matches give 0
+    inliers; descriptors of different dimensions raise ValueError.
+    """
+    empty = np.zeros([0], dtype=np.int64)
+    if not len(query) or not len(index):
+        return VerificationResult(empty, empty, np.zeros([0], bool), None)
+    query_ids, index_ids = descriptor_matching.putative_matches(
+        query.descriptors, index.descriptors, descriptor_matching_threshold, use_ratio_test)
+    if len(query_ids) < MIN_PUTATIVE_MATCHES:
+        return VerificationResult(query_ids, index_ids, np.zeros(len(query_ids), bool), None)
+    result = ransac.estimate_affine(
+        index.locations[index_ids], query.locations[query_ids],
+        residual_threshold=ransac_residual_threshold, max_trials=max_trials,
+        seed=ransac_seed, backend=backend)
+    return VerificationResult(query_ids, index_ids, result.inliers, result.model)
+
+
+def MatchFeatures(
+    query_locations: np.ndarray,
+    query_descriptors: np.ndarray,
+    index_image_locations: np.ndarray,
+    index_image_descriptors: np.ndarray,
+    ransac_seed: int | None = None,
+    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
+    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
+    query_im_array: np.ndarray | None = None,
+    index_im_array: np.ndarray | None = None,
+    query_im_scale_factors: Sequence[float] | None = None,
+    index_im_scale_factors: Sequence[float] | None = None,
+    use_ratio_test: bool = False,
+    backend: str = "opencv",
+) -> tuple[int, bytes]:
+    """Number of RANSAC inliers between a query and an index image.
+
+    Args:
+      query_locations, index_image_locations: [N, 2] (y, x).
+      query_descriptors, index_image_descriptors: float [N, D] or bit-packed
+        uint8 [N, D/8] (Hamming, see descriptor_matching).
+      query_im_array, index_im_array: optional uint8 [H, W, 3] images; when both
+        are given, a side-by-side picture of the inlier matches is returned.
+      query_im_scale_factors, index_im_scale_factors: [2] (y, x) factors mapping
+        feature locations onto those image arrays (default 1).
+      backend: 'opencv' (default) or 'skimage'.
+
+    Returns:
+      (num_inliers, match_viz_bytes): PNG bytes of the picture, or b''.
+    """
+    query = LocalFeatures.from_arrays(query_locations, query_descriptors)
+    index = LocalFeatures.from_arrays(index_image_locations, index_image_descriptors,
+                                      as_index=True)
+    result = verify_pair(query, index, descriptor_matching_threshold,
+                         ransac_residual_threshold, use_ratio_test, ransac_seed,
+                         backend=backend)
+    viz_bytes = b""
+    if query_im_array is not None and index_im_array is not None:
+        from delf_tf.matching import visualization
+        inlier_query = query.locations[result.query_ids[result.inliers]]
+        inlier_index = index.locations[result.index_ids[result.inliers]]
+        picture = visualization.draw_matches(
+            query_im_array, index_im_array,
+            inlier_query * _scale(query_im_scale_factors),
+            inlier_index * _scale(index_im_scale_factors))
+        viz_bytes = visualization.encode_image(picture, "PNG")
+    return result.num_inliers, viz_bytes
+
+
+def _scale(scale_factors: Sequence[float] | None) -> np.ndarray:
+    if scale_factors is None:
+        return np.ones([2])
+    return np.asarray(scale_factors, dtype=np.float64).reshape(2)
+
+
+def select_candidates(
+    input_ranks: Sequence[int], junk_ids: Collection[int], num_to_rerank: int,
+) -> np.ndarray:
+    """The first `num_to_rerank` index ids of `input_ranks` that are not junk."""
+    input_ranks = np.asarray(input_ranks, dtype=np.int64)
+    junk = np.asarray(sorted(junk_ids), dtype=np.int64)
+    candidates = input_ranks[~np.isin(input_ranks, junk)]
+    return candidates[:max(0, num_to_rerank)]
+
+
+def rerank_by_inliers(
+    input_ranks: Sequence[int], initial_scores: np.ndarray, inliers: np.ndarray,
+) -> np.ndarray:
+    """Orders the ids of `input_ranks` by (inliers, initial score) descending.
+
+    Args:
+      input_ranks: int [N] index ids, best first.
+      initial_scores: float [num_index] global similarity per index id.
+      inliers: int [num_index] inlier count per index id (0 if not verified).
+
+    Returns int64 [N]; ties keep their input order (stable).
+    """
+    input_ranks = np.asarray(input_ranks, dtype=np.int64)
+    scores = np.asarray(initial_scores, dtype=np.float64)[input_ranks]
+    counts = np.asarray(inliers, dtype=np.float64)[input_ranks]
+    # lexsort is stable and sorts by the last key first.
+    order = np.lexsort((np.arange(len(input_ranks)), -scores, -counts))
+    return input_ranks[order]
+
+
+def verify_candidates(
+    query: LocalFeatures,
+    candidates: Iterable[LocalFeatures],
+    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
+    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
+    use_ratio_test: bool = False,
+    ransac_seed: int | None = None,
+    max_trials: int = ransac.DEFAULT_MAX_TRIALS,
+    backend: str = "opencv",
+) -> np.ndarray:
+    """Inlier counts (int64 [C]) of a query against each candidate image."""
+    return np.array([
+        verify_pair(query, candidate, descriptor_matching_threshold,
+                    ransac_residual_threshold, use_ratio_test, ransac_seed,
+                    max_trials, backend).num_inliers
+        for candidate in candidates
+    ], dtype=np.int64)
+
+
+def RerankByGeometricVerification(
+    input_ranks: Sequence[int],
+    initial_scores: np.ndarray,
+    query_name: str,
+    index_names: Sequence[str],
+    query_features_dir: str,
+    index_features_dir: str,
+    junk_ids: Collection[int],
+    local_feature_extension: str = DELG_LOCAL_EXTENSION,
+    ransac_seed: int | None = None,
+    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
+    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
+    use_ratio_test: bool = False,
+    num_to_rerank: int = DEFAULT_NUM_TO_RERANK,
+    backend: str = "opencv",
+    feature_store: LocalFeatureStore | None = None,
+) -> np.ndarray:
+    """Re-ranks a global ranking of one query by geometric verification.
+
+    Args:
+      input_ranks: int [N] index ids sorted by global similarity, best first.
+      initial_scores: float [N] global similarity per index id.
+      query_name, index_names: image names; features are read from
+        `<dir>/<name><local_feature_extension>`.
+      junk_ids: index ids that are never verified (they keep 0 inliers).
+      ransac_seed: seed of every pair's RANSAC (None: unseeded).
+      num_to_rerank: how many non-junk images to verify (100).
+      backend: RANSAC backend, 'opencv' or 'skimage'.
+      feature_store: optional cache of index features shared across queries.
+
+    Returns:
+      int64 [N] index ids ordered by (inliers, initial score), descending.
+
+    All feature files are read before any verification, so a missing or broken
+    file raises (naming it) before work is spent on the query.
+    """
+    ransac.check_backend(backend)
+    query = read_local_features(
+        os.path.join(query_features_dir, query_name + local_feature_extension))
+    candidates = select_candidates(input_ranks, junk_ids, num_to_rerank)
+    store = feature_store if feature_store is not None else LocalFeatureStore(0)
+    candidate_features = [
+        store.get(os.path.join(index_features_dir, index_names[i] + local_feature_extension))
+        for i in candidates
+    ]
+    inliers = np.zeros([len(index_names)], dtype=np.int64)
+    inliers[candidates] = verify_candidates(
+        query, candidate_features, descriptor_matching_threshold,
+        ransac_residual_threshold, use_ratio_test, ransac_seed, backend=backend)
+    return rerank_by_inliers(input_ranks, initial_scores, inliers)
