@@ -1,0 +1,178 @@
+"""Feature extraction over many images: DELF over a list of image paths, DELG
+over a Revisited Oxford/Paris dataset (query images cropped to their box).
+
+Both skip outputs that already exist, log progress, split the work with
+num_shards / shard_index, write atomically, and keep going past unreadable
+images: the failures are logged by name and returned.
+"""
+
+import logging
+import os
+import time
+from typing import Iterable, Sequence, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from delf_tf import config as config_lib
+from delf_tf import utils
+from delf_tf.extraction import extractor as extractor_lib
+from delf_tf.io import datum_io, feature_io
+
+logger = logging.getLogger(__name__)
+
+DELF_EXTENSION = ".delf"
+DELG_GLOBAL_EXTENSION = ".delg_global"
+DELG_LOCAL_EXTENSION = ".delg_local"
+IMAGE_SETS = ("query", "index")
+
+T = TypeVar("T")
+
+
+def shard(items: Sequence[T], num_shards: int, shard_index: int) -> list[tuple[int, T]]:
+    """(position, item) pairs of shard `shard_index`: items whose position is
+    shard_index modulo num_shards."""
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index must be in [0, {num_shards}), got {shard_index}")
+    return [(i, item) for i, item in enumerate(items) if i % num_shards == shard_index]
+
+
+def crop_query_image(image: Image.Image, bbx: Sequence[float]) -> tuple[Image.Image, float]:
+    """Crops a Revisited query to its box [x1, y1, x2, y2] (rounded to pixels).
+
+    Returns (cropped image, resize_factor = max(cropped size) / max(original
+    size)), the factor the size limits are scaled by so the crop is resized as it
+    would be inside the full image.
+    """
+    box = [int(round(v)) for v in bbx]
+    if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
+        raise ValueError(f"invalid query box {list(bbx)} (expected [x1, y1, x2, y2])")
+    cropped = image.crop(tuple(box))
+    return cropped, max(cropped.size) / max(image.size)
+
+
+class _Progress:
+    """Logs every `every` items and at the end, with the rate."""
+
+    def __init__(self, total: int, what: str, every: int = 50):
+        self._total, self._what, self._every = total, what, max(every, 1)
+        self._start = time.perf_counter()
+        self._done = 0
+
+    def step(self) -> None:
+        self._done += 1
+        if self._done % self._every == 0 or self._done == self._total:
+            elapsed = time.perf_counter() - self._start
+            logger.info("%s: %d/%d images, %.1f s, %.2f images/s", self._what, self._done,
+                        self._total, elapsed, self._done / max(elapsed, 1e-9))
+
+
+def _write_local(path: str, local_features: dict) -> None:
+    feature_io.WriteToFile(path, local_features["locations"], local_features["scales"],
+                           local_features["descriptors"], local_features["attention"])
+
+
+def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: str,
+         extract_one) -> list[str]:
+    """Runs extract_one(job) for each (name, outputs, job); returns failed names."""
+    failures = []
+    progress = _Progress(total, what)
+    for name, outputs, job in jobs:
+        if all(os.path.exists(path) for path in outputs):
+            progress.step()
+            continue
+        try:
+            extract_one(job)
+        except (FileNotFoundError, ValueError) as e:
+            # Unreadable images are reported at the end; the rest still get written.
+            logger.error("Skipping %s: %s", name, e)
+            failures.append(name)
+        progress.step()
+    return failures
+
+
+def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str, *,
+                        num_shards: int = 1, shard_index: int = 0) -> list[str]:
+    """DELF features of every image listed (one path per line) in
+    `list_images_path` -> `<output_dir>/<basename>.delf`.
+
+    Returns:
+      paths of the images that could not be read (their features are not written).
+    """
+    config = config_lib.ReadDelfConfig(config_path)
+    if not os.path.isfile(list_images_path):
+        raise FileNotFoundError(f"No such image list (--list_images_path): {list_images_path}")
+    with open(list_images_path, encoding="utf-8") as f:
+        image_paths = [line.strip() for line in f if line.strip()]
+    os.makedirs(output_dir, exist_ok=True)
+    extract = extractor_lib.MakeExtractor(config)
+
+    def extract_one(image_path):
+        image = np.asarray(utils.RgbLoader(image_path))
+        local = extract(image)["local_features"]
+        _write_local(_delf_output(output_dir, image_path), local)
+
+    selected = shard(image_paths, num_shards, shard_index)
+    jobs = ((path, [_delf_output(output_dir, path)], path) for _, path in selected)
+    return _run(jobs, len(selected), "DELF extraction", extract_one)
+
+
+def _delf_output(output_dir: str, image_path: str) -> str:
+    base = os.path.splitext(os.path.basename(image_path))[0]
+    return os.path.join(output_dir, base + DELF_EXTENSION)
+
+
+def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_dir: str,
+                        image_set: str, output_features_dir: str, *,
+                        binarize_local_descriptors: bool = False, num_shards: int = 1,
+                        shard_index: int = 0, image_extension: str = ".jpg") -> list[str]:
+    """DELG features of a Revisited dataset's query or index images.
+
+    Writes `<name>.delg_global` (DatumProto) and/or `<name>.delg_local`
+    (DelfFeatures) per image, as the config enables. Query images are cropped to
+    their ground-truth box first.
+
+    Returns:
+      names of the images that could not be read.
+    """
+    from delf_tf.retrieval import dataset  # owned by the retrieval package
+
+    if image_set not in IMAGE_SETS:
+        raise ValueError(f"--image_set must be one of {IMAGE_SETS}, got {image_set!r}")
+    config = config_lib.ReadDelfConfig(delf_config_path)
+    query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
+    names = query_list if image_set == "query" else index_list
+    os.makedirs(output_features_dir, exist_ok=True)
+    extract = extractor_lib.MakeExtractor(
+            config, binarize_local_descriptors=binarize_local_descriptors)
+
+    def outputs_of(name):
+        paths = []
+        if config.use_global_features:
+            paths.append(os.path.join(output_features_dir, name + DELG_GLOBAL_EXTENSION))
+        if config.use_local_features:
+            paths.append(os.path.join(output_features_dir, name + DELG_LOCAL_EXTENSION))
+        return paths
+
+    def extract_one(job):
+        position, name = job
+        image = utils.RgbLoader(os.path.join(images_dir, name + image_extension))
+        resize_factor = 1.0
+        if image_set == "query":
+            image, resize_factor = crop_query_image(image, ground_truth[position]["bbx"])
+        features = extract(np.asarray(image), resize_factor=resize_factor)
+        # Local first: the global file doubles as the "done" marker for readers
+        # that only check one file.
+        if config.use_local_features:
+            _write_local(os.path.join(output_features_dir, name + DELG_LOCAL_EXTENSION),
+                         features["local_features"])
+        if config.use_global_features:
+            datum_io.WriteToFile(
+                    features["global_descriptor"],
+                    os.path.join(output_features_dir, name + DELG_GLOBAL_EXTENSION))
+
+    selected = shard(names, num_shards, shard_index)
+    jobs = ((name, outputs_of(name), (position, name)) for position, name in selected)
+    return _run(jobs, len(selected), f"DELG {image_set} extraction", extract_one)

@@ -1,0 +1,234 @@
+"""SavedModel export of DELF / DELG models with the extraction algorithm in-graph.
+
+Three tf.Module wrappers, one per model kind, each with a `serving_default`
+signature named exactly as SPEC §8:
+
+  local (DELF):        input_image uint8[None,None,3], input_scales float32[None],
+                       input_max_feature_num int32[], input_abs_thres float32[]
+                       -> boxes [N,4], features [N,C], scales [N], scores [N,1]
+  global:              input_image, input_scales (unless fixed at export),
+                       input_global_scales_ind int32[None]
+                       -> global_descriptors [G,Dg] (or pooled global_descriptor [Dg])
+  local+global (DELG): the four local inputs + input_global_scales_ind
+                       -> the four local outputs + global_descriptors [G,Dg]
+"""
+
+import os
+import shutil
+import tempfile
+from typing import Any, Collection, Mapping, Sequence
+
+import tensorflow as tf
+
+from delf_tf.extraction import feature_extractor, pyramid
+
+POOL_TYPES = ("none", "average", "sum")
+
+_IMAGE = tf.TensorSpec([None, None, 3], tf.uint8, name="input_image")
+_SCALES = tf.TensorSpec([None], tf.float32, name="input_scales")
+_MAX_FEATURE_NUM = tf.TensorSpec([], tf.int32, name="input_max_feature_num")
+_ABS_THRES = tf.TensorSpec([], tf.float32, name="input_abs_thres")
+_GLOBAL_SCALES_IND = tf.TensorSpec([None], tf.int32, name="input_global_scales_ind")
+
+
+def model_block3_strides(model) -> bool:
+    """Whether the model's block3 has stride 32 (True) or 16 (False)."""
+    for owner in (model, getattr(model, "backbone", None)):
+        value = getattr(owner, "block3_strides", None)
+        if value is not None:
+            return bool(value)
+    raise ValueError(f"cannot tell block3_strides of {type(model).__name__}; pass it explicitly")
+
+
+class _ExtractionModule(tf.Module):
+    """Holds the model and the pyramid settings shared by the three kinds."""
+
+    def __init__(self, model, *, block3_strides: bool | None = None,
+                 iou_threshold: float = 1.0, name: str | None = None):
+        super().__init__(name=name)
+        self.model = model
+        if block3_strides is None:
+            block3_strides = model_block3_strides(model)
+        self._stride = feature_extractor.feature_stride(block3_strides)
+        self._iou_threshold = float(iou_threshold)
+        # One small real call: builds every variable and tells the global width.
+        global_descriptor, _, _ = self._model_fn(tf.zeros([1, 64, 64, 3], tf.float32))
+        self._global_dim = int(global_descriptor.shape[-1])
+
+    def _model_fn(self, images):
+        return self.model.build_call(images, training=False)
+
+    def _extract(self, image, scales, *, use_local, use_global, abs_thres=0.0,
+                 max_feature_num=0, global_scales_ind=None):
+        return pyramid.extract_features(
+                image, scales, self._model_fn, stride=self._stride, abs_thres=abs_thres,
+                max_feature_num=max_feature_num, global_scales_ind=global_scales_ind,
+                use_local=use_local, use_global=use_global,
+                iou_threshold=self._iou_threshold, global_dim=self._global_dim)
+
+
+class LocalFeatureModule(_ExtractionModule):
+    """DELF: local features only."""
+
+    @tf.function(input_signature=[_IMAGE, _SCALES, _MAX_FEATURE_NUM, _ABS_THRES])
+    def ExtractFeatures(self, input_image, input_scales, input_max_feature_num,
+                        input_abs_thres):
+        return self._extract(input_image, input_scales, use_local=True, use_global=False,
+                             abs_thres=input_abs_thres, max_feature_num=input_max_feature_num)
+
+
+class LocalAndGlobalFeatureModule(_ExtractionModule):
+    """DELG: local features and raw per-scale global descriptors."""
+
+    @tf.function(input_signature=[_IMAGE, _SCALES, _MAX_FEATURE_NUM, _ABS_THRES,
+                                  _GLOBAL_SCALES_IND])
+    def ExtractFeatures(self, input_image, input_scales, input_max_feature_num,
+                        input_abs_thres, input_global_scales_ind):
+        return self._extract(input_image, input_scales, use_local=True, use_global=True,
+                             abs_thres=input_abs_thres, max_feature_num=input_max_feature_num,
+                             global_scales_ind=input_global_scales_ind)
+
+
+class GlobalFeatureModule(_ExtractionModule):
+    """Global descriptors only, optionally pooled over scales and L2-normalised.
+
+    With `input_scales_list` the scales are fixed in the graph and the signature
+    has no input_scales (as the original's --input_scales_list).
+    """
+
+    def __init__(self, model, *, input_scales_list: Sequence[float] | None = None,
+                 multi_scale_pool_type: str = "none",
+                 normalize_global_descriptor: bool = False,
+                 block3_strides: bool | None = None, name: str | None = None):
+        super().__init__(model, block3_strides=block3_strides, name=name)
+        pool_type = multi_scale_pool_type.lower()
+        if pool_type not in POOL_TYPES:
+            raise ValueError(
+                f"multi_scale_pool_type must be one of {POOL_TYPES}, got {multi_scale_pool_type!r}")
+        self._pool_type = pool_type
+        self._normalize = bool(normalize_global_descriptor)
+        if input_scales_list is None:
+            self.ExtractFeatures = tf.function(
+                    self._extract_with_scales, input_signature=[_IMAGE, _SCALES, _GLOBAL_SCALES_IND])
+        else:
+            if not input_scales_list:
+                raise ValueError("input_scales_list must not be empty")
+            self._fixed_scales = tf.constant(list(input_scales_list), tf.float32)
+            self.ExtractFeatures = tf.function(
+                    self._extract_fixed_scales, input_signature=[_IMAGE, _GLOBAL_SCALES_IND])
+
+    def _extract_with_scales(self, input_image, input_scales, input_global_scales_ind):
+        return self._global(input_image, input_scales, input_global_scales_ind)
+
+    def _extract_fixed_scales(self, input_image, input_global_scales_ind):
+        return self._global(input_image, self._fixed_scales, input_global_scales_ind)
+
+    def _global(self, image, scales, global_scales_ind):
+        descriptors = self._extract(image, scales, use_local=False, use_global=True,
+                                    global_scales_ind=global_scales_ind)["global_descriptors"]
+        if self._pool_type == "none":
+            if self._normalize:
+                descriptors = tf.math.l2_normalize(descriptors, axis=1)
+            return {"global_descriptors": descriptors}
+        pooled = (tf.reduce_mean(descriptors, axis=0) if self._pool_type == "average"
+                  else tf.reduce_sum(descriptors, axis=0))
+        if self._normalize:
+            pooled = tf.math.l2_normalize(pooled, axis=0)
+        return {"global_descriptor": pooled}
+
+
+def save_module(module: _ExtractionModule, export_path: str) -> None:
+    """Saves `module` with its ExtractFeatures as `serving_default`.
+
+    Written to a temporary directory beside `export_path` and renamed into place,
+    so an interrupted export never leaves a partial SavedModel; an existing
+    export at `export_path` is replaced.
+    """
+    export_path = os.path.abspath(os.fspath(export_path))
+    parent = os.path.dirname(export_path)
+    os.makedirs(parent, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(export_path) + ".")
+    try:
+        tf.saved_model.save(module, tmp_dir,
+                            signatures={"serving_default": module.ExtractFeatures})
+        if os.path.isdir(export_path):
+            shutil.rmtree(export_path)
+        os.replace(tmp_dir, export_path)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+
+
+# The original exporters' architecture flags -> Delf/Delg constructor kwargs.
+ARCHITECTURE_FLAGS = {
+        "block3_strides": "block3_strides",
+        "use_autoencoder": "use_dim_reduction",
+        "autoencoder_dimensions": "reduced_dimension",
+        "local_feature_map_channels": "dim_expand_channels",
+}
+
+
+def load_model_for_export(ckpt_path: str, default_class: str,
+                          architecture: Mapping[str, Any] | None = None,
+                          explicit: Collection[str] | None = None):
+    """Builds the model of checkpoint prefix `ckpt_path` and restores its weights.
+
+    The JSON sidecar written next to the weights (`<ckpt_path>.json`) describes
+    the model; entries of `architecture` (keyed by ARCHITECTURE_FLAGS names)
+    override it only when named in `explicit` (None: all). Without a sidecar the
+    model is `default_class` ("Delf" or "Delg") built from `architecture`.
+    """
+    # Imported here: the export modules themselves need no training-side code.
+    from delf_tf import models
+
+    architecture = dict(architecture or {})
+    unknown = set(architecture) - set(ARCHITECTURE_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown architecture options {sorted(unknown)}; "
+                         f"expected {sorted(ARCHITECTURE_FLAGS)}")
+    if explicit is None:
+        explicit = architecture.keys()
+    if os.path.isfile(ckpt_path + ".json"):
+        overrides = {ARCHITECTURE_FLAGS[k]: v for k, v in architecture.items() if k in explicit}
+        return models.load_model(ckpt_path, num_classes=None, **overrides)
+    if not os.path.isfile(ckpt_path + ".index"):
+        raise FileNotFoundError(
+                f"No checkpoint at --ckpt_path={ckpt_path} (expected {ckpt_path}.index, the "
+                "<logdir>/delf_weights prefix written by training)")
+    model_class = {"Delf": models.Delf, "Delg": models.Delg}[default_class]
+    model = model_class(**{ARCHITECTURE_FLAGS[k]: v for k, v in architecture.items()})
+    model.build_for_input()
+    models.restore_weights(model, ckpt_path)
+    return model
+
+
+def ExportLocalModel(ckpt_path: str, export_path: str, *,
+                     architecture: Mapping[str, Any] | None = None,
+                     explicit: Collection[str] | None = None,
+                     iou_threshold: float = 1.0) -> None:
+    """Checkpoint prefix -> DELF (local features) SavedModel at `export_path`."""
+    model = load_model_for_export(ckpt_path, "Delf", architecture, explicit)
+    save_module(LocalFeatureModule(model, iou_threshold=iou_threshold), export_path)
+
+
+def ExportGlobalModel(ckpt_path: str, export_path: str, *,
+                      architecture: Mapping[str, Any] | None = None,
+                      explicit: Collection[str] | None = None,
+                      input_scales_list: Sequence[float] | None = None,
+                      multi_scale_pool_type: str = "none",
+                      normalize_global_descriptor: bool = False) -> None:
+    """Checkpoint prefix -> global-descriptor SavedModel at `export_path`."""
+    model = load_model_for_export(ckpt_path, "Delg", architecture, explicit)
+    save_module(GlobalFeatureModule(model, input_scales_list=input_scales_list,
+                                    multi_scale_pool_type=multi_scale_pool_type,
+                                    normalize_global_descriptor=normalize_global_descriptor),
+                export_path)
+
+
+def ExportLocalAndGlobalModel(ckpt_path: str, export_path: str, *,
+                              architecture: Mapping[str, Any] | None = None,
+                              explicit: Collection[str] | None = None,
+                              iou_threshold: float = 1.0) -> None:
+    """Checkpoint prefix -> DELG (local + global) SavedModel at `export_path`."""
+    model = load_model_for_export(ckpt_path, "Delg", architecture, explicit)
+    save_module(LocalAndGlobalFeatureModule(model, iou_threshold=iou_threshold), export_path)

@@ -1,0 +1,187 @@
+"""`MakeExtractor`: a SavedModel + DelfConfig -> a function image -> features.
+
+Any SavedModel whose `serving_default` signature follows SPEC §8 works: ours, or
+one exported by the original's TF2 exporters. The DelfConfig supplies the image
+size rules, scales, max features, attention threshold, global scale indices and
+PCA/whitening; binarisation (DELG*) is optional.
+"""
+
+import os
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from delf_tf import utils
+from delf_tf.extraction import feature_extractor, postprocess
+from delf_tf.protos import delf_config_pb2
+
+# Smaller images (after resizing, on either side) yield empty features.
+MIN_IMAGE_SIDE = 10
+
+Features = dict[str, object]
+ExtractorFn = Callable[..., Features]
+
+
+def as_rgb_array(image) -> np.ndarray:
+    """A PIL image or array [H,W], [H,W,1], [H,W,3], [H,W,4] -> uint8 [H, W, 3]."""
+    if hasattr(image, "convert"):  # PIL image of any mode
+        image = image.convert("RGB")
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, np.newaxis]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image must be [H, W] or [H, W, 1|3|4], got shape {image.shape}")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[:, :, :3]  # as PIL's RGBA->RGB: alpha is dropped
+    if image.dtype != np.uint8:
+        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return image
+
+
+def _load_serving_signature(model_path: str):
+    if not model_path:
+        raise ValueError("DelfConfig.model_path is empty")
+    if not os.path.isdir(model_path):
+        raise FileNotFoundError(f"No SavedModel directory at model_path {model_path!r}")
+    try:
+        model = tf.saved_model.load(model_path)
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        raise ValueError(f"Cannot load SavedModel {model_path}: {e}") from e
+    if "serving_default" not in model.signatures:
+        raise ValueError(f"SavedModel {model_path} has no serving_default signature "
+                         f"(has {sorted(model.signatures)})")
+    return model, model.signatures["serving_default"]
+
+
+def _static_width(signature, output_name: str) -> int:
+    """Last dimension of a signature output, 0 if not static."""
+    spec = signature.structured_outputs.get(output_name)
+    if spec is None or spec.shape.rank is None or spec.shape.rank == 0:
+        return 0
+    return spec.shape[-1] or 0
+
+
+def _check_signature(signature, config: delf_config_pb2.DelfConfig, model_path: str) -> None:
+    inputs = set(signature.structured_input_signature[1])
+    outputs = set(signature.structured_outputs)
+    needed_in, needed_out = {"input_image"}, set()
+    if config.use_local_features:
+        needed_in |= {"input_scales", "input_max_feature_num", "input_abs_thres"}
+        needed_out |= {"boxes", "features", "scores"}
+    if config.use_global_features:
+        needed_in.add("input_global_scales_ind")
+        if not outputs & {"global_descriptors", "global_descriptor"}:
+            needed_out.add("global_descriptors")
+    missing = sorted((needed_in - inputs) | (needed_out - outputs))
+    if missing:
+        raise ValueError(
+            f"SavedModel {model_path} serving_default lacks {missing} needed by the config "
+            f"(use_local_features={config.use_local_features}, use_global_features="
+            f"{config.use_global_features}); it has inputs {sorted(inputs)}, outputs "
+            f"{sorted(outputs)}")
+
+
+def MakeExtractor(config: delf_config_pb2.DelfConfig,
+                  binarize_local_descriptors: bool = False) -> ExtractorFn:
+    """Loads config.model_path and returns `extract(image, resize_factor=1.0)`.
+
+    `extract` takes uint8 [H, W, 3] (or a PIL image, grayscale or RGBA array) and
+    returns {'global_descriptor': float32 [Dg] (with use_global_features),
+    'local_features': {'locations': float32 [N, 2] (y, x), 'descriptors':
+    float32 [N, D] (uint8 [N, D/8] when binarized), 'scales': float32 [N],
+    'attention': float32 [N]} (with use_local_features)}. Locations are in the
+    input image's pixels unless use_resized_coordinates. `resize_factor` scales
+    the config's size limits (cropped queries).
+    """
+    if not (config.use_local_features or config.use_global_features):
+        raise ValueError("DelfConfig enables neither use_local_features nor use_global_features")
+    model, signature = _load_serving_signature(config.model_path)
+    _check_signature(signature, config, config.model_path)
+    accepted = set(signature.structured_input_signature[1])
+
+    local_config = config.delf_local_config
+    global_config = config.delf_global_config
+    local_pca = (postprocess.LoadPcaParameters(local_config.pca_parameters)
+                 if config.use_local_features and local_config.use_pca else None)
+    global_pca = (postprocess.LoadPcaParameters(global_config.pca_parameters)
+                  if config.use_global_features and global_config.use_pca else None)
+    if not config.image_scales and "input_scales" in accepted:
+        raise ValueError("DelfConfig.image_scales is empty")
+
+    scales_ind = (list(global_config.image_scales_ind)
+                  or list(range(len(config.image_scales))))
+    for index in scales_ind:
+        if not 0 <= index < max(len(config.image_scales), 1):
+            raise ValueError(f"delf_global_config.image_scales_ind {index} is out of range "
+                             f"for {len(config.image_scales)} image_scales")
+    feed_values = {
+            "input_scales": tf.constant(list(config.image_scales), tf.float32),
+            "input_max_feature_num": tf.constant(local_config.max_feature_num, tf.int32),
+            "input_abs_thres": tf.constant(local_config.score_threshold, tf.float32),
+            "input_global_scales_ind": tf.constant(scales_ind, tf.int32),
+    }
+
+    local_dim = local_pca.output_dim if local_pca else _static_width(signature, "features")
+    if binarize_local_descriptors:
+        local_dim = (local_dim + 7) // 8
+    global_dim = global_pca.output_dim if global_pca else max(
+            _static_width(signature, "global_descriptors"),
+            _static_width(signature, "global_descriptor"))
+
+    def empty_features() -> Features:
+        features: Features = {}
+        if config.use_global_features:
+            features["global_descriptor"] = np.zeros([global_dim], np.float32)
+        if config.use_local_features:
+            features["local_features"] = {
+                    "locations": np.zeros([0, 2], np.float32),
+                    "descriptors": np.zeros(
+                            [0, local_dim], np.uint8 if binarize_local_descriptors else np.float32),
+                    "scales": np.zeros([0], np.float32),
+                    "attention": np.zeros([0], np.float32),
+            }
+        return features
+
+    def extract(image, resize_factor: float = 1.0) -> Features:
+        resized, scale_factors = utils.ResizeImage(as_rgb_array(image), config, resize_factor)
+        if min(resized.shape[:2]) < MIN_IMAGE_SIDE:
+            return empty_features()
+        feed = {name: value for name, value in feed_values.items() if name in accepted}
+        outputs = signature(input_image=tf.constant(resized), **feed)
+
+        features: Features = {}
+        if config.use_global_features:
+            if "global_descriptors" in outputs:
+                per_scale = np.reshape(outputs["global_descriptors"].numpy(),
+                                       [-1, outputs["global_descriptors"].shape[-1]])
+            else:
+                per_scale = outputs["global_descriptor"].numpy().reshape(1, -1)
+            per_scale = feature_extractor.PostProcessDescriptors(
+                    per_scale, global_config.use_pca, global_pca)
+            features["global_descriptor"] = postprocess.l2_normalize(per_scale.sum(axis=0))
+        if config.use_local_features:
+            boxes = outputs["boxes"].numpy()
+            raw_descriptors = outputs["features"].numpy()
+            locations, descriptors = feature_extractor.DelfFeaturePostProcessing(
+                    boxes, raw_descriptors.reshape(len(boxes), -1), local_config.use_pca,
+                    local_pca)
+            if not local_config.use_resized_coordinates:
+                locations = locations / scale_factors
+            if binarize_local_descriptors:
+                descriptors = postprocess.binarize(descriptors)
+            scales = (outputs["scales"].numpy() if "scales" in outputs
+                      else np.ones([len(boxes)], np.float32))
+            features["local_features"] = {
+                    "locations": locations.astype(np.float32),
+                    "descriptors": descriptors,
+                    "scales": scales.reshape(-1).astype(np.float32),
+                    "attention": outputs["scores"].numpy().reshape(-1).astype(np.float32),
+            }
+        return features
+
+    # Keeps the loaded model (and so the signature's variables) alive.
+    extract.model = model
+    return extract
