@@ -1,0 +1,186 @@
+"""Aggregated representations of whole datasets, read from and written to files
+(the original's `aggregation_extraction`).
+
+Input: DelfFeatures files `<features_dir>/<name><feature_extension>`. For
+regional aggregation, an optional mapping CSV names the region (box) feature
+files of each image:
+
+    name,index_image_id,box_id
+    <box feature file basename>,<0-based position in the image list>,<box id>
+
+and an image's regions are its boxes in box_id order. Without a mapping, the
+image's own feature file is its single region.
+
+Output: `<output_dir>/<name><ext>` DatumPairProto files (data, visual words as
+uint32) with ext `.vlad`, `.asmk`, `.asmk_star`, or `.rvlad`, `.rasmk`,
+`.rasmk_star` for regional aggregation.
+"""
+
+import csv
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from delf_tf import config as config_lib
+from delf_tf.aggregation import codebook as codebook_lib
+from delf_tf.aggregation.extractor import AggregationTypeName, ExtractAggregatedRepresentation
+from delf_tf.io import datum_io, feature_io
+from delf_tf.protos import aggregation_config_pb2
+
+_EXTENSIONS = {"VLAD": ".vlad", "ASMK": ".asmk", "ASMK_STAR": ".asmk_star"}
+
+
+def OutputExtension(aggregation_config: aggregation_config_pb2.AggregationConfig) -> str:
+    """File extension of an aggregated representation, e.g. '.rasmk_star'."""
+    extension = _EXTENSIONS[AggregationTypeName(aggregation_config)]
+    if aggregation_config.use_regional_aggregation:
+        extension = ".r" + extension[1:]
+    return extension
+
+
+def ReadMappingBasenameToBoxNames(
+    mapping_path: str, image_names: Sequence[str]
+) -> dict[str, list[str]]:
+    """Reads a region mapping CSV (see module doc) into image name -> box
+    feature basenames ordered by box_id."""
+    if not os.path.isfile(mapping_path):
+        raise FileNotFoundError(f"No such mapping file: {mapping_path}")
+    boxes: dict[str, list[tuple[int, str]]] = {name: [] for name in image_names}
+    with open(mapping_path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        required = {"name", "index_image_id", "box_id"}
+        if not required.issubset(reader.fieldnames or []):
+            raise ValueError(
+                f"Mapping file {mapping_path} needs columns {sorted(required)}, "
+                f"has {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                image_id, box_id = int(row["index_image_id"]), int(row["box_id"])
+            except ValueError:
+                raise ValueError(f"{mapping_path}:{line}: ids must be integers: {row}") from None
+            if not 0 <= image_id < len(image_names):
+                raise ValueError(
+                    f"{mapping_path}:{line}: index_image_id {image_id} is outside "
+                    f"[0, {len(image_names)})")
+            boxes[image_names[image_id]].append((box_id, row["name"]))
+    return {name: [box for _, box in sorted(entries)] for name, entries in boxes.items()}
+
+
+def _read_descriptors(path: str) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such feature file: {path}")
+    descriptors = feature_io.ReadFromFile(path)[2]
+    if len(descriptors) and descriptors.dtype == np.uint8:
+        raise ValueError(
+            f"{path} holds binarized (uint8) descriptors; aggregation needs float ones")
+    return descriptors
+
+
+def ReadImageFeatures(
+    name: str,
+    features_dir: str,
+    feature_extension: str,
+    regional: bool,
+    box_names: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Descriptors [N, D] of one image and, if `regional`, its per-region counts.
+
+    With `box_names`, the regions are those box feature files; otherwise the
+    image's own feature file is one region.
+    """
+    if box_names is None:
+        descriptors = _read_descriptors(os.path.join(features_dir, name + feature_extension))
+        return descriptors, (np.array([len(descriptors)]) if regional else None)
+    per_box = [_read_descriptors(os.path.join(features_dir, box + feature_extension))
+               for box in box_names]
+    counts = np.array([len(d) for d in per_box], dtype=np.int64)
+    non_empty = [d for d in per_box if len(d)]
+    descriptors = np.concatenate(non_empty) if non_empty else np.zeros([0, 0])
+    return descriptors, counts
+
+
+def ComputeAggregatedRepresentations(
+    image_names: Sequence[str],
+    features_dir: str,
+    aggregation_config: aggregation_config_pb2.AggregationConfig,
+    feature_extension: str = ".delf",
+    mapping_path: str = "",
+    codebook: np.ndarray | None = None,
+    description: str = "images",
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(data, visual_words) of every image, as ExtractAggregatedRepresentation
+    gives them; all feature files are checked to exist before any work."""
+    regional = aggregation_config.use_regional_aggregation
+    if codebook is None:
+        codebook = codebook_lib.ReadCodebook(aggregation_config.codebook_path)
+    extractor = ExtractAggregatedRepresentation(aggregation_config, codebook=codebook)
+    box_names = (ReadMappingBasenameToBoxNames(mapping_path, image_names)
+                 if regional and mapping_path else None)
+    missing = []
+    for name in image_names:
+        files = box_names[name] if box_names is not None else [name]
+        missing += [os.path.join(features_dir, f + feature_extension) for f in files
+                    if not os.path.isfile(os.path.join(features_dir, f + feature_extension))]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} feature files are missing, e.g. {missing[0]}")
+
+    results = []
+    start = time.perf_counter()
+    for i, name in enumerate(image_names):
+        descriptors, counts = ReadImageFeatures(
+            name, features_dir, feature_extension, regional,
+            box_names[name] if box_names is not None else None)
+        try:
+            results.append(extractor.Extract(descriptors, counts))
+        except ValueError as e:
+            raise ValueError(f"Image {name}: {e}") from e
+        if (i + 1) % 100 == 0 or i + 1 == len(image_names):
+            print(f"Aggregated {i + 1}/{len(image_names)} {description} "
+                  f"({time.perf_counter() - start:.1f} s)", flush=True)
+    return results
+
+
+def ExtractAggregatedRepresentationsToFiles(
+    image_names: Sequence[str],
+    features_dir: str,
+    aggregation_config_path: str,
+    mapping_path: str,
+    output_aggregation_dir: str,
+    feature_extension: str = ".delf",
+) -> None:
+    """Aggregates every image's features and writes one DatumPairProto file per
+    image to `output_aggregation_dir` (see module doc)."""
+    aggregation_config = config_lib.ReadAggregationConfig(aggregation_config_path)
+    extension = OutputExtension(aggregation_config)
+    representations = ComputeAggregatedRepresentations(
+        image_names, features_dir, aggregation_config, feature_extension, mapping_path)
+    os.makedirs(output_aggregation_dir, exist_ok=True)
+    for name, (data, words) in zip(image_names, representations):
+        datum_io.WritePairToFile(
+            data, words.astype(np.uint32), os.path.join(output_aggregation_dir, name + extension))
+    print(f"Wrote {len(image_names)} {extension} files to {output_aggregation_dir}", flush=True)
+
+
+def ReadAggregatedRepresentations(
+    image_names: Sequence[str],
+    aggregation_dir: str,
+    aggregation_config: aggregation_config_pb2.AggregationConfig,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Reads the files written by ExtractAggregatedRepresentationsToFiles
+    (ASMK* data comes back as uint8)."""
+    extension = OutputExtension(aggregation_config)
+    paths = [os.path.join(aggregation_dir, name + extension) for name in image_names]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} aggregation files are missing, e.g. {missing[0]}")
+    results = []
+    for path in paths:
+        data, words = datum_io.ReadPairFromFile(path)
+        if extension.endswith("asmk_star"):
+            data = data.astype(np.uint8)
+        results.append((data, words.astype(np.int32)))
+    return results

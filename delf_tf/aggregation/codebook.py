@@ -1,0 +1,211 @@
+"""Visual-word codebooks: k-means over local descriptors, saved as DatumProto.
+
+A codebook is a float32 array [K, D] (one codeword per row). It is written
+with `datum_io.WriteToFile` (conventionally `<dir>/codebook.datum`). For
+users of the original, `ReadCodebook` also reads a TensorFlow checkpoint
+holding a `clusters` variable (the original's k-means estimator output); that
+path imports TensorFlow lazily and is the only one that needs it.
+
+Training uses scikit-learn's k-means (exact Lloyd iterations for small
+problems, mini-batch k-means for large ones such as 65536 words).
+"""
+
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from delf_tf.io import datum_io, feature_io
+from delf_tf.retrieval import dataset
+
+CODEBOOK_FILENAME = "codebook.datum"
+# The original's k-means estimator stored its centers under this variable name.
+_CHECKPOINT_VARIABLE = "clusters"
+# Above this many (features x clusters) distance evaluations per iteration,
+# exact Lloyd iterations get too slow on a CPU and mini-batches are used.
+_MAX_EXACT_KMEANS_WORK = 2e9
+
+
+def TrainCodebook(
+    descriptors: np.ndarray,
+    num_clusters: int,
+    num_iterations: int = 50,
+    seed: int = 0,
+    algorithm: str = "auto",
+    verbose: bool = False,
+) -> np.ndarray:
+    """Clusters descriptors into `num_clusters` codewords with k-means.
+
+    Args:
+      descriptors: float [N, D], N >= num_clusters.
+      num_clusters: codebook size K.
+      num_iterations: maximum Lloyd iterations ("exact") or passes over the
+        data ("minibatch").
+      seed: seeds k-means++ initialisation and mini-batch sampling.
+      algorithm: "exact" (Lloyd), "minibatch", or "auto" (exact unless
+        N x K is large).
+      verbose: print scikit-learn's progress.
+
+    Returns:
+      float32 [K, D] codebook.
+    """
+    # scikit-learn is needed only to train, so reading codebooks and
+    # aggregating never import it.
+    from sklearn import cluster
+
+    descriptors = np.asarray(descriptors, dtype=np.float32)
+    if descriptors.ndim != 2:
+        raise ValueError(f"descriptors must be [N, D], got shape {descriptors.shape}")
+    if num_clusters < 1:
+        raise ValueError(f"num_clusters must be positive, got {num_clusters}")
+    if len(descriptors) < num_clusters:
+        raise ValueError(
+            f"k-means needs at least as many descriptors as clusters: "
+            f"{len(descriptors)} descriptors for {num_clusters} clusters")
+    if algorithm == "auto":
+        exact = len(descriptors) * num_clusters <= _MAX_EXACT_KMEANS_WORK
+        algorithm = "exact" if exact else "minibatch"
+    if algorithm == "exact":
+        kmeans = cluster.KMeans(
+            n_clusters=num_clusters, max_iter=num_iterations, n_init=1,
+            random_state=seed, verbose=int(verbose))
+    elif algorithm == "minibatch":
+        kmeans = cluster.MiniBatchKMeans(
+            n_clusters=num_clusters, max_iter=num_iterations, n_init=1,
+            batch_size=max(4096, 4 * num_clusters), random_state=seed,
+            verbose=int(verbose))
+    else:
+        raise ValueError(f"algorithm must be 'auto', 'exact' or 'minibatch', got {algorithm!r}")
+    kmeans.fit(descriptors)
+    return kmeans.cluster_centers_.astype(np.float32)
+
+
+def SampleDescriptors(
+    feature_paths: Sequence[str],
+    max_num_descriptors: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Reads local descriptors from DelfFeatures files and samples them.
+
+    Args:
+      feature_paths: feature files (`.delf` / `.delg_local`), float descriptors.
+      max_num_descriptors: keep at most this many, drawn uniformly without
+        replacement (None or <= 0: keep all).
+      seed: seeds the sampling.
+      progress: called as progress(files_done, num_files).
+
+    Returns:
+      float32 [M, D].
+    """
+    chunks = []
+    dim = None
+    for i, path in enumerate(feature_paths):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No such feature file: {path}")
+        descriptors = feature_io.ReadFromFile(path)[2]
+        if len(descriptors):
+            if descriptors.dtype == np.uint8:
+                raise ValueError(
+                    f"{path} holds binarized (uint8) descriptors; a codebook needs float ones")
+            if dim is None:
+                dim = descriptors.shape[1]
+            elif descriptors.shape[1] != dim:
+                raise ValueError(
+                    f"{path} has {descriptors.shape[1]}-D descriptors, earlier files {dim}-D")
+            chunks.append(descriptors.astype(np.float32))
+        if progress is not None:
+            progress(i + 1, len(feature_paths))
+    if not chunks:
+        raise ValueError(f"No descriptors found in {len(feature_paths)} feature files")
+    descriptors = np.concatenate(chunks)
+    if max_num_descriptors and 0 < max_num_descriptors < len(descriptors):
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(descriptors), max_num_descriptors, replace=False))
+        descriptors = descriptors[keep]
+    return descriptors
+
+
+def WriteCodebook(codebook: np.ndarray, path: str) -> None:
+    """Writes a float [K, D] codebook as a DatumProto file (atomically)."""
+    codebook = np.asarray(codebook, dtype=np.float32)
+    if codebook.ndim != 2:
+        raise ValueError(f"codebook must be [K, D], got shape {codebook.shape}")
+    datum_io.WriteToFile(codebook, path)
+
+
+def ReadCodebook(path: str) -> np.ndarray:
+    """Reads a codebook float32 [K, D] from a DatumProto file, or from a
+    TensorFlow checkpoint (prefix or directory) with a `clusters` variable."""
+    path = os.fspath(path)
+    if not path:
+        raise ValueError("codebook_path is empty")
+    if os.path.isfile(path):
+        codebook = datum_io.ReadFromFile(path)
+    elif os.path.isdir(path) or os.path.isfile(path + ".index"):
+        codebook = _read_checkpoint_codebook(path)
+    else:
+        raise FileNotFoundError(f"No such codebook file: {path}")
+    if codebook.ndim != 2:
+        raise ValueError(f"Codebook {path} must be [K, D], got shape {codebook.shape}")
+    return codebook.astype(np.float32)
+
+
+def _read_checkpoint_codebook(path: str) -> np.ndarray:
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(path)
+    except (ValueError, tf.errors.OpError) as e:
+        raise ValueError(f"Codebook {path} is neither a DatumProto file nor a checkpoint: {e}")
+    names = reader.get_variable_to_shape_map()
+    for name in (_CHECKPOINT_VARIABLE, f"{_CHECKPOINT_VARIABLE}/.ATTRIBUTES/VARIABLE_VALUE"):
+        if name in names:
+            return np.asarray(reader.get_tensor(name))
+    raise ValueError(
+        f"Checkpoint {path} has no '{_CHECKPOINT_VARIABLE}' variable (has: {sorted(names)})")
+
+
+def ClusterDatasetFeatures(
+    dataset_file_path: str,
+    features_dir: str,
+    output_cluster_dir: str,
+    num_clusters: int,
+    num_iterations: int = 50,
+    max_num_features: int | None = None,
+    feature_extension: str = ".delf",
+    seed: int = 0,
+) -> str:
+    """Trains a codebook on the index images' features of a Revisited-format
+    dataset (as the original's cluster_delf_features) and writes it.
+
+    Reads `<features_dir>/<name><feature_extension>` for every image of the
+    dataset's index list, samples at most `max_num_features` descriptors, runs
+    k-means, and writes `<output_cluster_dir>/codebook.datum`.
+
+    Returns:
+      The codebook file path.
+    """
+    _, index_list, _ = dataset.ReadDatasetFile(dataset_file_path)
+    paths = [os.path.join(features_dir, name + feature_extension) for name in index_list]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(paths)} feature files are missing, e.g. {missing[0]}")
+
+    def report(done: int, total: int) -> None:
+        if done % 100 == 0 or done == total:
+            print(f"Read features of {done}/{total} images", flush=True)
+
+    descriptors = SampleDescriptors(paths, max_num_features, seed, progress=report)
+    print(f"Clustering {len(descriptors)} descriptors of dimension {descriptors.shape[1]} "
+          f"into {num_clusters} clusters", flush=True)
+    start = time.perf_counter()
+    codebook = TrainCodebook(descriptors, num_clusters, num_iterations, seed)
+    print(f"k-means took {time.perf_counter() - start:.1f} s", flush=True)
+    os.makedirs(output_cluster_dir, exist_ok=True)
+    output_path = os.path.join(output_cluster_dir, CODEBOOK_FILENAME)
+    WriteCodebook(codebook, output_path)
+    print(f"Wrote codebook {codebook.shape} to {output_path}", flush=True)
+    return output_path

@@ -1,0 +1,149 @@
+"""Inverted-file search over ASMK / ASMK* representations.
+
+The index keeps, for every visual word, the list of (image, residual code)
+entries that contain it, in compressed-sparse-row form. A query touches only
+the lists of its own words, so its cost grows with the number of entries
+sharing a word with it, not with the number of index images. Scores equal
+`SimilarityAggregatedRepresentation.ComputeSimilarity` for every pair (the
+same kernel functions are used).
+"""
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+
+from delf_tf.aggregation import functional
+from delf_tf.aggregation.extractor import AggregationTypeName
+from delf_tf.aggregation.similarity import AsmkWordSimilarities, ReshapeAsmkData
+from delf_tf.io import atomic
+from delf_tf.protos import aggregation_config_pb2
+
+
+class AsmkInvertedFile:
+    """Index of ASMK / ASMK* images for fast similarity to a query.
+
+    Args:
+      aggregation_config: the config of the *index* representations (type,
+        codebook_size, feature_dimensionality, alpha, tau, normalisation).
+    """
+
+    def __init__(self, aggregation_config: aggregation_config_pb2.AggregationConfig):
+        self._type = AggregationTypeName(aggregation_config)
+        if self._type == "VLAD":
+            raise ValueError("An inverted file needs ASMK or ASMK_STAR representations, got VLAD")
+        self._num_words = aggregation_config.codebook_size
+        self._dim = aggregation_config.feature_dimensionality
+        self._use_l2_normalization = aggregation_config.use_l2_normalization
+        self._alpha = aggregation_config.alpha
+        self._tau = aggregation_config.tau
+        row_size = self._dim // 8 if self._type == "ASMK_STAR" else self._dim
+        row_dtype = np.uint8 if self._type == "ASMK_STAR" else np.float32
+        # CSR layout: entries of word w are rows offsets[w]:offsets[w + 1].
+        self._offsets = np.zeros([self._num_words + 1], dtype=np.int64)
+        self._image_ids = np.zeros([0], dtype=np.int64)
+        self._codes = np.zeros([0, row_size], dtype=row_dtype)
+        self._words_per_image = np.zeros([0], dtype=np.int64)
+
+    @property
+    def num_images(self) -> int:
+        return len(self._words_per_image)
+
+    @property
+    def num_entries(self) -> int:
+        return len(self._image_ids)
+
+    def Build(
+        self,
+        aggregated_descriptors: Sequence[np.ndarray],
+        visual_words: Sequence[np.ndarray],
+    ) -> "AsmkInvertedFile":
+        """Indexes images 0..N-1 from their (data, visual_words) as `Extract`
+        returns them; replaces any previous content. Returns self."""
+        if len(aggregated_descriptors) != len(visual_words):
+            raise ValueError(
+                f"{len(aggregated_descriptors)} descriptor arrays but "
+                f"{len(visual_words)} visual-word arrays")
+        all_rows, all_words, all_images = [], [], []
+        words_per_image = np.zeros([len(visual_words)], dtype=np.int64)
+        for i, (data, words) in enumerate(zip(aggregated_descriptors, visual_words)):
+            rows, words = ReshapeAsmkData(data, words, self._type, self._dim)
+            if len(words) and (words.min() < 0 or words.max() >= self._num_words):
+                raise ValueError(
+                    f"Image {i} has visual words outside [0, {self._num_words})")
+            all_rows.append(rows)
+            all_words.append(words)
+            all_images.append(np.full([len(words)], i, dtype=np.int64))
+            words_per_image[i] = len(words)
+        words = np.concatenate(all_words) if all_words else np.zeros([0], np.int64)
+        order = np.argsort(words, kind="stable")
+        self._image_ids = (np.concatenate(all_images) if all_images
+                           else np.zeros([0], np.int64))[order]
+        if all_rows:
+            self._codes = np.concatenate(all_rows)[order]
+        else:
+            self._codes = self._codes[:0]
+        self._offsets = np.r_[0, np.cumsum(np.bincount(words, minlength=self._num_words))]
+        self._words_per_image = words_per_image
+        return self
+
+    def ComputeSimilarities(self, query_data: np.ndarray, query_words: np.ndarray) -> np.ndarray:
+        """Similarity of one query (data, visual_words) to every index image,
+        float64 [num_images]; -1 where the query or the image has no words."""
+        rows, words = ReshapeAsmkData(query_data, query_words, self._type, self._dim)
+        num_query_words = len(words)
+        scores = np.zeros([self.num_images], dtype=np.float64)
+        if num_query_words:
+            words_in_range = (words >= 0) & (words < self._num_words)
+            rows, words = rows[words_in_range], words[words_in_range]
+            starts = self._offsets[words]
+            counts = self._offsets[words + 1] - starts
+            # Entry positions of all the query's posting lists, concatenated,
+            # and for each the query row it is compared with.
+            query_row = np.repeat(np.arange(len(words)), counts)
+            first_of_list = np.repeat(np.cumsum(counts) - counts, counts)
+            entries = np.repeat(starts, counts) + np.arange(counts.sum()) - first_of_list
+            u = AsmkWordSimilarities(rows[query_row], self._codes[entries], self._type, self._dim)
+            contributions = functional.selectivity(u, self._alpha, self._tau)
+            scores = np.bincount(self._image_ids[entries], weights=contributions,
+                                 minlength=self.num_images).astype(np.float64)
+            if self._use_l2_normalization:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    scores /= np.sqrt(num_query_words * self._words_per_image)
+        else:
+            scores[:] = -1.0
+        scores[self._words_per_image == 0] = -1.0
+        return scores
+
+    def Search(
+        self, query_data: np.ndarray, query_words: np.ndarray, top_k: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Index image ids by decreasing similarity (ties by id) and their scores."""
+        scores = self.ComputeSimilarities(query_data, query_words)
+        ranking = np.argsort(-scores, kind="stable")
+        if top_k is not None:
+            ranking = ranking[:top_k]
+        return ranking, scores[ranking]
+
+    def Save(self, path: str) -> None:
+        """Writes the index (NumPy .npz) atomically."""
+        buffer = io.BytesIO()
+        np.savez(buffer, offsets=self._offsets, image_ids=self._image_ids, codes=self._codes,
+                 words_per_image=self._words_per_image,
+                 signature=np.array([self._type, str(self._num_words), str(self._dim)]))
+        atomic.write_bytes_atomic(path, buffer.getvalue())
+
+    def Load(self, path: str) -> "AsmkInvertedFile":
+        """Reads an index written by `Save` with the same config. Returns self."""
+        with np.load(io.BytesIO(atomic.read_bytes(path)), allow_pickle=False) as saved:
+            signature = [str(s) for s in saved["signature"]]
+            expected = [self._type, str(self._num_words), str(self._dim)]
+            if signature != expected:
+                raise ValueError(
+                    f"Inverted file {path} was built for (type, codebook_size, "
+                    f"dimensionality) {signature}, the config says {expected}")
+            self._offsets = saved["offsets"]
+            self._image_ids = saved["image_ids"]
+            self._codes = saved["codes"]
+            self._words_per_image = saved["words_per_image"]
+        return self
