@@ -32,8 +32,8 @@ class PreparedDescriptors(NamedTuple):
     """Descriptors converted once for repeated matching.
 
     vectors: float32 [N, D'] (float: descriptors plus a -||x||^2/2 column on the
-      index side; binary: +-1 codes). raw: the original descriptors (float64
-      [N, D] or uint8 [N, D/8]). binary: whether they are bit-packed. dim: D
+      index side; binary: +-1 codes). raw: the original descriptors (float32 or
+      float64 [N, D], or uint8 [N, D/8]). binary: whether they are bit-packed. dim: D
       (for binary, the number of bits).
     """
     vectors: np.ndarray
@@ -65,10 +65,13 @@ def prepare_descriptors(descriptors: np.ndarray, as_index: bool = False) -> Prep
         return PreparedDescriptors(2.0 * bits - 1.0, raw, True, bits.shape[1])
     if not np.issubdtype(descriptors.dtype, np.floating):
         raise ValueError(f"unsupported descriptor dtype {descriptors.dtype}")
-    raw = descriptors.astype(np.float64, copy=False)
+    # float32 input stays float32 (feature files hold float32 values, so this is
+    # lossless and halves the memory of cached index images).
+    raw = descriptors if descriptors.dtype == np.float32 else descriptors.astype(np.float64)
     vectors = raw.astype(np.float32)
     if as_index:
-        half_norms = -0.5 * np.einsum("ij,ij->i", raw, raw)
+        raw64 = raw.astype(np.float64)
+        half_norms = -0.5 * np.einsum("ij,ij->i", raw64, raw64)
         vectors = np.concatenate([vectors, half_norms[:, None].astype(np.float32)], axis=1)
     else:
         vectors = np.concatenate([vectors, np.ones([len(vectors), 1], np.float32)], axis=1)
@@ -91,7 +94,7 @@ def _exact_distances(query: PreparedDescriptors, index: PreparedDescriptors,
     if query.binary:
         hamming = np.unpackbits(query.raw[rows] ^ index.raw[cols], axis=1).sum(axis=1)
         return 2.0 * np.sqrt(hamming / query.dim)
-    return np.linalg.norm(query.raw[rows] - index.raw[cols], axis=1)
+    return np.linalg.norm(query.raw[rows].astype(np.float64) - index.raw[cols], axis=1)
 
 
 def nearest_neighbors(

@@ -54,6 +54,9 @@ class LocalFeatures(NamedTuple):
 def read_local_features(path: str, as_index: bool = False) -> LocalFeatures:
     """Reads a DelfFeatures file (.delf / .delg_local) prepared for matching."""
     locations, _, descriptors, _, _ = feature_io.ReadFromFile(path)
+    if descriptors.dtype == np.float64:
+        # The file stores float32 values: casting back loses nothing.
+        descriptors = descriptors.astype(np.float32)
     return LocalFeatures.from_arrays(locations, descriptors, as_index=as_index)
 
 

@@ -1,0 +1,57 @@
+"""Matches the local features of two images and draws the verified matches
+(the original's `match_images` example)."""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from delf_tf import utils
+from delf_tf.io import atomic
+from delf_tf.matching import ransac, reranking, visualization
+
+DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD = 0.8
+DEFAULT_RANSAC_RESIDUAL_THRESHOLD = 20.0
+
+
+def match_images(
+    image_1_path: str,
+    image_2_path: str,
+    features_1_path: str,
+    features_2_path: str,
+    output_image: str | None,
+    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
+    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
+    use_ratio_test: bool = False,
+    ransac_seed: int | None = 0,
+    max_trials: int = ransac.DEFAULT_MAX_TRIALS,
+    backend: str = "opencv",
+) -> reranking.VerificationResult:
+    """Matches each image-2 descriptor to its nearest image-1 descriptor and
+    fits an affine map from image-1 to image-2 locations with RANSAC.
+
+    Features are DelfFeatures files with locations (y, x) in the pixels of the
+    image files. If `output_image` is set, the two images side by side with a
+    line per inlier are written there (format from the extension, atomically).
+
+    Returns the VerificationResult; query ids refer to image 2, index ids to
+    image 1.
+    """
+    features_1 = reranking.read_local_features(features_1_path, as_index=True)
+    features_2 = reranking.read_local_features(features_2_path)
+    result = reranking.verify_pair(
+        features_2, features_1, descriptor_matching_threshold, ransac_residual_threshold,
+        use_ratio_test, ransac_seed, max_trials, backend)
+    if output_image:
+        image_1 = np.asarray(utils.RgbLoader(image_1_path))
+        image_2 = np.asarray(utils.RgbLoader(image_2_path))
+        inliers = result.inliers
+        picture = visualization.draw_matches(
+            image_1, image_2, features_1.locations[result.index_ids[inliers]],
+            features_2.locations[result.query_ids[inliers]])
+        extension = os.path.splitext(output_image)[1].lower()
+        image_format = Image.registered_extensions().get(extension)
+        if image_format is None:
+            raise ValueError(f"unknown picture format for {output_image} (use .png or .jpg)")
+        atomic.write_bytes_atomic(output_image, visualization.encode_image(picture, image_format))
+    return result

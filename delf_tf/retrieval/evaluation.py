@@ -1,0 +1,203 @@
+"""Revisited Oxford/Paris retrieval with DELG features (the original's
+`perform_retrieval`): global search, optional re-ranking by geometric
+verification, metrics per protocol.
+
+Features are read from `<query_features_dir>/<query>.delg_global` (DatumProto,
+[D]) and `.delg_local` (DelfFeatures; uint8 descriptors are binarized DELG* and
+match by Hamming distance), and likewise for index images. Every file the run
+needs is checked before any work starts, so a missing or broken file stops the
+run at once with its name instead of after hours of re-ranking.
+
+Outputs in `output_dir`: `metrics.txt` (SaveMetricsFile format; keys medium,
+hard and, with verification, medium_after_gv, hard_after_gv), the rankings as
+int32 .npy arrays [Q, N] of index ids, best first: `ranks_before_gv.npy` and,
+with verification, `ranks_after_gv_medium.npy`, `ranks_after_gv_hard.npy`
+(the junk images skipped by re-ranking differ per protocol).
+"""
+
+import io
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from delf_tf.io import atomic, datum_io
+from delf_tf.matching import ransac, reranking
+from delf_tf.retrieval import dataset, search
+
+GLOBAL_EXTENSION = ".delg_global"
+LOCAL_EXTENSION = reranking.DELG_LOCAL_EXTENSION
+PROTOCOLS = ("medium", "hard")
+_MAX_NAMED_FILES = 5
+
+
+def _paths(directory: str, names: Sequence[str], extension: str) -> list[str]:
+    return [os.path.join(directory, name + extension) for name in names]
+
+
+def _check_exist(paths: Sequence[str]) -> None:
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        shown = ", ".join(missing[:_MAX_NAMED_FILES])
+        more = f" and {len(missing) - _MAX_NAMED_FILES} more" if len(missing) > _MAX_NAMED_FILES else ""
+        raise FileNotFoundError(
+            f"{len(missing)} feature file(s) missing: {shown}{more}")
+
+
+def read_global_descriptors(paths: Sequence[str]) -> np.ndarray:
+    """Reads DatumProto global descriptors (each [D]) into float32 [len(paths), D].
+
+    A file whose size differs from the most common one raises ValueError
+    naming it."""
+    descriptors = [datum_io.ReadFromFile(path).ravel() for path in paths]
+    if not descriptors:
+        return np.zeros([0, 0], dtype=np.float32)
+    sizes = np.array([d.size for d in descriptors])
+    values, counts = np.unique(sizes, return_counts=True)
+    common = int(values[np.argmax(counts)])
+    for path, size in zip(paths, sizes):
+        if size != common or size == 0:
+            raise ValueError(
+                f"{path}: global descriptor has {size} values, the others {common}")
+    return np.stack(descriptors).astype(np.float32)
+
+
+def check_local_feature_files(paths: Sequence[str],
+                              log: Callable[[str], None] = print) -> None:
+    """Validates local feature files: readable, and one descriptor type and
+    size across all files that have features. Raises ValueError naming the file."""
+    reference = None
+    for i, path in enumerate(paths):
+        num_features, size, binary = reranking.check_local_features_file(path)
+        if num_features:
+            if reference is None:
+                reference = (size, binary, path)
+            elif (size, binary) != reference[:2]:
+                kind = lambda b: "bit-packed uint8" if b else "float"
+                raise ValueError(
+                    f"{path}: {size}-value {kind(binary)} descriptors, but {reference[2]} has "
+                    f"{reference[0]}-value {kind(reference[1])} descriptors")
+        if (i + 1) % 1000 == 0:
+            log(f"Checked {i + 1}/{len(paths)} local feature files")
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic.write_bytes_atomic(path, buffer.getvalue())
+
+
+def format_metrics_table(
+    mean_average_precision: dict[str, float],
+    mean_precisions: dict[str, np.ndarray],
+    pr_ranks: Sequence[int],
+) -> str:
+    """A readable table of mAP and mP@k (percent) per protocol."""
+    header = f"{'protocol':<18}{'mAP':>8}" + "".join(f"{f'mP@{k}':>8}" for k in pr_ranks)
+    rows = [header, "-" * len(header)]
+    for key in mean_average_precision:
+        rows.append(f"{key:<18}{100 * mean_average_precision[key]:>8.2f}" +
+                    "".join(f"{100 * p:>8.2f}" for p in mean_precisions[key]))
+    return "\n".join(rows)
+
+
+def evaluate_revisited(
+    dataset_file_path: str,
+    query_features_dir: str,
+    index_features_dir: str,
+    output_dir: str,
+    use_geometric_verification: bool = False,
+    local_descriptor_matching_threshold: float = 1.0,
+    ransac_residual_threshold: float = 20.0,
+    use_ratio_test: bool = False,
+    num_to_rerank: int = reranking.DEFAULT_NUM_TO_RERANK,
+    ransac_backend: str = "opencv",
+    ransac_seed: int | None = 0,
+    pr_ranks: Sequence[int] = dataset.DEFAULT_PR_RANKS,
+    feature_cache_size: int = 512,
+    log: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Runs retrieval on a Revisited Oxford/Paris dataset and writes the outputs
+    described in the module docstring. Returns mAP per protocol key."""
+    ransac.check_backend(ransac_backend)
+    query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
+    _, medium_gt, hard_gt = dataset.ParseEasyMediumHardGroundTruth(ground_truth)
+    protocol_gt = {"medium": medium_gt, "hard": hard_gt}
+    log(f"{len(query_list)} queries, {len(index_list)} index images")
+
+    # Everything that can fail on input is checked before the work starts.
+    query_global = _paths(query_features_dir, query_list, GLOBAL_EXTENSION)
+    index_global = _paths(index_features_dir, index_list, GLOBAL_EXTENSION)
+    query_local = _paths(query_features_dir, query_list, LOCAL_EXTENSION)
+    index_local = _paths(index_features_dir, index_list, LOCAL_EXTENSION)
+    needed = query_global + index_global
+    if use_geometric_verification:
+        needed += query_local + index_local
+    _check_exist(needed)
+    query_descriptors = read_global_descriptors(query_global)
+    index_descriptors = read_global_descriptors(index_global)
+    if query_descriptors.shape[1:] != index_descriptors.shape[1:]:
+        raise ValueError(
+            f"query global descriptors are {query_descriptors.shape[1]}-D "
+            f"({query_global[0]}), index ones {index_descriptors.shape[1]}-D "
+            f"({index_global[0]})")
+    if use_geometric_verification:
+        check_local_feature_files(query_local + index_local, log)
+    os.makedirs(output_dir, exist_ok=True)
+
+    start = time.perf_counter()
+    ranks_before_gv, sorted_scores = search.global_search(query_descriptors, index_descriptors)
+    similarities = np.zeros(ranks_before_gv.shape, dtype=np.float64)
+    np.put_along_axis(similarities, ranks_before_gv, sorted_scores, axis=1)
+    _save_npy(os.path.join(output_dir, "ranks_before_gv.npy"), ranks_before_gv.astype(np.int32))
+    log(f"Global search: {time.perf_counter() - start:.2f} s")
+
+    rankings = {protocol: ranks_before_gv for protocol in PROTOCOLS}
+    if use_geometric_verification:
+        after_gv = _rerank_all(
+            query_local, index_local, ranks_before_gv, similarities, protocol_gt,
+            local_descriptor_matching_threshold, ransac_residual_threshold, use_ratio_test,
+            num_to_rerank, ransac_backend, ransac_seed, feature_cache_size, log)
+        for protocol in PROTOCOLS:
+            rankings[f"{protocol}_after_gv"] = after_gv[protocol]
+            _save_npy(os.path.join(output_dir, f"ranks_after_gv_{protocol}.npy"),
+                      after_gv[protocol].astype(np.int32))
+
+    mean_ap, mean_precisions, mean_recalls = {}, {}, {}
+    for key, ranking in rankings.items():
+        metrics = dataset.ComputeMetrics(ranking, protocol_gt[key.split("_")[0]], pr_ranks)
+        mean_ap[key], mean_precisions[key], mean_recalls[key] = metrics[:3]
+    dataset.SaveMetricsFile(mean_ap, mean_precisions, mean_recalls, pr_ranks,
+                            os.path.join(output_dir, "metrics.txt"))
+    log(format_metrics_table(mean_ap, mean_precisions, pr_ranks))
+    return mean_ap
+
+
+def _rerank_all(query_local, index_local, ranks, similarities, protocol_gt,
+                matching_threshold, residual_threshold, use_ratio_test, num_to_rerank,
+                backend, seed, cache_size, log) -> dict[str, np.ndarray]:
+    """Re-ranks every query for each protocol. An image that is a candidate
+    under both protocols is verified once (same pair, same seed, same result)."""
+    store = reranking.LocalFeatureStore(cache_size)
+    reranked = {protocol: np.zeros_like(ranks) for protocol in PROTOCOLS}
+    start = time.perf_counter()
+    for i, query_path in enumerate(query_local):
+        query = reranking.read_local_features(query_path)
+        candidates = {
+            protocol: reranking.select_candidates(
+                ranks[i], set(protocol_gt[protocol][i]["junk"].tolist()), num_to_rerank)
+            for protocol in PROTOCOLS}
+        to_verify = np.unique(np.concatenate(list(candidates.values())))
+        counts = reranking.verify_candidates(
+            query, (store.get(index_local[j]) for j in to_verify), matching_threshold,
+            residual_threshold, use_ratio_test, seed, backend=backend)
+        inliers_by_id = dict(zip(to_verify.tolist(), counts.tolist()))
+        for protocol, ids in candidates.items():
+            inliers = np.zeros([ranks.shape[1]], dtype=np.int64)
+            inliers[ids] = [inliers_by_id[j] for j in ids.tolist()]
+            reranked[protocol][i] = reranking.rerank_by_inliers(ranks[i], similarities[i], inliers)
+        elapsed = time.perf_counter() - start
+        log(f"Re-ranked query {i + 1}/{len(query_local)} ({len(to_verify)} images verified, "
+            f"{elapsed / (i + 1):.2f} s/query)")
+    return reranked

@@ -1,0 +1,44 @@
+"""tools/match_images.py on a photo and a warped copy, through feature files."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from delf_tf.io import feature_io
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", "match_images.py"), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_match_images_prints_inliers_and_saves_picture(scene, tmp_path):
+    warped, view = scene.warped_view(seed=4, num_true=60, num_random=40, num_false=10)
+    Image.fromarray(scene.image).save(tmp_path / "image_1.png")
+    Image.fromarray(warped).save(tmp_path / "image_2.jpg")
+    for name, (locations, descriptors) in {
+            "image_1": (scene.locations, scene.descriptors),
+            "image_2": (view.locations, view.descriptors)}.items():
+        n = len(locations)
+        feature_io.WriteToFile(str(tmp_path / f"{name}.delf"), locations, np.ones(n),
+                               descriptors, np.ones(n))
+    args = [f"--image_1_path={tmp_path / 'image_1.png'}",
+            f"--image_2_path={tmp_path / 'image_2.jpg'}",
+            f"--features_1_path={tmp_path / 'image_1.delf'}",
+            f"--features_2_path={tmp_path / 'image_2.delf'}"]
+    done = _run(*args, f"--output_image={tmp_path / 'match.png'}")
+    assert done.returncode == 0, done.stderr
+    num_inliers = int(done.stdout.split("Found ")[1].split()[0])
+    assert num_inliers >= 45
+    picture = Image.open(tmp_path / "match.png")
+    assert picture.size == (1024, 512)
+
+    os.remove(tmp_path / "image_2.delf")
+    failed = _run(*args, f"--output_image={tmp_path / 'other.png'}")
+    assert failed.returncode == 1 and "image_2.delf" in failed.stderr
+    assert not (tmp_path / "other.png").exists()
