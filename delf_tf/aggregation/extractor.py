@@ -6,6 +6,7 @@ import numpy as np
 
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation import functional
+from delf_tf.extraction.postprocess import l2_normalize
 from delf_tf.protos import aggregation_config_pb2
 
 _CONFIG = aggregation_config_pb2.AggregationConfig
@@ -151,7 +152,7 @@ class ExtractAggregatedRepresentation:
             total += functional.vlad_from_word_sums(
                 words, sums, self._num_words, self._use_l2_normalization)
         if self._use_l2_normalization:
-            total = functional.l2_normalize(total)
+            total = l2_normalize(total)
         return total
 
     def _regional_asmk_sums(self, features, assignments, region_sizes):

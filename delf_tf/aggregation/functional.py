@@ -10,6 +10,8 @@ Shapes: features [N, D] float, codebook [K, D] float, visual words int.
 
 import numpy as np
 
+from delf_tf.extraction.postprocess import l2_normalize
+
 # A visual word is kept in ASMK only if its aggregated residual is longer than
 # this, so words whose residuals cancel out are not normalised into noise.
 WORD_NORM_THRESHOLD = 1e-6
@@ -31,7 +33,7 @@ def assign(
         batch_size x K distances); <= 0 computes all N at once.
 
     Returns:
-      int64 [N, A], nearest first (ties broken by the lower word id).
+      int64 [N, A], nearest first (with A = 1, ties go to the lower word id).
     """
     num_words = len(codebook)
     if not 1 <= num_assignments <= num_words:
@@ -41,19 +43,20 @@ def assign(
     if batch_size <= 0:
         batch_size = max(num_features, 1)
     codebook = np.asarray(codebook)
-    codebook_sq_norms = np.einsum("kd,kd->k", codebook, codebook)
+    # Nearest by squared L2 = largest x.c - |c|^2 / 2 (|x|^2 is the same for
+    # every word of a feature); computed in place on the product matrix.
+    half_sq_norms = 0.5 * np.einsum("kd,kd->k", codebook, codebook)
     assignments = np.empty([num_features, num_assignments], dtype=np.int64)
     for start in range(0, num_features, batch_size):
         batch = np.asarray(features[start:start + batch_size], dtype=codebook.dtype)
-        # ||x||^2 is the same for every word of a feature, so it does not change
-        # the ranking and is left out.
-        distances = codebook_sq_norms[None, :] - 2.0 * (batch @ codebook.T)
+        scores = batch @ codebook.T
+        scores -= half_sq_norms
         if num_assignments == 1:
-            nearest = np.argmin(distances, axis=1)[:, None]
+            nearest = np.argmax(scores, axis=1)[:, None]
         else:
-            candidates = np.argpartition(distances, num_assignments - 1, axis=1)
-            candidates = np.sort(candidates[:, :num_assignments], axis=1)
-            order = np.argsort(np.take_along_axis(distances, candidates, axis=1),
+            candidates = np.argpartition(scores, -num_assignments, axis=1)
+            candidates = np.sort(candidates[:, -num_assignments:], axis=1)
+            order = np.argsort(-np.take_along_axis(scores, candidates, axis=1),
                                axis=1, kind="stable")
             nearest = np.take_along_axis(candidates, order, axis=1)
         assignments[start:start + len(batch)] = nearest
@@ -121,13 +124,6 @@ def vlad_from_word_sums(
     return vlad
 
 
-def l2_normalize(data: np.ndarray) -> np.ndarray:
-    """Scales float [..., D] to unit L2 norm along the last axis; zero rows stay zero."""
-    data = np.asarray(data, dtype=np.float32)
-    norms = np.linalg.norm(data, axis=-1, keepdims=True)
-    return data / np.maximum(norms, 1e-12)
-
-
 def select_and_normalize_words(
     words: np.ndarray, sums: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -154,10 +150,25 @@ def binarize(descriptors: np.ndarray) -> np.ndarray:
     return np.packbits(descriptors > 0, axis=1)
 
 
+def hamming_distance(codes_1: np.ndarray, codes_2: np.ndarray) -> np.ndarray:
+    """Differing bits between packed uint8 codes [..., B] (broadcast), int64 [...]."""
+    codes_1, codes_2 = np.broadcast_arrays(codes_1, codes_2)
+    num_bytes = codes_1.shape[-1]
+    if num_bytes % 8 == 0 and num_bytes:
+        # Eight times fewer elements to xor and count as 64-bit words.
+        codes_1 = np.ascontiguousarray(codes_1).view(np.uint64)
+        codes_2 = np.ascontiguousarray(codes_2).view(np.uint64)
+    return np.bitwise_count(np.bitwise_xor(codes_1, codes_2)).sum(axis=-1, dtype=np.int64)
+
+
 def hamming_similarity(codes_1: np.ndarray, codes_2: np.ndarray, num_bits: int) -> np.ndarray:
-    """1 - 2 * hamming / num_bits between packed uint8 codes [..., B] (broadcast)."""
-    hamming = np.bitwise_count(np.bitwise_xor(codes_1, codes_2)).sum(axis=-1, dtype=np.int64)
-    return 1.0 - 2.0 * hamming / num_bits
+    """ASMK*'s u = 1 - 2 * hamming / num_bits between packed uint8 codes [..., B]."""
+    return hamming_to_similarity(hamming_distance(codes_1, codes_2), num_bits)
+
+
+def hamming_to_similarity(hamming: np.ndarray, num_bits: int) -> np.ndarray:
+    """1 - 2 * hamming / num_bits (float64): +1 for equal codes, -1 for opposite."""
+    return 1.0 - 2.0 * np.asarray(hamming) / num_bits
 
 
 def selectivity(similarities: np.ndarray, alpha: float, tau: float) -> np.ndarray:

@@ -19,6 +19,9 @@ from delf_tf.aggregation.similarity import AsmkWordSimilarities, ReshapeAsmkData
 from delf_tf.io import atomic
 from delf_tf.protos import aggregation_config_pb2
 
+# Posting entries compared at once in a query (bounds temporary memory).
+_ENTRIES_PER_CHUNK = 1 << 16
+
 
 class AsmkInvertedFile:
     """Index of ASMK / ASMK* images for fast similarity to a query.
@@ -44,6 +47,11 @@ class AsmkInvertedFile:
         self._image_ids = np.zeros([0], dtype=np.int64)
         self._codes = np.zeros([0, row_size], dtype=row_dtype)
         self._words_per_image = np.zeros([0], dtype=np.int64)
+        # ASMK* similarities take only dim + 1 values, one per Hamming distance,
+        # so the kernel is tabulated once.
+        self._kernel_by_hamming = functional.selectivity(
+            functional.hamming_to_similarity(np.arange(self._dim + 1), self._dim),
+            self._alpha, self._tau)
 
     @property
     def num_images(self) -> int:
@@ -92,28 +100,44 @@ class AsmkInvertedFile:
         float64 [num_images]; -1 where the query or the image has no words."""
         rows, words = ReshapeAsmkData(query_data, query_words, self._type, self._dim)
         num_query_words = len(words)
+        if not num_query_words:
+            return np.full([self.num_images], -1.0)
+        in_range = (words >= 0) & (words < self._num_words)
+        rows, words = rows[in_range], words[in_range]
+        starts = self._offsets[words]
+        counts = self._offsets[words + 1] - starts
         scores = np.zeros([self.num_images], dtype=np.float64)
-        if num_query_words:
-            words_in_range = (words >= 0) & (words < self._num_words)
-            rows, words = rows[words_in_range], words[words_in_range]
-            starts = self._offsets[words]
-            counts = self._offsets[words + 1] - starts
-            # Entry positions of all the query's posting lists, concatenated,
-            # and for each the query row it is compared with.
-            query_row = np.repeat(np.arange(len(words)), counts)
-            first_of_list = np.repeat(np.cumsum(counts) - counts, counts)
-            entries = np.repeat(starts, counts) + np.arange(counts.sum()) - first_of_list
-            u = AsmkWordSimilarities(rows[query_row], self._codes[entries], self._type, self._dim)
-            contributions = functional.selectivity(u, self._alpha, self._tau)
-            scores = np.bincount(self._image_ids[entries], weights=contributions,
-                                 minlength=self.num_images).astype(np.float64)
-            if self._use_l2_normalization:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    scores /= np.sqrt(num_query_words * self._words_per_image)
-        else:
-            scores[:] = -1.0
+        # Query words are scored in groups of about _ENTRIES_PER_CHUNK posting
+        # entries, which bounds the temporary [entries, D] arrays.
+        ends = np.cumsum(counts)
+        splits = np.searchsorted(ends, np.arange(_ENTRIES_PER_CHUNK, ends[-1] if len(ends) else 0,
+                                                 _ENTRIES_PER_CHUNK), side="right")
+        for chunk in np.split(np.arange(len(words)), np.unique(splits)):
+            scores += self._score_posting_lists(rows[chunk], starts[chunk], counts[chunk])
+        if self._use_l2_normalization:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scores /= np.sqrt(num_query_words * self._words_per_image)
         scores[self._words_per_image == 0] = -1.0
         return scores
+
+    def _score_posting_lists(
+        self, rows: np.ndarray, starts: np.ndarray, counts: np.ndarray
+    ) -> np.ndarray:
+        """Unnormalised kernel sums per image of query rows [M, B] against the
+        posting lists entries[starts[m]:starts[m] + counts[m]]."""
+        # Positions of all the lists' entries, concatenated, and for each the
+        # query row it is compared with.
+        query_row = np.repeat(np.arange(len(rows)), counts)
+        first_of_list = np.repeat(np.cumsum(counts) - counts, counts)
+        entries = np.repeat(starts, counts) + np.arange(counts.sum()) - first_of_list
+        if self._type == "ASMK_STAR":
+            contributions = self._kernel_by_hamming[
+                functional.hamming_distance(rows[query_row], self._codes[entries])]
+        else:
+            u = AsmkWordSimilarities(rows[query_row], self._codes[entries], self._type, self._dim)
+            contributions = functional.selectivity(u, self._alpha, self._tau)
+        return np.bincount(self._image_ids[entries], weights=contributions,
+                           minlength=self.num_images)
 
     def Search(
         self, query_data: np.ndarray, query_words: np.ndarray, top_k: int | None = None

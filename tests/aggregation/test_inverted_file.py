@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from delf_tf.aggregation import inverted_file as inverted_file_lib
 from delf_tf.aggregation.extractor import ExtractAggregatedRepresentation
 from delf_tf.aggregation.inverted_file import AsmkInvertedFile
 from delf_tf.aggregation.similarity import SimilarityAggregatedRepresentation
@@ -24,7 +25,10 @@ def _images(config, num_images, rng):
 
 @pytest.mark.parametrize("aggregation_type", [Config.ASMK, Config.ASMK_STAR])
 @pytest.mark.parametrize("normalize", [True, False])
-def test_scores_equal_pairwise_similarity(aggregation_type, normalize):
+@pytest.mark.parametrize("entries_per_chunk", [3, 1 << 16])
+def test_scores_equal_pairwise_similarity(aggregation_type, normalize, entries_per_chunk,
+                                          monkeypatch):
+    monkeypatch.setattr(inverted_file_lib, "_ENTRIES_PER_CHUNK", entries_per_chunk)
     config = Config(codebook_size=50, feature_dimensionality=16, aggregation_type=aggregation_type,
                     use_l2_normalization=normalize, num_assignments=2, alpha=3.0, tau=0.1)
     rng = np.random.default_rng(0)
