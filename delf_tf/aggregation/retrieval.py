@@ -15,7 +15,8 @@ from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.extractor import AggregationTypeName
 from delf_tf.aggregation.inverted_file import AsmkInvertedFile
 from delf_tf.io import atomic, datum_io
-from delf_tf.retrieval import dataset
+from delf_tf.protos import aggregation_config_pb2
+from delf_tf.retrieval import dataset, evaluation, search
 
 PR_RANKS = (1, 5, 10)
 METRICS_FILENAME = "metrics.txt"
@@ -26,7 +27,7 @@ Representations = list[tuple[np.ndarray, np.ndarray]]
 def RankIndexImages(
     query_representations: Representations,
     index_representations: Representations,
-    index_config,
+    index_config: aggregation_config_pb2.AggregationConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ranks all index images for every query.
 
@@ -34,22 +35,24 @@ def RankIndexImages(
       (ranks int64 [Q, N] best first, ties by index id; scores float64 [Q, N]
       in index-id order).
     """
-    num_index = len(index_representations)
-    scores = np.zeros([len(query_representations), num_index], dtype=np.float64)
     if AggregationTypeName(index_config) == "VLAD":
         dim = index_config.codebook_size * index_config.feature_dimensionality
-        index_matrix = np.stack([np.asarray(d, np.float32).reshape(dim)
-                                 for d, _ in index_representations]) if num_index else None
-        for i, (data, _) in enumerate(query_representations):
-            if num_index:
-                scores[i] = index_matrix @ np.asarray(data, np.float32).reshape(dim)
-    else:
-        inverted_file = AsmkInvertedFile(index_config).Build(
-            [d for d, _ in index_representations], [w for _, w in index_representations])
-        for i, (data, words) in enumerate(query_representations):
-            scores[i] = inverted_file.ComputeSimilarities(data, words)
-    ranks = np.argsort(-scores, axis=1, kind="stable")
-    return ranks, scores
+
+        def stack(representations):
+            return np.stack([np.asarray(d, np.float32).reshape(dim) for d, _ in representations]
+                            ) if representations else np.zeros([0, dim], np.float32)
+
+        ranks, sorted_scores = search.global_search(
+            stack(query_representations), stack(index_representations))
+        scores = np.zeros(ranks.shape, dtype=np.float64)
+        np.put_along_axis(scores, ranks, sorted_scores, axis=1)
+        return ranks, scores
+    inverted_file = AsmkInvertedFile(index_config).Build(
+        [d for d, _ in index_representations], [w for _, w in index_representations])
+    scores = np.zeros([len(query_representations), inverted_file.num_images], dtype=np.float64)
+    for i, (data, words) in enumerate(query_representations):
+        scores[i] = inverted_file.ComputeSimilarities(data, words)
+    return np.argsort(-scores, axis=1, kind="stable"), scores
 
 
 def RepresentationBytes(representations: Representations) -> np.ndarray:
@@ -136,16 +139,15 @@ def PerformAggregatedRetrieval(
     dataset.SaveMetricsFile(mean_average_precision, mean_precisions, mean_recalls, PR_RANKS,
                             os.path.join(output_dir, METRICS_FILENAME))
     buffer = io.BytesIO()
-    np.save(buffer, ranks)
+    np.save(buffer, ranks.astype(np.int32))
     atomic.write_bytes_atomic(os.path.join(output_dir, "ranks.npy"), buffer.getvalue())
 
     query_bytes = float(RepresentationBytes(query_representations).mean()) \
         if query_representations else 0.0
     index_bytes = float(RepresentationBytes(index_representations).mean()) \
         if index_representations else 0.0
-    name = AggregationTypeName(index_config)
-    print(f"{name}: medium mAP {100 * mean_average_precision['medium']:.2f}, "
-          f"hard mAP {100 * mean_average_precision['hard']:.2f}; mean bytes per image: "
+    print(evaluation.format_metrics_table(mean_average_precision, mean_precisions, PR_RANKS))
+    print(f"{AggregationTypeName(index_config)} representation, mean bytes per image: "
           f"index {index_bytes:.0f}, query {query_bytes:.0f}", flush=True)
     return {"medium": mean_average_precision["medium"], "hard": mean_average_precision["hard"],
             "query_bytes_per_image": query_bytes, "index_bytes_per_image": index_bytes}

@@ -183,5 +183,5 @@ def test_tools(synthetic_dataset, tmp_path):
                  f"--query_aggregation_dir={tmp_path / 'query'}",
                  f"--index_features_dir={data['features']}",
                  f"--output_dir={tmp_path / 'retrieval'}")
-    assert "medium mAP 100.00" in output
+    assert "medium" in output and "100.00" in output
     assert _metrics(str(tmp_path / "retrieval"))[0] == {"medium": 1.0, "hard": 1.0}
