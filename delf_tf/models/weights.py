@@ -100,8 +100,12 @@ def load_imagenet_weights(backbone: resnet.ResNet, h5_path: str,
         if name in missing:
             continue
         values = file_layers[name]
-        for variable in layer.weights:
-            key = variable.name.split("/")[-1].split(":")[0]
+        keys = [_variable_key(variable.name) for variable in layer.weights]
+        if not set(keys) <= set(values) and len(values) == len(keys):
+            # Files with unusual weight names (e.g. 'conv1_W:0') keep Keras' order:
+            # kernel, bias / gamma, beta, moving_mean, moving_variance.
+            values = dict(zip(keys, values.values()))
+        for variable, key in zip(layer.weights, keys):
             if key not in values:
                 problems.append(f"{name}: no '{key}' in file (has {sorted(values)})")
             elif tuple(values[key].shape) != tuple(variable.shape):
@@ -120,9 +124,16 @@ def load_imagenet_weights(backbone: resnet.ResNet, h5_path: str,
         variable.assign(value.astype(variable.dtype))
 
 
-def save_classic_h5(backbone: resnet.ResNet, h5_path: str) -> None:
-    """Writes the backbone's conv/BN weights in the classic Keras layout with original names."""
+def save_classic_h5(backbone: resnet.ResNet, h5_path: str, naming: str = "original") -> None:
+    """Writes the backbone's conv/BN weights in the classic Keras layout.
+
+    naming: "original" (res2a_branch2a, ...) or "applications" (conv2_block1_1_conv, ...).
+    """
+    if naming not in ("original", "applications"):
+        raise ValueError(f"naming must be 'original' or 'applications', got {naming!r}")
     targets = backbone.named_layers()
+    if naming == "applications":
+        targets = {applications_name(name): layer for name, layer in targets.items()}
     with h5py.File(h5_path, "w") as f:
         f.attrs["layer_names"] = np.array([n.encode("utf8") for n in targets])
         f.attrs["backend"] = b"tensorflow"
@@ -131,7 +142,7 @@ def save_classic_h5(backbone: resnet.ResNet, h5_path: str) -> None:
             group = f.create_group(name)
             weight_names = []
             for variable in layer.weights:
-                key = variable.name.split("/")[-1].split(":")[0]
+                key = _variable_key(variable.name)
                 weight_name = f"{name}/{key}:0"
                 group.create_dataset(weight_name, data=np.asarray(variable.numpy()))
                 weight_names.append(weight_name.encode("utf8"))
