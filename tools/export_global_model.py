@@ -26,6 +26,9 @@ flags.DEFINE_enum("multi_scale_pool_type", "None", ["None", "average", "sum"],
                   "[S, D]; average/sum output one global_descriptor [D].", case_sensitive=False)
 flags.DEFINE_boolean("normalize_global_descriptor", False,
                      "Whether to L2-normalise the output descriptor(s).")
+flags.DEFINE_enum("backbone", "resnet50", ["resnet50", "resnet101", "resnet_tiny"],
+                  "Backbone of the checkpoint. Used only when the checkpoint has no "
+                  "<ckpt_path>.json sidecar or when given explicitly.")
 flags.DEFINE_boolean("block3_strides", True,
                      "Whether block3 has stride 32 (True) or 16 (False). Used only when the "
                      "checkpoint has no <ckpt_path>.json sidecar or when given explicitly.")

@@ -17,6 +17,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("ckpt_path", None,
                     "Checkpoint prefix to export: the <logdir>/delf_weights written by training.")
 flags.DEFINE_string("export_path", None, "Directory to write the SavedModel to (replaced).")
+flags.DEFINE_enum("backbone", "resnet50", ["resnet50", "resnet101", "resnet_tiny"],
+                  "Backbone of the checkpoint. Used only when the checkpoint has no "
+                  "<ckpt_path>.json sidecar or when given explicitly.")
 flags.DEFINE_boolean("block3_strides", True,
                      "Whether block3 has stride 32 (True) or 16 (False). Used only when the "
                      "checkpoint has no <ckpt_path>.json sidecar or when given explicitly.")

@@ -161,6 +161,7 @@ def save_module(module: _ExtractionModule, export_path: str) -> None:
 
 # The original exporters' architecture flags -> Delf/Delg constructor kwargs.
 ARCHITECTURE_FLAGS = {
+        "backbone": "backbone",
         "block3_strides": "block3_strides",
         "use_autoencoder": "use_dim_reduction",
         "autoencoder_dimensions": "reduced_dimension",

@@ -7,6 +7,7 @@ PCA/whitening; binarisation (DELG*) is optional.
 """
 
 import os
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -41,11 +42,23 @@ def as_rgb_array(image) -> np.ndarray:
     return image
 
 
+# Loaded SavedModels by (path, modification time), alive while some extractor
+# uses them: extractors made from one export share it instead of loading and
+# optimising the graph again.
+_LOADED: "weakref.WeakValueDictionary[tuple, object]" = weakref.WeakValueDictionary()
+
+
 def _load_serving_signature(model_path: str):
     if not model_path:
         raise ValueError("DelfConfig.model_path is empty")
     if not os.path.isdir(model_path):
         raise FileNotFoundError(f"No SavedModel directory at model_path {model_path!r}")
+    graph_file = os.path.join(model_path, "saved_model.pb")
+    key = (os.path.realpath(model_path),
+           os.stat(graph_file).st_mtime_ns if os.path.isfile(graph_file) else None)
+    model = _LOADED.get(key)
+    if model is not None:
+        return model, model.signatures["serving_default"]
     try:
         model = tf.saved_model.load(model_path)
     except (OSError, ValueError, tf.errors.OpError) as e:
@@ -53,6 +66,7 @@ def _load_serving_signature(model_path: str):
     if "serving_default" not in model.signatures:
         raise ValueError(f"SavedModel {model_path} has no serving_default signature "
                          f"(has {sorted(model.signatures)})")
+    _LOADED[key] = model
     return model, model.signatures["serving_default"]
 
 

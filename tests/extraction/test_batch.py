@@ -1,0 +1,149 @@
+"""The extract_features jobs: DELF over an image list, DELG over a Revisited
+dataset (query crops), skip-existing, shards, unreadable images, the tool's exit."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from delf_tf import config as config_lib
+from delf_tf.extraction import batch, extractor
+from delf_tf.io import datum_io, feature_io
+from delf_tf.protos import delf_config_pb2
+from delf_tf.retrieval import dataset
+
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def write_config(path, model_path, use_global=False, max_image_size=-1):
+    config = delf_config_pb2.DelfConfig(model_path=model_path, image_scales=[0.7071, 1.0],
+                                        use_local_features=True,
+                                        use_global_features=use_global,
+                                        max_image_size=max_image_size)
+    config.delf_local_config.use_pca = False
+    config.delf_local_config.score_threshold = 0.0
+    config.delf_local_config.max_feature_num = 50
+    config.delf_global_config.use_pca = False
+    config_lib.WriteConfig(str(path), config)
+    return config
+
+
+def test_shard_partitions_by_position():
+    items = list("abcdefg")
+    assert batch.shard(items, 3, 1) == [(1, "b"), (4, "e")]
+    assert sorted(x for k in range(3) for _, x in batch.shard(items, 3, k)) == items
+    with pytest.raises(ValueError, match="shard_index"):
+        batch.shard(items, 2, 2)
+    with pytest.raises(ValueError, match="num_shards"):
+        batch.shard(items, 0, 0)
+
+
+def test_crop_query_image_and_resize_factor():
+    image = Image.new("RGB", (100, 50))
+    cropped, factor = batch.crop_query_image(image, [10.4, 5.6, 70.2, 50.0])
+    assert cropped.size == (60, 44)  # box rounded to (10, 6, 70, 50)
+    assert factor == pytest.approx(60 / 100)
+    with pytest.raises(ValueError, match="invalid query box"):
+        batch.crop_query_image(image, [10, 10, 5, 20])
+
+
+@pytest.fixture()
+def image_files(tmp_path, make_image):
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    Image.fromarray(make_image(70, 90, seed=1)).save(images_dir / "a.png")
+    Image.fromarray(make_image(64, 48, seed=2)).convert("L").save(images_dir / "b.jpg")
+    (images_dir / "bad.jpg").write_bytes(b"not a jpeg")
+    return images_dir
+
+
+def test_delf_list_extraction(tmp_path, delf_export, image_files):
+    config = write_config(tmp_path / "config.pbtxt", delf_export)
+    # Held for the whole test: the jobs' extractors then share its loaded model.
+    extract = extractor.MakeExtractor(config)
+    names = ["a.png", "bad.jpg", "b.jpg", "missing.jpg"]
+    (tmp_path / "list.txt").write_text("".join(f"{image_files / n}\n" for n in names))
+    out = tmp_path / "features"
+
+    failures = batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"),
+                                         str(tmp_path / "list.txt"), str(out))
+    assert failures == [str(image_files / "bad.jpg"), str(image_files / "missing.jpg")]
+    assert sorted(os.listdir(out)) == ["a.delf", "b.delf"]
+    locations, scales, descriptors, attention, _ = feature_io.ReadFromFile(str(out / "a.delf"))
+    expected = extract(np.asarray(Image.open(image_files / "a.png")))
+    np.testing.assert_allclose(descriptors, expected["local_features"]["descriptors"], rtol=1e-6)
+    np.testing.assert_allclose(locations, expected["local_features"]["locations"], rtol=1e-6)
+    np.testing.assert_allclose(attention, expected["local_features"]["attention"], rtol=1e-6)
+
+    # Existing outputs are skipped, not rewritten.
+    stamp = os.stat(out / "a.delf").st_mtime_ns
+    os.utime(out / "a.delf", ns=(stamp - 10**9, stamp - 10**9))
+    batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "list.txt"),
+                              str(out))
+    assert os.stat(out / "a.delf").st_mtime_ns == stamp - 10**9
+
+    # Shard 1 of 2 takes positions 1 and 3.
+    failures = batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"),
+                                         str(tmp_path / "list.txt"), str(tmp_path / "shard"),
+                                         num_shards=2, shard_index=1)
+    assert failures == [str(image_files / "bad.jpg"), str(image_files / "missing.jpg")]
+    assert os.listdir(tmp_path / "shard") == []
+
+
+def test_delg_dataset_extraction_crops_queries(tmp_path, delg_export, make_image):
+    images_dir = tmp_path / "jpg"
+    images_dir.mkdir()
+    for name, seed in (("q0", 1), ("i0", 2)):
+        Image.fromarray(make_image(96, 128, seed=seed)).save(images_dir / f"{name}.jpg",
+                                                             quality=95)
+    gnd = [{"bbx": [20.3, 10.0, 100.0, 80.0], "easy": [1], "hard": [], "junk": []}]
+    dataset.WriteDatasetFile(str(tmp_path / "gnd.mat"), ["i0", "i1"], ["q0"], gnd)
+    config = write_config(tmp_path / "config.pbtxt", delg_export, use_global=True,
+                          max_image_size=64)
+    extract = extractor.MakeExtractor(config)  # shared with the jobs (loaded once)
+
+    out = tmp_path / "query"
+    failures = batch.ExtractDelgFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "gnd.mat"),
+                                         str(images_dir), "query", str(out))
+    assert failures == []
+    assert sorted(os.listdir(out)) == ["q0.delg_global", "q0.delg_local"]
+    full = Image.open(images_dir / "q0.jpg").convert("RGB")
+    cropped = np.asarray(full.crop((20, 10, 100, 80)))
+    # The 80x70 crop of a 128-wide image is resized with max_image_size 64 * 80/128 = 40.
+    expected = extract(cropped, resize_factor=80 / 128)
+    locations, _, descriptors, _, _ = feature_io.ReadFromFile(str(out / "q0.delg_local"))
+    np.testing.assert_allclose(descriptors, expected["local_features"]["descriptors"], rtol=1e-6)
+    np.testing.assert_allclose(locations, expected["local_features"]["locations"], rtol=1e-5)
+    np.testing.assert_allclose(datum_io.ReadFromFile(str(out / "q0.delg_global")),
+                               expected["global_descriptor"], rtol=1e-6)
+    assert locations[:, 0].max() < 70 and locations[:, 1].max() < 80  # crop coordinates
+
+    out = tmp_path / "index"
+    failures = batch.ExtractDelgFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "gnd.mat"),
+                                         str(images_dir), "index", str(out),
+                                         binarize_local_descriptors=True)
+    assert failures == ["i1"]
+    assert sorted(os.listdir(out)) == ["i0.delg_global", "i0.delg_local"]
+    descriptors = feature_io.ReadFromFile(str(out / "i0.delg_local"))[2]
+    assert descriptors.dtype == np.uint8 and descriptors.shape[1] == 128 // 8
+    with pytest.raises(ValueError, match="image_set"):
+        batch.ExtractDelgFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "gnd.mat"),
+                                  str(images_dir), "train", str(out))
+
+
+def test_extract_features_tool_exits_nonzero_listing_bad_images(tmp_path, delf_export,
+                                                                image_files):
+    write_config(tmp_path / "config.pbtxt", delf_export)
+    (tmp_path / "list.txt").write_text(f"{image_files / 'bad.jpg'}\n{image_files / 'a.png'}\n")
+    result = subprocess.run(
+            [sys.executable, os.path.join(REPO, "tools", "extract_features.py"),
+             f"--config_path={tmp_path / 'config.pbtxt'}",
+             f"--list_images_path={tmp_path / 'list.txt'}", f"--output_dir={tmp_path / 'out'}"],
+            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 1
+    assert "1 image(s) could not be read" in result.stderr
+    assert str(image_files / "bad.jpg") in result.stderr
+    assert os.listdir(tmp_path / "out") == ["a.delf"]
