@@ -76,6 +76,10 @@ class Attention(keras.layers.Layer):
         self.bn_conv1 = keras.layers.BatchNormalization(axis=-1, name="bn_conv1")
         self.conv2 = keras.layers.Conv2D(1, 1, name="attn_conv2")
 
+    def build(self, input_shape):
+        # Sub-layers build on the first real call (no symbolic trace of `call`).
+        self.built = True
+
     def call(self, features, targets=None, training=False):
         if targets is None:
             targets = features
@@ -99,6 +103,10 @@ class Autoencoder(keras.layers.Layer):
         self.conv1 = keras.layers.Conv2D(reduced_dimension, 1, name="autoenc_conv1")
         self.conv2 = keras.layers.Conv2D(expand_channels, 1, activation="relu",
                                          name="autoenc_conv2")
+
+    def build(self, input_shape):
+        # Sub-layers build on the first real call (no symbolic trace of `call`).
+        self.built = True
 
     def call(self, x):
         reduced = self.conv1(x)

@@ -70,6 +70,10 @@ class Bottleneck(keras.layers.Layer):
             self.conv_shortcut = None
             self.bn_shortcut = None
 
+    def build(self, input_shape):
+        # Sub-layers build on the first real call; skips Keras' default symbolic trace.
+        self.built = True
+
     def named_layers(self) -> list[keras.layers.Layer]:
         """The conv/BN layers carrying weights, in file order."""
         out = [self.conv2a, self.bn2a, self.conv2b, self.bn2b, self.conv2c, self.bn2c]
@@ -146,6 +150,11 @@ class ResNet(keras.Model):
             self.global_pool = None
         self.embedding_layer = (keras.layers.Dense(embedding_layer_dim, name="embedding_layer")
                                 if embedding_layer else None)
+
+    def build(self, input_shape):
+        # Sub-layers build on the first real call; skips Keras' default symbolic trace of the
+        # whole network (which doubled the cost of building a model).
+        self.built = True
 
     def blocks(self) -> list[Bottleneck]:
         """All bottleneck blocks in order."""
