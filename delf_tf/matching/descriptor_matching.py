@@ -3,10 +3,9 @@
 The original matched with a SciPy KD-tree, which degenerates to a slow
 brute-force search for 40- to 128-D descriptors. Here the exact nearest
 neighbours come from one BLAS matrix product per batch of query rows:
-argmin ||q - x||^2 = argmax (q.x - ||x||^2 / 2), computed in float32 with the
-index side augmented by a -||x||^2/2 column, then the distances of the chosen
-neighbours are recomputed exactly in float64 so thresholds behave as with the
-KD-tree.
+argmin ||q - x||^2 = argmax (q.x - ||x||^2 / 2), scored in float32, then the
+distances of the chosen neighbours are recomputed exactly in float64 so
+thresholds behave as with the KD-tree.
 
 Binarized DELG* descriptors arrive bit-packed as uint8 [N, D/8] (D bits of +-1
 codes). Their distance is the Euclidean distance of the codes normalised to unit
@@ -31,12 +30,14 @@ _MAX_BATCH_ELEMENTS = 1 << 24
 class PreparedDescriptors(NamedTuple):
     """Descriptors converted once for repeated matching.
 
-    vectors: float32 [N, D'] (float: descriptors plus a -||x||^2/2 column on the
-      index side; binary: +-1 codes). raw: the original descriptors (float32 or
-      float64 [N, D], or uint8 [N, D/8]). binary: whether they are bit-packed. dim: D
-      (for binary, the number of bits).
+    vectors: float32 [N, D] (float descriptors, or the +-1 codes of bit-packed
+      ones). offsets: float32 [N] added to the scores q.x: -||x||^2/2 for float
+      index descriptors, zeros otherwise. raw: the original descriptors (float32
+      or float64 [N, D], or uint8 [N, D/8]). binary: whether they are
+      bit-packed. dim: D (for binary, the number of bits).
     """
     vectors: np.ndarray
+    offsets: np.ndarray
     raw: np.ndarray
     binary: bool
     dim: int
@@ -50,32 +51,32 @@ def is_binary(descriptors: np.ndarray) -> bool:
 def prepare_descriptors(descriptors: np.ndarray, as_index: bool = False) -> PreparedDescriptors:
     """Converts descriptors [N, D] (float) or [N, D/8] (bit-packed uint8) once.
 
-    `as_index` adds the norm column used on the index side of float matching.
+    `as_index` computes the norm offsets used on the index side of float matching.
     """
     descriptors = np.asarray(descriptors)
     if descriptors.ndim == 1 and descriptors.size == 0:
         descriptors = descriptors.reshape(0, 0)
     if descriptors.ndim != 2:
         raise ValueError(f"descriptors must be [N, D], got shape {descriptors.shape}")
+    num = len(descriptors)
     if is_binary(descriptors):
         if descriptors.size and (descriptors.min() < 0 or descriptors.max() > 255):
             raise ValueError("bit-packed descriptors must hold byte values (0..255)")
         raw = descriptors.astype(np.uint8, copy=False)
         bits = np.unpackbits(raw, axis=1).astype(np.float32)
-        return PreparedDescriptors(2.0 * bits - 1.0, raw, True, bits.shape[1])
+        return PreparedDescriptors(2.0 * bits - 1.0, np.zeros([num], np.float32), raw, True,
+                                   bits.shape[1])
     if not np.issubdtype(descriptors.dtype, np.floating):
         raise ValueError(f"unsupported descriptor dtype {descriptors.dtype}")
-    # float32 input stays float32 (feature files hold float32 values, so this is
-    # lossless and halves the memory of cached index images).
+    # float32 input is used as is (feature files hold float32 values, so reading
+    # them as float32 is lossless and halves the memory of cached index images).
     raw = descriptors if descriptors.dtype == np.float32 else descriptors.astype(np.float64)
-    vectors = raw.astype(np.float32)
+    vectors = np.ascontiguousarray(raw, dtype=np.float32)
+    offsets = np.zeros([num], np.float32)
     if as_index:
         raw64 = raw.astype(np.float64)
-        half_norms = -0.5 * np.einsum("ij,ij->i", raw64, raw64)
-        vectors = np.concatenate([vectors, half_norms[:, None].astype(np.float32)], axis=1)
-    else:
-        vectors = np.concatenate([vectors, np.ones([len(vectors), 1], np.float32)], axis=1)
-    return PreparedDescriptors(np.ascontiguousarray(vectors), raw, False, raw.shape[1])
+        offsets = (-0.5 * np.einsum("ij,ij->i", raw64, raw64)).astype(np.float32)
+    return PreparedDescriptors(vectors, offsets, raw, False, raw.shape[1])
 
 
 def _check_compatible(query: PreparedDescriptors, index: PreparedDescriptors) -> None:
@@ -128,6 +129,8 @@ def nearest_neighbors(
         stop = min(start + batch, num_query)
         # Larger score = closer, for both the float and the +-1 code products.
         scores = query.vectors[start:stop] @ index_t
+        if not index.binary:
+            scores += index.offsets
         rows = np.arange(stop - start)
         for j in range(min(k, num_index)):
             best = np.argmax(scores, axis=1)

@@ -14,6 +14,8 @@ ranking.
 """
 
 import collections
+import concurrent.futures
+import contextlib
 import os
 from collections.abc import Collection, Iterable, Sequence
 from typing import NamedTuple
@@ -239,6 +241,15 @@ def rerank_by_inliers(
     return input_ranks[order]
 
 
+def _blas_limited_to_one_thread():
+    """A context limiting BLAS to one thread, or None without threadpoolctl."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+
+
 def verify_candidates(
     query: LocalFeatures,
     candidates: Iterable[LocalFeatures],
@@ -248,14 +259,30 @@ def verify_candidates(
     ransac_seed: int | None = None,
     max_trials: int = ransac.DEFAULT_MAX_TRIALS,
     backend: str = "opencv",
+    num_workers: int | None = None,
 ) -> np.ndarray:
-    """Inlier counts (int64 [C]) of a query against each candidate image."""
-    return np.array([
-        verify_pair(query, candidate, descriptor_matching_threshold,
-                    ransac_residual_threshold, use_ratio_test, ransac_seed,
-                    max_trials, backend).num_inliers
-        for candidate in candidates
-    ], dtype=np.int64)
+    """Inlier counts (int64 [C]) of a query against each candidate image.
+
+    Pairs are verified by `num_workers` threads (default: one per CPU), each
+    with a single-threaded BLAS when threadpoolctl is installed (otherwise one
+    pair at a time with BLAS's own threads): a 1000 x 1000 product is too small
+    for BLAS threads to pay off, and on a shared machine their spinning makes it
+    several times slower. Every pair has its own seeded RANSAC, so the counts do
+    not depend on the number of workers.
+    """
+    def verify(candidate: LocalFeatures) -> int:
+        return verify_pair(query, candidate, descriptor_matching_threshold,
+                           ransac_residual_threshold, use_ratio_test, ransac_seed,
+                           max_trials, backend).num_inliers
+
+    candidates = list(candidates)
+    limit = _blas_limited_to_one_thread()
+    workers = min(num_workers or os.cpu_count() or 1, len(candidates))
+    if limit is None or workers <= 1:
+        with limit or contextlib.nullcontext():
+            return np.array([verify(c) for c in candidates], dtype=np.int64)
+    with limit, concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return np.array(list(pool.map(verify, candidates)), dtype=np.int64)
 
 
 def RerankByGeometricVerification(

@@ -189,3 +189,18 @@ def test_feature_store_reads_each_file_once(scene, tmp_path, monkeypatch):
     store = reranking.LocalFeatureStore(capacity=1)
     first = store.get(path)
     assert store.get(path) is first and len(reads) == 1
+
+
+def test_verify_candidates_same_counts_for_any_number_of_workers(scene):
+    query = reranking.LocalFeatures.from_arrays(scene.locations, scene.descriptors)
+    candidates = []
+    for seed in range(4):
+        _, view = scene.warped_view(seed=seed, num_true=20 + 15 * seed, num_random=50,
+                                    num_false=30)
+        candidates.append(reranking.LocalFeatures.from_arrays(
+            view.locations, view.descriptors, as_index=True))
+    counts = [reranking.verify_candidates(query, candidates, ransac_seed=1, num_workers=n)
+              for n in (1, 3)]
+    np.testing.assert_array_equal(counts[0], counts[1])
+    assert list(counts[0]) == sorted(counts[0]) and counts[0][0] >= 15
+    assert reranking.verify_candidates(query, []).shape == (0,)
