@@ -42,9 +42,13 @@ def restore_weights(model: Delf, prefix: str) -> None:
     if not tf.io.gfile.exists(os.fspath(prefix) + ".index"):
         raise FileNotFoundError(f"No checkpoint at {prefix} (missing {prefix}.index)")
     status = tf.train.Checkpoint(model=model).read(os.fspath(prefix))
-    status.expect_partial()
-    # Every variable the model has must come from the checkpoint, heads excepted.
-    status.assert_existing_objects_matched()
+    status.expect_partial()  # the checkpoint may hold heads (or an optimizer) the model lacks
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as error:
+        raise ValueError(f"Checkpoint {prefix} does not match the model (different "
+                         f"backbone/config, or classifier heads it was saved without): "
+                         f"{error}") from None
 
 
 def load_model(prefix: str, **overrides) -> Union[Delf, Delg]:

@@ -44,33 +44,32 @@ class Delf(keras.Model):
     # -- classifiers -----------------------------------------------------------------------
 
     def init_classifiers(self, num_classes: int) -> None:
-        """Creates the training heads for `num_classes` classes (desc_fc and att_fc)."""
+        """Creates the training heads for `num_classes` classes (desc_fc and att_fc).
+
+        Calling it again with the same number is a no-op; a different number is an error
+        (stale head variables would stay tracked by Keras).
+        """
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        with self._unlocked_state():
+        if self.num_classes is not None:
+            if self.num_classes != num_classes:
+                raise ValueError(f"{self.name} already has classifiers for {self.num_classes} "
+                                 f"classes; cannot re-create them for {num_classes}")
+            return
+        # Keras 3 forbids new state on a built model; heads may be added after build_for_input
+        # (e.g. fine-tuning a restored model), so the tracker is unlocked around their creation.
+        was_locked = self._tracker.locked
+        self._tracker.unlock()
+        try:
+            self._create_global_classifier(int(num_classes))
+            self.att_fc = keras.layers.Dense(int(num_classes), name="att_fc")
             self.num_classes = int(num_classes)
-            self._create_global_classifier(self.num_classes)
-            self.att_fc = keras.layers.Dense(self.num_classes, name="att_fc")
+        finally:
+            if was_locked:
+                self._lock_state()
 
     def _create_global_classifier(self, num_classes: int) -> None:
         self.desc_fc = keras.layers.Dense(num_classes, name="desc_fc")
-
-    def _unlocked_state(self):
-        """Keras 3 forbids new state on a built model; heads may be added after build_for_input
-        (e.g. fine-tuning a restored model), so the tracker is unlocked around their creation."""
-        model = self
-
-        class _Unlocked:
-            def __enter__(self):
-                self.was_locked = model._tracker.locked
-                model._tracker.unlock()
-
-            def __exit__(self, *exc):
-                if self.was_locked:
-                    model._lock_state()
-                return False
-
-        return _Unlocked()
 
     # -- forward ---------------------------------------------------------------------------
 

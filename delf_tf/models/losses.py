@@ -21,6 +21,9 @@ def compute_losses(outputs: dict, labels, *, global_batch_size: int,
     cross-entropy) and "recon" (per-example MSE between block3 and the autoencoder's
     expansion; 0 without the autoencoder).
     """
+    if "desc_logits" not in outputs:
+        raise ValueError("outputs have no logits: call init_classifiers(num_classes) on the "
+                         "model before training")
     labels = tf.cast(labels, tf.int32)
     desc = _average(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=labels, logits=tf.cast(outputs["desc_logits"], tf.float32)), global_batch_size)

@@ -85,3 +85,12 @@ def test_errors_name_the_path(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"class": "Nope", "config": {}}))
     with pytest.raises(ValueError, match="Nope"):
         checkpoint.load_model(str(tmp_path / "bad"))
+
+
+def test_restore_into_a_different_model_is_an_error(tmp_path):
+    saved = delf.Delf(backbone="resnet_tiny", use_dim_reduction=False)
+    saved.build_for_input(32)
+    prefix = str(tmp_path / "delf_weights")
+    checkpoint.save_weights(saved, prefix)
+    with pytest.raises(ValueError, match="does not match the model"):
+        checkpoint.load_model(prefix, use_dim_reduction=True)

@@ -35,8 +35,16 @@ def test_forward_without_classifiers_has_no_logits():
     outputs = model.forward(_images(), training=False)
     assert "desc_logits" not in outputs and "attn_logits" not in outputs
     assert outputs["local_features"].shape == (2, 2, 2, 128)
+    with pytest.raises(ValueError, match="init_classifiers"):
+        losses.compute_losses(outputs, tf.constant([0, 1]), global_batch_size=2)
     with pytest.raises(ValueError, match="num_classes"):
         model.init_classifiers(0)
+    model.init_classifiers(3)
+    heads = model.att_fc
+    model.init_classifiers(3)  # same number: no-op
+    assert model.att_fc is heads
+    with pytest.raises(ValueError, match="already has classifiers for 3"):
+        model.init_classifiers(4)
 
 
 def _grads(model, loss_sets):

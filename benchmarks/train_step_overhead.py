@@ -1,0 +1,125 @@
+"""Training-step overhead of DELG's local heads: full DELG step vs a bare backbone+classifier.
+
+Times, in one process, with the same backbone, batch and image size:
+  baseline  ResNet backbone (GeM + embedding, as DELG) + cosine/ArcFace classifier,
+            cross-entropy loss, SGD-momentum update of every trainable variable;
+  delg      the full DELG step: the same plus attention, autoencoder and the three losses
+            from delf_tf.models.compute_losses.
+Both are tf.functions; steps are interleaved (baseline, delg, baseline, ...) so load from other
+processes hits both alike, and the median per-step time is used. Prints delg/baseline
+(target <= 1.25) and writes benchmarks/results/train_step_overhead.json.
+
+Usage: .venv/bin/python benchmarks/train_step_overhead.py [--backbone resnet50]
+       [--batch_size 8] [--image_size 224] [--steps 5] [--num_classes 1000]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import keras
+import tensorflow as tf
+
+from delf_tf.models import Delg, compute_losses
+from delf_tf.models import layers as delf_layers
+from delf_tf.models import resnet
+
+_RESULT = os.path.join(os.path.dirname(__file__), "results", "train_step_overhead.json")
+
+
+class _Baseline(keras.Model):
+    """The DELG global branch alone: backbone + cosine classifier with ArcFace margin."""
+
+    def __init__(self, backbone: str, num_classes: int):
+        super().__init__(name="baseline")
+        self.backbone = resnet.ResNet(backbone, pooling="gem", embedding_layer=True)
+        self.cosine_weights = self.add_weight(name="cosine_weights", shape=(2048, num_classes),
+                                              initializer="glorot_uniform")
+
+    def logits(self, images, labels):
+        embedding, _ = self.backbone(images, training=True)
+        cosine = delf_layers.cosine_logits(embedding, self.cosine_weights)
+        return delf_layers.arcface_logits(cosine, labels, 0.1, 45.25)
+
+
+def _make_step(model, loss_fn, batch_size):
+    optimizer = keras.optimizers.SGD(learning_rate=0.001, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(images, labels)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet50", choices=sorted(resnet.BACKBONES))
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per model")
+    parser.add_argument("--num_classes", type=int, default=1000)
+    args = parser.parse_args()
+
+    images = tf.random.stateless_uniform([args.batch_size, args.image_size, args.image_size, 3],
+                                         seed=[1, 2], minval=-1.0, maxval=1.0)
+    labels = tf.random.stateless_uniform([args.batch_size], seed=[3, 4], maxval=args.num_classes,
+                                         dtype=tf.int32)
+
+    baseline = _Baseline(args.backbone, args.num_classes)
+    baseline.logits(images[:1], labels[:1])
+
+    def baseline_loss(images, labels):
+        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels, baseline.logits(images, labels))
+        return tf.reduce_sum(per_example) / args.batch_size
+
+    delg = Delg(backbone=args.backbone)
+    delg.init_classifiers(args.num_classes)
+    delg.build_for_input(64)
+
+    def delg_loss(images, labels):
+        outputs = delg.forward(images, labels=labels, training=True)
+        return compute_losses(outputs, labels, global_batch_size=args.batch_size)["total"]
+
+    steps = {"baseline": _make_step(baseline, baseline_loss, args.batch_size),
+             "delg": _make_step(delg, delg_loss, args.batch_size)}
+    times = {name: [] for name in steps}
+    for name, step in steps.items():  # warm-up: tracing and allocation
+        print(f"tracing {name} ...", flush=True)
+        step(images, labels).numpy()
+    for i in range(args.steps):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(images, labels).numpy()
+            times[name].append(time.perf_counter() - start)
+        print(f"step {i + 1}/{args.steps}: " + ", ".join(
+                f"{name} {t[-1]:.3f}s" for name, t in times.items()), flush=True)
+
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    result = {
+            "backbone": args.backbone, "batch_size": args.batch_size,
+            "image_size": args.image_size, "num_classes": args.num_classes,
+            "steps": args.steps, "device": "GPU" if tf.config.list_physical_devices("GPU")
+            else "CPU",
+            "baseline_step_s": medians["baseline"], "delg_step_s": medians["delg"],
+            "ratio": medians["delg"] / medians["baseline"], "target_ratio": 1.25,
+            "all_times_s": times,
+    }
+    print(f"DELG step {medians['delg']:.3f}s vs baseline {medians['baseline']:.3f}s: "
+          f"ratio {result['ratio']:.3f} (target <= 1.25)")
+    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
+    with open(_RESULT, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {_RESULT}")
+
+
+if __name__ == "__main__":
+    main()
