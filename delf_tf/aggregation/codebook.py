@@ -25,6 +25,9 @@ _CHECKPOINT_VARIABLE = "clusters"
 # Above this many (features x clusters) distance evaluations per iteration,
 # exact Lloyd iterations get too slow on a CPU and mini-batches are used.
 _MAX_EXACT_KMEANS_WORK = 2e9
+# k-means++ seeding costs O(K^2 log K) distance rows; above this many clusters
+# (e.g. the 65536-word codebooks) random seeding is used instead.
+_MAX_KMEANS_PLUS_PLUS_CLUSTERS = 4096
 
 
 def TrainCodebook(
@@ -42,7 +45,8 @@ def TrainCodebook(
       num_clusters: codebook size K.
       num_iterations: maximum Lloyd iterations ("exact") or passes over the
         data ("minibatch").
-      seed: seeds k-means++ initialisation and mini-batch sampling.
+      seed: seeds the initialisation (k-means++ up to 4096 clusters, random
+        codewords above) and mini-batch sampling.
       algorithm: "exact" (Lloyd), "minibatch", or "auto" (exact unless
         N x K is large).
       verbose: print scikit-learn's progress.
@@ -53,6 +57,7 @@ def TrainCodebook(
     # scikit-learn is needed only to train, so reading codebooks and
     # aggregating never import it.
     from sklearn import cluster
+    from threadpoolctl import threadpool_limits
 
     descriptors = np.asarray(descriptors, dtype=np.float32)
     if descriptors.ndim != 2:
@@ -66,18 +71,23 @@ def TrainCodebook(
     if algorithm == "auto":
         exact = len(descriptors) * num_clusters <= _MAX_EXACT_KMEANS_WORK
         algorithm = "exact" if exact else "minibatch"
+    init = "k-means++" if num_clusters <= _MAX_KMEANS_PLUS_PLUS_CLUSTERS else "random"
     if algorithm == "exact":
         kmeans = cluster.KMeans(
-            n_clusters=num_clusters, max_iter=num_iterations, n_init=1,
+            n_clusters=num_clusters, init=init, max_iter=num_iterations, n_init=1,
             random_state=seed, verbose=int(verbose))
     elif algorithm == "minibatch":
         kmeans = cluster.MiniBatchKMeans(
-            n_clusters=num_clusters, max_iter=num_iterations, n_init=1,
+            n_clusters=num_clusters, init=init, max_iter=num_iterations, n_init=1,
             batch_size=max(4096, 4 * num_clusters), random_state=seed,
             verbose=int(verbose))
     else:
         raise ValueError(f"algorithm must be 'auto', 'exact' or 'minibatch', got {algorithm!r}")
-    kmeans.fit(descriptors)
+    # k-means++ seeding makes many small BLAS calls, which multi-threaded BLAS
+    # turns into a crawl on a busy machine (11x slower measured here); the Lloyd steps are
+    # parallelised by scikit-learn's own OpenMP threads either way.
+    with threadpool_limits(limits=1, user_api="blas"):
+        kmeans.fit(descriptors)
     return kmeans.cluster_centers_.astype(np.float32)
 
 
