@@ -98,7 +98,7 @@ def _original_match(query_locations, query_descriptors, locations, descriptors):
 
 def _ours(query_locations, query_descriptors, candidates, backend="opencv"):
     query = reranking.LocalFeatures.from_arrays(query_locations, query_descriptors)
-    prepared = [reranking.LocalFeatures.from_arrays(l, d, as_index=True) for l, d in candidates]
+    prepared = [reranking.LocalFeatures.from_arrays(l, d) for l, d in candidates]
     return reranking.verify_candidates(query, prepared, _THRESHOLD, _RESIDUAL,
                                        ransac_seed=_SEED, backend=backend)
 
@@ -151,7 +151,7 @@ def main() -> None:
     query = reranking.LocalFeatures.from_arrays(query_locations, query_descriptors)
     same_matches = all(
         np.array_equal(reranking.verify_pair(
-            query, reranking.LocalFeatures.from_arrays(l, d, as_index=True), _THRESHOLD,
+            query, reranking.LocalFeatures.from_arrays(l, d), _THRESHOLD,
             _RESIDUAL, ransac_seed=_SEED).query_ids, query_ids)
         for (l, d), (query_ids, _) in zip(candidates, baseline))
 
@@ -162,7 +162,7 @@ def main() -> None:
             feature_io.WriteToFile(paths[-1], l, np.ones(len(l)), d, np.ones(len(l)))
         start = time.perf_counter()
         for path in paths:
-            reranking.read_local_features(path, as_index=True)
+            reranking.read_local_features(path)
         read_seconds = time.perf_counter() - start
 
     difference = np.abs(ours - baseline_inliers)

@@ -31,10 +31,10 @@ class PreparedDescriptors(NamedTuple):
     """Descriptors converted once for repeated matching.
 
     vectors: float32 [N, D] (float descriptors, or the +-1 codes of bit-packed
-      ones). offsets: float32 [N] added to the scores q.x: -||x||^2/2 for float
-      index descriptors, zeros otherwise. raw: the original descriptors (float32
-      or float64 [N, D], or uint8 [N, D/8]). binary: whether they are
-      bit-packed. dim: D (for binary, the number of bits).
+      ones). offsets: float32 [N], -||x||^2/2 of float descriptors (added to the
+      scores q.x when they are the index side), zeros for binary ones. raw: the
+      original descriptors (float32 or float64 [N, D], or uint8 [N, D/8]).
+      binary: whether they are bit-packed. dim: D (for binary, the number of bits).
     """
     vectors: np.ndarray
     offsets: np.ndarray
@@ -48,11 +48,9 @@ def is_binary(descriptors: np.ndarray) -> bool:
     return np.issubdtype(np.asarray(descriptors).dtype, np.integer)
 
 
-def prepare_descriptors(descriptors: np.ndarray, as_index: bool = False) -> PreparedDescriptors:
-    """Converts descriptors [N, D] (float) or [N, D/8] (bit-packed uint8) once.
-
-    `as_index` computes the norm offsets used on the index side of float matching.
-    """
+def prepare_descriptors(descriptors: np.ndarray) -> PreparedDescriptors:
+    """Converts descriptors [N, D] (float) or [N, D/8] (bit-packed uint8) once,
+    for use on either side of `nearest_neighbors`."""
     descriptors = np.asarray(descriptors)
     if descriptors.ndim == 1 and descriptors.size == 0:
         descriptors = descriptors.reshape(0, 0)
@@ -72,10 +70,8 @@ def prepare_descriptors(descriptors: np.ndarray, as_index: bool = False) -> Prep
     # them as float32 is lossless and halves the memory of cached index images).
     raw = descriptors if descriptors.dtype == np.float32 else descriptors.astype(np.float64)
     vectors = np.ascontiguousarray(raw, dtype=np.float32)
-    offsets = np.zeros([num], np.float32)
-    if as_index:
-        raw64 = raw.astype(np.float64)
-        offsets = (-0.5 * np.einsum("ij,ij->i", raw64, raw64)).astype(np.float32)
+    raw64 = raw.astype(np.float64)
+    offsets = (-0.5 * np.einsum("ij,ij->i", raw64, raw64)).astype(np.float32)
     return PreparedDescriptors(vectors, offsets, raw, False, raw.shape[1])
 
 
@@ -114,7 +110,7 @@ def nearest_neighbors(
     if not isinstance(query, PreparedDescriptors):
         query = prepare_descriptors(query)
     if not isinstance(index, PreparedDescriptors):
-        index = prepare_descriptors(index, as_index=True)
+        index = prepare_descriptors(index)
     _check_compatible(query, index)
     num_query, num_index = len(query.raw), len(index.raw)
     distances = np.full([num_query, k], np.inf)

@@ -37,7 +37,7 @@ def match_images(
     Returns the VerificationResult; query ids refer to image 2, index ids to
     image 1.
     """
-    features_1 = reranking.read_local_features(features_1_path, as_index=True)
+    features_1 = reranking.read_local_features(features_1_path)
     features_2 = reranking.read_local_features(features_2_path)
     result = reranking.verify_pair(
         features_2, features_1, descriptor_matching_threshold, ransac_residual_threshold,

@@ -40,10 +40,9 @@ class LocalFeatures(NamedTuple):
     descriptors: descriptor_matching.PreparedDescriptors
 
     @classmethod
-    def from_arrays(cls, locations: np.ndarray, descriptors: np.ndarray,
-                    as_index: bool = False) -> "LocalFeatures":
+    def from_arrays(cls, locations: np.ndarray, descriptors: np.ndarray) -> "LocalFeatures":
         locations = np.asarray(locations, dtype=np.float64).reshape(-1, 2)
-        prepared = descriptor_matching.prepare_descriptors(descriptors, as_index=as_index)
+        prepared = descriptor_matching.prepare_descriptors(descriptors)
         if len(prepared.raw) != len(locations):
             raise ValueError(
                 f"{len(locations)} locations but {len(prepared.raw)} descriptors")
@@ -53,13 +52,13 @@ class LocalFeatures(NamedTuple):
         return len(self.locations)
 
 
-def read_local_features(path: str, as_index: bool = False) -> LocalFeatures:
+def read_local_features(path: str) -> LocalFeatures:
     """Reads a DelfFeatures file (.delf / .delg_local) prepared for matching."""
     locations, _, descriptors, _, _ = feature_io.ReadFromFile(path)
     if descriptors.dtype == np.float64:
         # The file stores float32 values: casting back loses nothing.
         descriptors = descriptors.astype(np.float32)
-    return LocalFeatures.from_arrays(locations, descriptors, as_index=as_index)
+    return LocalFeatures.from_arrays(locations, descriptors)
 
 
 def check_local_features_file(path: str) -> tuple[int, int, bool]:
@@ -105,7 +104,7 @@ class LocalFeatureStore:
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        features = read_local_features(path, as_index=True)
+        features = read_local_features(path)
         if self._capacity:
             self._cache[path] = features
             if len(self._cache) > self._capacity:
@@ -187,8 +186,7 @@ def MatchFeatures(
       (num_inliers, match_viz_bytes): PNG bytes of the picture, or b''.
     """
     query = LocalFeatures.from_arrays(query_locations, query_descriptors)
-    index = LocalFeatures.from_arrays(index_image_locations, index_image_descriptors,
-                                      as_index=True)
+    index = LocalFeatures.from_arrays(index_image_locations, index_image_descriptors)
     result = verify_pair(query, index, descriptor_matching_threshold,
                          ransac_residual_threshold, use_ratio_test, ransac_seed,
                          backend=backend)

@@ -24,7 +24,7 @@ def _write(path, locations, descriptors):
 def test_recovers_transform_and_inliers_on_a_photo(scene, backend):
     _, view = scene.warped_view(seed=0, num_true=80, num_random=100, num_false=30)
     query = reranking.LocalFeatures.from_arrays(scene.locations, scene.descriptors)
-    index = reranking.LocalFeatures.from_arrays(view.locations, view.descriptors, as_index=True)
+    index = reranking.LocalFeatures.from_arrays(view.locations, view.descriptors)
     result = reranking.verify_pair(query, index, ransac_seed=0, backend=backend)
 
     true_match = view.query_ids[result.index_ids] == result.query_ids
@@ -198,7 +198,7 @@ def test_verify_candidates_same_counts_for_any_number_of_workers(scene):
         _, view = scene.warped_view(seed=seed, num_true=20 + 15 * seed, num_random=50,
                                     num_false=30)
         candidates.append(reranking.LocalFeatures.from_arrays(
-            view.locations, view.descriptors, as_index=True))
+            view.locations, view.descriptors))
     counts = [reranking.verify_candidates(query, candidates, ransac_seed=1, num_workers=n)
               for n in (1, 3)]
     np.testing.assert_array_equal(counts[0], counts[1])
