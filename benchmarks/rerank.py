@@ -19,8 +19,8 @@ by perform_retrieval).
 Synthetic but DELG-like data, DELG retrieval settings (matching threshold 1.0,
 residual 20 px): unit-norm descriptors; each candidate shares 0-200 true
 correspondences with the query under a random affine map (2 px location
-noise; descriptor noise 0.05 per dimension), has 30-150 false matches (similar descriptor, random place) and random
-features for the rest.
+noise; descriptor noise 0.05 per dimension), has 30-150 false matches
+(similar descriptor, random place) and random features for the rest.
 
 Usage: .venv/bin/python benchmarks/rerank.py [--num_candidates 100]
        [--num_features 1000] [--repeats 3] [--output results/rerank.json]

@@ -40,7 +40,8 @@ def _check_exist(paths: Sequence[str]) -> None:
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
         shown = ", ".join(missing[:_MAX_NAMED_FILES])
-        more = f" and {len(missing) - _MAX_NAMED_FILES} more" if len(missing) > _MAX_NAMED_FILES else ""
+        hidden = len(missing) - _MAX_NAMED_FILES
+        more = f" and {hidden} more" if hidden > 0 else ""
         raise FileNotFoundError(
             f"{len(missing)} feature file(s) missing: {shown}{more}")
 

@@ -151,6 +151,7 @@ def test_broken_files_name_the_file(tmp_path):
         evaluation.evaluate_revisited(gnd_path, query_dir, index_dir, str(tmp_path / "o"),
                                       use_geometric_verification=True, log=lambda _: None)
     datum_io.WriteToFile(np.ones(5, np.float32), os.path.join(index_dir, "img_0.delg_global"))
-    with pytest.raises(ValueError, match="img_0.delg_global: global descriptor has 5 values, the others 32"):
+    with pytest.raises(ValueError,
+                       match="img_0.delg_global: global descriptor has 5 values, the others 32"):
         evaluation.evaluate_revisited(gnd_path, query_dir, index_dir, str(tmp_path / "o"),
                                       log=lambda _: None)
