@@ -276,6 +276,10 @@ def verify_candidates(
     candidates = list(candidates)
     limit = _blas_limited_to_one_thread()
     workers = min(num_workers or os.cpu_count() or 1, len(candidates))
+    if backend == "skimage":
+        # Pure-Python RANSAC gains nothing from threads, and its warning
+        # filters (warnings.catch_warnings) are not thread-safe.
+        workers = 1
     if limit is None or workers <= 1:
         with limit or contextlib.nullcontext():
             return np.array([verify(c) for c in candidates], dtype=np.int64)
