@@ -21,9 +21,10 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
+from google.protobuf import message
 
 from delf_tf.io import atomic, feature_io
-from delf_tf.matching import descriptor_matching, ransac
+from delf_tf.matching import descriptor_matching, ransac, visualization
 from delf_tf.protos import feature_pb2
 
 DEFAULT_NUM_TO_RERANK = 100
@@ -74,7 +75,7 @@ def check_local_features_file(path: str) -> tuple[int, int, bool]:
     data = atomic.read_bytes(path)
     try:
         features.ParseFromString(data)
-    except Exception as e:  # protobuf's DecodeError varies with the backend.
+    except message.DecodeError as e:
         raise ValueError(f"{path} is not a valid DelfFeatures file: {e}") from e
     if not features.feature:
         return 0, 0, False
@@ -192,7 +193,6 @@ def MatchFeatures(
                          backend=backend)
     viz_bytes = b""
     if query_im_array is not None and index_im_array is not None:
-        from delf_tf.matching import visualization
         inlier_query = query.locations[result.query_ids[result.inliers]]
         inlier_index = index.locations[result.index_ids[result.inliers]]
         picture = visualization.draw_matches(
