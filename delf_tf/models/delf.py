@@ -22,6 +22,10 @@ class Delf(keras.Model):
                  use_dim_reduction: bool = True, reduced_dimension: int = 128,
                  dim_expand_channels: int = 1024, name: str = "DELF"):
         super().__init__(name=name)
+        if use_dim_reduction and dim_expand_channels != resnet.STAGE_FILTERS[2][2]:
+            raise ValueError(
+                    f"dim_expand_channels={dim_expand_channels}: the autoencoder reconstructs "
+                    f"block3, which has {resnet.STAGE_FILTERS[2][2]} channels")
         # Constructor kwargs, written next to exported weights so `load_model` can rebuild.
         self.model_config: dict[str, Any] = dict(
                 backbone=backbone, block3_strides=block3_strides, pooling=pooling,

@@ -47,6 +47,11 @@ def test_forward_without_classifiers_has_no_logits():
         model.init_classifiers(4)
 
 
+def test_autoencoder_must_reconstruct_block3_channels():
+    with pytest.raises(ValueError, match="dim_expand_channels=512"):
+        delf.Delf(backbone="resnet_tiny", dim_expand_channels=512)
+
+
 def _grads(model, loss_sets):
     """Gradients of each sum of loss terms in `loss_sets`, by variable group (one forward)."""
     labels = tf.constant([1, 4])
