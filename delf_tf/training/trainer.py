@@ -245,8 +245,24 @@ class _Trainer:
         replicas = tf.cast(context.num_replicas_in_sync, tf.float32)
         grads = [g / replicas for g in grads]
         self.optimizer.apply_gradients(zip(grads, [v for _, v in used]))
+        self._sync_moving_statistics(context)
         result["grad_norm"] = global_norm
         return result, outputs["attention_prob"]
+
+    def _sync_moving_statistics(self, context: tf.distribute.ReplicaContext) -> None:
+        """Averages BatchNorm moving statistics over replicas.
+
+        Keras creates them with aggregation 'none', so each replica (and each worker) would
+        otherwise keep the statistics of its own batches and the copies would drift apart.
+        """
+        if context.num_replicas_in_sync == 1:
+            return
+        variables = [v for v in self.model.non_trainable_variables
+                     if "float" in str(v.dtype)]
+        averaged = context.all_reduce(tf.distribute.ReduceOp.MEAN,
+                                      [tf.identity(v) for v in variables])
+        for variable, value in zip(variables, averaged):
+            variable.assign(value)
 
     def _distributed_train_step(self, images, labels):
         per_replica, attention = self.strategy.run(
@@ -365,6 +381,9 @@ class _Trainer:
 
     def run(self) -> list[dict[str, float]]:
         config = self.config
+        self.progress(f"Training {type(self.model).__name__} ({config.backbone}) with "
+                      f"{self.strategy.num_replicas_in_sync} replica(s), global batch "
+                      f"{config.batch_size}, {self.num_classes} classes")
         step = self.restore()
         if step >= config.max_iters:
             self.progress(f"Already at step {step} >= max_iters={config.max_iters}; "
@@ -379,8 +398,9 @@ class _Trainer:
             try:
                 result, attention = self._train_step(images, labels)
             except tf.errors.InvalidArgumentError as e:
-                if _LABEL_ERROR_TAG in str(e):
-                    raise ValueError(e.message.split("\n")[0]) from None
+                detail = [line for line in str(e).splitlines() if _LABEL_ERROR_TAG in line]
+                if detail:
+                    raise ValueError(detail[0].strip()) from None
                 raise
             step += 1
             pending.append(result)

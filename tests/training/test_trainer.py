@@ -1,0 +1,222 @@
+"""Tests for delf_tf.training.trainer: learning, tf.distribute, resume, summaries.
+
+The data is an easy generated set: each class is a colour plus noise, so a few dozen steps of
+the tiny backbone at 48 px are enough to see the loss fall.
+"""
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from delf_tf.data import builder
+from delf_tf.training import summaries, trainer
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_NUM_CLASSES = 4
+_COLOURS = np.array([[220, 40, 40], [40, 220, 40], [40, 40, 220], [220, 220, 40]])
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory) -> str:
+    """Directory with train-* and validation-* shards of the easy 4-class set."""
+    root = tmp_path_factory.mktemp("easy")
+    rng = np.random.default_rng(0)
+    os.makedirs(root / "images")
+    with open(root / "train.csv", "w") as f:
+        f.write("id,url,landmark_id\n")
+        for label, colour in enumerate(_COLOURS):
+            for k in range(10):
+                pixels = np.clip(colour + rng.normal(0, 30, (40, 40, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(root / "images" / f"c{label}_{k}.jpg")
+                f.write(f"c{label}_{k},http://x,{label}\n")
+    builder.BuildImageDataset(
+            train_directory=str(root / "images"), output_directory=str(root / "data"),
+            train_csv_path=str(root / "train.csv"), num_shards=2,
+            generate_train_validation_splits=True, progress=lambda message: None)
+    return str(root / "data")
+
+
+def _config(records: str, logdir: str, **overrides) -> trainer.TrainConfig:
+    settings = dict(
+            logdir=logdir,
+            train_file_pattern=os.path.join(records, "train-*"),
+            validation_file_pattern=os.path.join(records, "validation-*"),
+            num_classes=_NUM_CLASSES, backbone="resnet_tiny", image_size=48, batch_size=8,
+            delg_global_features=True, report_interval=1, eval_interval=1000,
+            save_interval=1000, num_eval_batches=2)
+    settings.update(overrides)
+    return trainer.TrainConfig(**settings)
+
+
+def _event_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} of the scalar summaries under <logdir>/train_logs."""
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in glob.glob(os.path.join(logdir, "train_logs", "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    scalars.setdefault(value.tag, []).append(
+                            (event.step, float(tf.make_ndarray(value.tensor))))
+    return scalars
+
+
+_MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    import tensorflow as tf
+    # Two logical CPU devices; this must happen before TensorFlow initialises.
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from delf_tf.training import trainer
+    config = trainer.TrainConfig(**json.loads(sys.argv[1]))
+    history = trainer.Train(config, progress=lambda message: print(message, flush=True))
+    print("HISTORY " + json.dumps(history), flush=True)
+    os._exit(0)  # skips TensorFlow's slow teardown; everything is written and flushed
+""")
+
+
+def test_delg_learns_under_mirrored_strategy(records, tmp_path):
+    logdir = str(tmp_path / "log")
+    config = _config(records, logdir, distribution_strategy="mirrored", max_iters=24,
+                     initial_lr=0.02, report_interval=8, eval_interval=24, save_interval=12)
+    result = subprocess.run(
+            [sys.executable, "-c", _MIRRORED_SCRIPT, json.dumps(vars(config))],
+            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "with 2 replica(s)" in result.stdout
+    history = json.loads(result.stdout.split("HISTORY ", 1)[1])
+    assert [report["step"] for report in history] == [8, 16, 24]
+    losses = [report["loss/total"] for report in history]
+    desc_losses = [report["loss/desc/crossentropy"] for report in history]
+    assert np.all(np.isfinite(losses))
+    # Each report averages its 8 steps. The autoencoder's target (block3) moves while the
+    # backbone learns, so the total falls less than the classification loss.
+    assert losses[-1] < 0.9 * losses[0], losses
+    assert desc_losses[-1] < 0.6 * desc_losses[0], desc_losses
+    assert 0.0 <= history[-1]["validation_accuracy/desc"] <= 1.0
+
+    # The SPEC's summaries are in the event files.
+    scalars = _event_scalars(logdir)
+    for tag in ("loss/desc/crossentropy", "loss/attn/crossentropy", "loss/recon/mse",
+                "learning_rate", "train_accuracy/desc", "validation_accuracy/desc",
+                "attention/percentile_50", "attention/max", "activation_sparsity/block4",
+                "scale_factor", "steps_per_sec"):
+        assert tag in scalars, sorted(scalars)
+    assert [step for step, _ in scalars["loss/desc/crossentropy"]] == [8, 16, 24]
+    # Linear decay from 0.02 to 0 at step 24.
+    assert scalars["learning_rate"][0][1] == pytest.approx(0.02 * (1 - 8 / 24))
+    assert scalars["learning_rate"][-1][1] == pytest.approx(0.0, abs=1e-7)
+
+    stats = summaries.ReadAttentionStats(os.path.join(logdir, "attention_stats.json"))
+    assert stats["step"] == 24
+    assert stats["min"] <= stats["percentiles"]["50"] <= stats["max"]
+    assert stats["percentiles"]["50"] == pytest.approx(scalars["attention/percentile_50"][-1][1])
+    assert sorted(os.listdir(os.path.join(logdir, "delf_tf2-ckpt"))) == [
+            "checkpoint", "ckpt-12.data-00000-of-00001", "ckpt-12.index",
+            "ckpt-24.data-00000-of-00001", "ckpt-24.index"]
+    assert os.path.exists(os.path.join(logdir, "delf_weights.index"))
+
+
+def _optimizer_slot_total(optimizer) -> float:
+    return float(sum(np.abs(v.numpy()).sum() for v in optimizer.variables if len(v.shape)))
+
+
+def test_resume_continues_step_and_optimizer(records, tmp_path):
+    logdir = str(tmp_path / "log")
+    first = trainer.Train(_config(records, logdir, max_iters=7, save_interval=5),
+                          progress=lambda message: None)
+    assert [report["step"] for report in first] == list(range(1, 8))
+    checkpoint_dir = os.path.join(logdir, "delf_tf2-ckpt")
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    assert latest.endswith("ckpt-7")  # the last step is saved, not only multiples of 5
+    reader = tf.train.load_checkpoint(latest)
+    saved_slots = sum(np.abs(reader.get_tensor(name)).sum()
+                      for name, shape in tf.train.list_variables(latest)
+                      if name.startswith("optimizer/_variables/") and shape)
+
+    # A fresh trainer restores the step, the momentum slots and the iteration count.
+    config = _config(records, logdir, max_iters=10)
+    restored = trainer._Trainer(config, tf.distribute.get_strategy(), lambda message: None)
+    assert _optimizer_slot_total(restored.optimizer) == 0.0
+    assert restored.restore() == 7
+    assert int(restored.optimizer.iterations.numpy()) == 7
+    assert _optimizer_slot_total(restored.optimizer) == pytest.approx(saved_slots, rel=1e-6)
+    assert saved_slots > 0
+
+    messages = []
+    second = trainer.Train(config, progress=messages.append)
+    assert any("Restored" in m and "at step 7" in m for m in messages)
+    assert [report["step"] for report in second] == [8, 9, 10]
+    final = tf.train.load_checkpoint(tf.train.latest_checkpoint(checkpoint_dir))
+    assert final.get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE") == 10
+    assert final.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 10
+    # Learning rate continues on the schedule of the new max_iters.
+    assert second[0]["learning_rate"] == pytest.approx(0.01 * (1 - 8 / 10))
+
+
+def test_labels_out_of_range_are_an_error(records, tmp_path):
+    config = _config(records, str(tmp_path / "log"), num_classes=2, max_iters=3,
+                     image_size=32, delg_global_features=False)
+    with pytest.raises(ValueError, match="labels must be in \\[0, 2\\)"):
+        trainer.Train(config, progress=lambda message: None)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_training_is_synchronous(records, tmp_path):
+    logdir = str(tmp_path / "log")
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for task_id in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": task_id}}))
+        processes.append(subprocess.Popen(
+                [sys.executable, os.path.join(_REPO, "tools", "train.py"),
+                 f"--logdir={logdir}",
+                 f"--train_file_pattern={os.path.join(records, 'train-*')}",
+                 "--validation_file_pattern=", "--num_classes=4", "--backbone=resnet_tiny",
+                 "--image_size=32", "--batch_size=4", "--max_iters=3", "--report_interval=1",
+                 "--distribution_strategy=multi_worker_mirrored", "--delg_global_features"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=240)[0])
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    assert "with 2 replica(s)" in outputs[0]
+
+    chief = tf.train.load_checkpoint(os.path.join(logdir, "delf_weights"))
+    other = tf.train.load_checkpoint(os.path.join(logdir, "worker_1", "delf_weights"))
+    names = [name for name, shape in tf.train.list_variables(os.path.join(logdir, "delf_weights"))
+             if name.startswith("model/")]
+    assert len(names) > 50
+    for name in names:
+        np.testing.assert_array_equal(chief.get_tensor(name), other.get_tensor(name), err_msg=name)
+    for directory in (logdir, os.path.join(logdir, "worker_1")):
+        step_reader = tf.train.load_checkpoint(
+                tf.train.latest_checkpoint(os.path.join(directory, "delf_tf2-ckpt")))
+        assert step_reader.get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE") == 3
+    # Only the chief writes summaries.
+    assert os.path.isdir(os.path.join(logdir, "train_logs"))
+    assert not os.path.exists(os.path.join(logdir, "worker_1", "train_logs"))
