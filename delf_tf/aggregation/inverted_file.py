@@ -44,7 +44,8 @@ class AsmkInvertedFile:
         row_dtype = np.uint8 if self._type == "ASMK_STAR" else np.float32
         # CSR layout: entries of word w are rows offsets[w]:offsets[w + 1].
         self._offsets = np.zeros([self._num_words + 1], dtype=np.int64)
-        self._image_ids = np.zeros([0], dtype=np.int64)
+        # int32 ids: a third of an ASMK* entry's memory instead of half.
+        self._image_ids = np.zeros([0], dtype=np.int32)
         self._codes = np.zeros([0, row_size], dtype=row_dtype)
         self._words_per_image = np.zeros([0], dtype=np.int64)
         # ASMK* similarities take only dim + 1 values, one per Hamming distance,
@@ -81,12 +82,12 @@ class AsmkInvertedFile:
                     f"Image {i} has visual words outside [0, {self._num_words})")
             all_rows.append(rows)
             all_words.append(words)
-            all_images.append(np.full([len(words)], i, dtype=np.int64))
+            all_images.append(np.full([len(words)], i, dtype=np.int32))
             words_per_image[i] = len(words)
         words = np.concatenate(all_words) if all_words else np.zeros([0], np.int64)
         order = np.argsort(words, kind="stable")
         self._image_ids = (np.concatenate(all_images) if all_images
-                           else np.zeros([0], np.int64))[order]
+                           else np.zeros([0], np.int32))[order]
         if all_rows:
             self._codes = np.concatenate(all_rows)[order]
         else:
