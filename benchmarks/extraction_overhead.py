@@ -35,14 +35,20 @@ _CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "r50delg_gld_
 _RESULT = os.path.join(os.path.dirname(__file__), "results", "extraction_overhead.json")
 
 
-def _best_time(fn, repeats: int) -> float:
+def _best_time(fn, repeats: int) -> tuple[float, float]:
+    """(best wall seconds, best process CPU seconds) over `repeats` calls.
+
+    CPU time (all threads) is reported too: on a shared machine it is far less
+    noisy than wall time, and the ratio of the two runs' work is what matters.
+    """
     fn()  # warm-up: traces, allocations
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
 
 
 def main() -> None:
@@ -53,6 +59,7 @@ def main() -> None:
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    load = os.getloadavg()[0]
 
     config = config_lib.ReadDelfConfig(_CONFIG)
     config.max_image_size = args.max_image_size
@@ -96,7 +103,8 @@ def main() -> None:
                     _best_time(lambda: extract_all_scales(image), args.repeats))
         num_features = len(extract(image)["local_features"]["locations"])
 
-    best = {name: min(values) for name, values in results.items()}
+    best = {name: min(v[0] for v in values) for name, values in results.items()}
+    cpu = {name: min(v[1] for v in values) for name, values in results.items()}
     report = {
             "backbone": args.backbone,
             "max_image_size": args.max_image_size,
@@ -109,8 +117,14 @@ def main() -> None:
             "all_scale_extraction_s_per_image": best["all_scale"],
             "ratio_extraction_vs_backbone": best["extraction"] / best["baseline"],
             "ratio_all_scale_extraction_vs_backbone": best["all_scale"] / best["baseline"],
+            "baseline_cpu_s_per_image": cpu["baseline"],
+            "extraction_cpu_s_per_image": cpu["extraction"],
+            "all_scale_extraction_cpu_s_per_image": cpu["all_scale"],
+            "cpu_ratio_extraction_vs_backbone": cpu["extraction"] / cpu["baseline"],
+            "cpu_ratio_all_scale_extraction_vs_backbone": cpu["all_scale"] / cpu["baseline"],
             "extraction_images_per_s": 1.0 / best["extraction"],
             "cpu_threads": os.cpu_count(),
+            "load_average_at_start": load,
     }
     for key, value in report.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")

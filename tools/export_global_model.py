@@ -9,6 +9,8 @@ input_global_scales_ind, output global_descriptors [S, D] (or global_descriptor
       --export_path=/tmp/delg_global_export
 """
 
+import sys
+
 from absl import app, flags
 
 from delf_tf.extraction import export
@@ -56,10 +58,13 @@ def main(argv):
                     f"--input_scales_list={','.join(FLAGS.input_scales_list)}: {e}") from e
     architecture = {name: FLAGS[name].value for name in export.ARCHITECTURE_FLAGS}
     explicit = [name for name in export.ARCHITECTURE_FLAGS if FLAGS[name].present]
-    export.ExportGlobalModel(FLAGS.ckpt_path, FLAGS.export_path, architecture=architecture,
-                             explicit=explicit, input_scales_list=scales,
-                             multi_scale_pool_type=FLAGS.multi_scale_pool_type,
-                             normalize_global_descriptor=FLAGS.normalize_global_descriptor)
+    try:
+        export.ExportGlobalModel(FLAGS.ckpt_path, FLAGS.export_path, architecture=architecture,
+                                 explicit=explicit, input_scales_list=scales,
+                                 multi_scale_pool_type=FLAGS.multi_scale_pool_type,
+                                 normalize_global_descriptor=FLAGS.normalize_global_descriptor)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"Error: {e}")
     print(f"Exported DELG global model to {FLAGS.export_path}")
 
 

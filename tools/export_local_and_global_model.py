@@ -8,6 +8,8 @@ the per-scale global descriptors run inside the graph; signature `serving_defaul
       --export_path=/tmp/delg_export
 """
 
+import sys
+
 from absl import app, flags
 
 from delf_tf.extraction import export
@@ -42,9 +44,12 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     architecture = {name: FLAGS[name].value for name in export.ARCHITECTURE_FLAGS}
     explicit = [name for name in export.ARCHITECTURE_FLAGS if FLAGS[name].present]
-    export.ExportLocalAndGlobalModel(FLAGS.ckpt_path, FLAGS.export_path,
-                                     architecture=architecture, explicit=explicit,
-                                     iou_threshold=FLAGS.iou_threshold)
+    try:
+        export.ExportLocalAndGlobalModel(FLAGS.ckpt_path, FLAGS.export_path,
+                                         architecture=architecture, explicit=explicit,
+                                         iou_threshold=FLAGS.iou_threshold)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"Error: {e}")
     print(f"Exported DELG local+global model to {FLAGS.export_path}")
 
 

@@ -7,6 +7,8 @@ run inside the graph; signature `serving_default` (SPEC §8).
       --export_path=/tmp/delf_export
 """
 
+import sys
+
 from absl import app, flags
 
 from delf_tf.extraction import export
@@ -41,8 +43,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     architecture = {name: FLAGS[name].value for name in export.ARCHITECTURE_FLAGS}
     explicit = [name for name in export.ARCHITECTURE_FLAGS if FLAGS[name].present]
-    export.ExportLocalModel(FLAGS.ckpt_path, FLAGS.export_path, architecture=architecture,
-                            explicit=explicit, iou_threshold=FLAGS.iou_threshold)
+    try:
+        export.ExportLocalModel(FLAGS.ckpt_path, FLAGS.export_path, architecture=architecture,
+                                explicit=explicit, iou_threshold=FLAGS.iou_threshold)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"Error: {e}")
     print(f"Exported DELF local-feature model to {FLAGS.export_path}")
 
 

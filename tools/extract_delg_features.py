@@ -39,11 +39,14 @@ flags.DEFINE_integer("shard_index", 0, "Which shard this process extracts, in [0
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    failures = batch.ExtractDelgFeatures(
-            FLAGS.delf_config_path, FLAGS.dataset_file_path, FLAGS.images_dir,
-            FLAGS.image_set, FLAGS.output_features_dir,
-            binarize_local_descriptors=FLAGS.binarize_local_descriptors,
-            num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index)
+    try:
+        failures = batch.ExtractDelgFeatures(
+                FLAGS.delf_config_path, FLAGS.dataset_file_path, FLAGS.images_dir,
+                FLAGS.image_set, FLAGS.output_features_dir,
+                binarize_local_descriptors=FLAGS.binarize_local_descriptors,
+                num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"Error: {e}")
     if failures:
         sys.exit(f"{len(failures)} image(s) could not be read:\n" + "\n".join(failures))
 

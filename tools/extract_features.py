@@ -31,9 +31,12 @@ flags.DEFINE_integer("shard_index", 0, "Which shard this process extracts, in [0
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    failures = batch.ExtractDelfFeatures(FLAGS.config_path, FLAGS.list_images_path,
-                                         FLAGS.output_dir, num_shards=FLAGS.num_shards,
-                                         shard_index=FLAGS.shard_index)
+    try:
+        failures = batch.ExtractDelfFeatures(FLAGS.config_path, FLAGS.list_images_path,
+                                             FLAGS.output_dir, num_shards=FLAGS.num_shards,
+                                             shard_index=FLAGS.shard_index)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"Error: {e}")
     if failures:
         sys.exit(f"{len(failures)} image(s) could not be read:\n" + "\n".join(failures))
 

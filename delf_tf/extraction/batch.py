@@ -53,6 +53,17 @@ def crop_query_image(image: Image.Image, bbx: Sequence[float]) -> tuple[Image.Im
     return cropped, max(cropped.size) / max(image.size)
 
 
+class _UnreadableImage(Exception):
+    """An input image is missing, corrupt or has an invalid query box."""
+
+
+def _load_image(path: str) -> Image.Image:
+    try:
+        return utils.RgbLoader(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise _UnreadableImage(str(e)) from e
+
+
 class _Progress:
     """Logs every `every` items and at the end, with the rate."""
 
@@ -85,8 +96,9 @@ def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: st
             continue
         try:
             extract_one(job)
-        except (FileNotFoundError, ValueError) as e:
-            # Unreadable images are reported at the end; the rest still get written.
+        except _UnreadableImage as e:
+            # Reported at the end; the rest still get written. Any other error
+            # (model, config) is systematic and stops the job.
             logger.error("Skipping %s: %s", name, e)
             failures.append(name)
         progress.step()
@@ -100,6 +112,7 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
 
     Returns:
       paths of the images that could not be read (their features are not written).
+      Other errors (model, config) raise.
     """
     config = config_lib.ReadDelfConfig(config_path)
     if not os.path.isfile(list_images_path):
@@ -110,7 +123,7 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
     extract = extractor_lib.MakeExtractor(config)
 
     def extract_one(image_path):
-        image = np.asarray(utils.RgbLoader(image_path))
+        image = np.asarray(_load_image(image_path))
         local = extract(image)["local_features"]
         _write_local(_delf_output(output_dir, image_path), local)
 
@@ -135,7 +148,8 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
     their ground-truth box first.
 
     Returns:
-      names of the images that could not be read.
+      names of the images that could not be read (or had an invalid query box).
+      Other errors (model, config) raise.
     """
     from delf_tf.retrieval import dataset  # owned by the retrieval package
 
@@ -158,10 +172,13 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
 
     def extract_one(job):
         position, name = job
-        image = utils.RgbLoader(os.path.join(images_dir, name + image_extension))
+        image = _load_image(os.path.join(images_dir, name + image_extension))
         resize_factor = 1.0
         if image_set == "query":
-            image, resize_factor = crop_query_image(image, ground_truth[position]["bbx"])
+            try:
+                image, resize_factor = crop_query_image(image, ground_truth[position]["bbx"])
+            except ValueError as e:
+                raise _UnreadableImage(f"{name}: {e}") from e
         features = extract(np.asarray(image), resize_factor=resize_factor)
         # Local first: the global file doubles as the "done" marker for readers
         # that only check one file.

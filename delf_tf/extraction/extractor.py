@@ -47,8 +47,57 @@ def as_rgb_array(image) -> np.ndarray:
 # optimising the graph again.
 _LOADED: "weakref.WeakValueDictionary[tuple, object]" = weakref.WeakValueDictionary()
 
+# A TF1 SavedModel (the original's DELF and delg_gld_20200520 exports) has no
+# TF2 signature functions; its graph tensors carry the signature names.
+_TF1_INPUTS = ("input_image", "input_scales", "input_abs_thres", "input_max_feature_num",
+               "input_global_scales_ind")
+_TF1_OUTPUTS = ("boxes", "features", "scales", "scores", "global_descriptors")
 
-def _load_serving_signature(model_path: str):
+
+class _ServingFunction:
+    """`serving_default` of a SavedModel: call(**inputs) -> {output name: tensor}.
+
+    Attributes:
+      inputs: names it accepts; outputs: output name -> static last dimension (0
+      if unknown).
+    """
+
+    def __init__(self, call, inputs, outputs):
+        self._call, self.inputs, self.outputs = call, set(inputs), dict(outputs)
+
+    def __call__(self, **inputs):
+        return self._call(**inputs)
+
+    @classmethod
+    def from_signature(cls, signature) -> "_ServingFunction":
+        outputs = {}
+        for name, spec in signature.structured_outputs.items():
+            rank = spec.shape.rank
+            outputs[name] = (spec.shape[-1] or 0) if rank else 0
+        return cls(signature, signature.structured_input_signature[1], outputs)
+
+    @classmethod
+    def from_tf1_graph(cls, model, config: delf_config_pb2.DelfConfig) -> "_ServingFunction":
+        inputs = ["input_image", "input_scales"]
+        outputs = []
+        if config.use_local_features:
+            inputs += ["input_abs_thres", "input_max_feature_num"]
+            outputs += ["boxes", "features", "scales", "scores"]
+        if config.use_global_features:
+            inputs.append("input_global_scales_ind")
+            outputs.append("global_descriptors")
+        pruned = model.prune(feeds=[name + ":0" for name in inputs],
+                             fetches=[name + ":0" for name in outputs])
+
+        def call(**feed):
+            return dict(zip(outputs, pruned(*[feed[name] for name in inputs])))
+
+        return cls(call, inputs, {name: 0 for name in outputs})
+
+
+def _load_serving_function(config: delf_config_pb2.DelfConfig):
+    """(loaded model, _ServingFunction) for config.model_path."""
+    model_path = config.model_path
     if not model_path:
         raise ValueError("DelfConfig.model_path is empty")
     if not os.path.isdir(model_path):
@@ -57,45 +106,41 @@ def _load_serving_signature(model_path: str):
     key = (os.path.realpath(model_path),
            os.stat(graph_file).st_mtime_ns if os.path.isfile(graph_file) else None)
     model = _LOADED.get(key)
-    if model is not None:
-        return model, model.signatures["serving_default"]
-    try:
-        model = tf.saved_model.load(model_path)
-    except (OSError, ValueError, tf.errors.OpError) as e:
-        raise ValueError(f"Cannot load SavedModel {model_path}: {e}") from e
-    if "serving_default" not in model.signatures:
-        raise ValueError(f"SavedModel {model_path} has no serving_default signature "
-                         f"(has {sorted(model.signatures)})")
-    _LOADED[key] = model
-    return model, model.signatures["serving_default"]
+    if model is None:
+        try:
+            model = tf.saved_model.load(model_path)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise ValueError(f"Cannot load SavedModel {model_path}: {e}") from e
+        _LOADED[key] = model
+    if "serving_default" in model.signatures and not hasattr(model, "prune"):
+        return model, _ServingFunction.from_signature(model.signatures["serving_default"])
+    if hasattr(model, "prune"):
+        try:
+            return model, _ServingFunction.from_tf1_graph(model, config)
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"TF1 SavedModel {model_path} lacks the tensors the config needs "
+                             f"({_TF1_INPUTS} -> {_TF1_OUTPUTS}): {e}") from e
+    raise ValueError(f"SavedModel {model_path} has no serving_default signature "
+                     f"(has {sorted(model.signatures)})")
 
 
-def _static_width(signature, output_name: str) -> int:
-    """Last dimension of a signature output, 0 if not static."""
-    spec = signature.structured_outputs.get(output_name)
-    if spec is None or spec.shape.rank is None or spec.shape.rank == 0:
-        return 0
-    return spec.shape[-1] or 0
-
-
-def _check_signature(signature, config: delf_config_pb2.DelfConfig, model_path: str) -> None:
-    inputs = set(signature.structured_input_signature[1])
-    outputs = set(signature.structured_outputs)
+def _check_serving_function(serving: _ServingFunction, config: delf_config_pb2.DelfConfig,
+                            model_path: str) -> None:
     needed_in, needed_out = {"input_image"}, set()
     if config.use_local_features:
         needed_in |= {"input_scales", "input_max_feature_num", "input_abs_thres"}
         needed_out |= {"boxes", "features", "scores"}
     if config.use_global_features:
         needed_in.add("input_global_scales_ind")
-        if not outputs & {"global_descriptors", "global_descriptor"}:
+        if not set(serving.outputs) & {"global_descriptors", "global_descriptor"}:
             needed_out.add("global_descriptors")
-    missing = sorted((needed_in - inputs) | (needed_out - outputs))
+    missing = sorted((needed_in - serving.inputs) | (needed_out - set(serving.outputs)))
     if missing:
         raise ValueError(
             f"SavedModel {model_path} serving_default lacks {missing} needed by the config "
             f"(use_local_features={config.use_local_features}, use_global_features="
-            f"{config.use_global_features}); it has inputs {sorted(inputs)}, outputs "
-            f"{sorted(outputs)}")
+            f"{config.use_global_features}); it has inputs {sorted(serving.inputs)}, outputs "
+            f"{sorted(serving.outputs)}")
 
 
 def MakeExtractor(config: delf_config_pb2.DelfConfig,
@@ -112,9 +157,9 @@ def MakeExtractor(config: delf_config_pb2.DelfConfig,
     """
     if not (config.use_local_features or config.use_global_features):
         raise ValueError("DelfConfig enables neither use_local_features nor use_global_features")
-    model, signature = _load_serving_signature(config.model_path)
-    _check_signature(signature, config, config.model_path)
-    accepted = set(signature.structured_input_signature[1])
+    model, serving = _load_serving_function(config)
+    _check_serving_function(serving, config, config.model_path)
+    accepted = serving.inputs
 
     local_config = config.delf_local_config
     global_config = config.delf_global_config
@@ -138,12 +183,12 @@ def MakeExtractor(config: delf_config_pb2.DelfConfig,
             "input_global_scales_ind": tf.constant(scales_ind, tf.int32),
     }
 
-    local_dim = local_pca.output_dim if local_pca else _static_width(signature, "features")
+    local_dim = local_pca.output_dim if local_pca else serving.outputs.get("features", 0)
     if binarize_local_descriptors:
         local_dim = (local_dim + 7) // 8
     global_dim = global_pca.output_dim if global_pca else max(
-            _static_width(signature, "global_descriptors"),
-            _static_width(signature, "global_descriptor"))
+            serving.outputs.get("global_descriptors", 0),
+            serving.outputs.get("global_descriptor", 0))
 
     def empty_features() -> Features:
         features: Features = {}
@@ -164,7 +209,7 @@ def MakeExtractor(config: delf_config_pb2.DelfConfig,
         if min(resized.shape[:2]) < MIN_IMAGE_SIDE:
             return empty_features()
         feed = {name: value for name, value in feed_values.items() if name in accepted}
-        outputs = signature(input_image=tf.constant(resized), **feed)
+        outputs = serving(input_image=tf.constant(resized), **feed)
 
         features: Features = {}
         if config.use_global_features:

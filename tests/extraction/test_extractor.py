@@ -206,3 +206,42 @@ def test_bad_model_path_and_mismatched_signature(tmp_path, delf_export):
         extractor.MakeExtractor(delg_config(str(tmp_path / "no_such_model")))
     with pytest.raises(ValueError, match="input_global_scales_ind"):
         extractor.MakeExtractor(delg_config(delf_export))  # DELF export, DELG config
+
+
+def test_tf1_saved_model_is_fed_by_tensor_names(tmp_path):
+    """The original's TF1 exports (is_tf2_exported: false) have graph tensors
+    named like the signature; a stand-in graph checks the wiring."""
+    path = str(tmp_path / "tf1")
+    with tf.Graph().as_default():
+        image = tf.compat.v1.placeholder(tf.uint8, [None, None, 3], name="input_image")
+        scales = tf.compat.v1.placeholder(tf.float32, [None], name="input_scales")
+        thres = tf.compat.v1.placeholder(tf.float32, [], name="input_abs_thres")
+        tf.compat.v1.placeholder(tf.int32, [], name="input_max_feature_num")
+        scales_ind = tf.compat.v1.placeholder(tf.int32, [None], name="input_global_scales_ind")
+        tf.identity(tf.constant([[0.0, 0.0, 64.0, 32.0], [10.0, 10.0, 30.0, 50.0]]), name="boxes")
+        tf.identity(tf.constant([[3.0, 4.0], [0.0, -2.0]]), name="features")
+        tf.identity(tf.stack([1.0 / scales[0], 1.0 / scales[1]]), name="scales")
+        tf.identity(tf.constant([5.0, 4.0]) + thres, name="scores")
+        height = tf.cast(tf.shape(image)[0], tf.float32)
+        rows = tf.stack([tf.stack([height, 0.0, 0.0]), tf.constant([0.0, 1.0, 0.0])])
+        tf.identity(tf.gather(rows, scales_ind), name="global_descriptors")
+        with tf.compat.v1.Session() as session:
+            builder = tf.compat.v1.saved_model.Builder(path)
+            builder.add_meta_graph_and_variables(session, ["serve"])
+            builder.save()
+
+    config = config_lib.ReadDelfConfig(os.path.join(CONFIGS_DIR, "delg_gld_config.pbtxt"))
+    assert not config.is_tf2_exported
+    config.model_path = path
+    config.ClearField("image_scales")
+    config.image_scales.extend([0.5, 1.0])
+    config.delf_global_config.ClearField("image_scales_ind")
+    config.delf_local_config.score_threshold = 0.5
+    features = extractor.MakeExtractor(config)(np.zeros([40, 60, 3], np.uint8))
+    local = features["local_features"]
+    np.testing.assert_allclose(local["locations"], [[32, 16], [20, 30]])
+    np.testing.assert_allclose(local["descriptors"], [[0.6, 0.8], [0.0, -1.0]])
+    np.testing.assert_allclose(local["scales"], [2.0, 1.0])
+    np.testing.assert_allclose(local["attention"], [5.5, 4.5])
+    np.testing.assert_allclose(features["global_descriptor"], [0.5**0.5, 0.5**0.5, 0.0],
+                               rtol=1e-6)
