@@ -94,6 +94,8 @@ def PreprocessImage(
         resized = AugmentImage(image, image_size, seed)
     else:
         resized = tf.image.resize(image, [image_size, image_size])
+    # The crop has a dynamic shape; the output's is known.
+    resized = tf.ensure_shape(resized, [image_size, image_size, 3])
     return normalize_images(resized)
 
 
