@@ -1,4 +1,4 @@
-"""Trains a visual-word codebook by k-means over local features of the index
+r"""Trains a visual-word codebook by k-means over local features of the index
 images of a Revisited-format dataset (the original's cluster_delf_features).
 
 Writes `<output_cluster_dir>/codebook.datum` (a DatumProto float [K, D]) for

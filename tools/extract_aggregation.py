@@ -1,4 +1,4 @@
-"""Extracts aggregated representations (VLAD, ASMK, ASMK* or their regional
+r"""Extracts aggregated representations (VLAD, ASMK, ASMK* or their regional
 variants) of the images of a Revisited-format dataset from their local
 features (the original's extract_aggregation).
 

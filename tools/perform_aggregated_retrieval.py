@@ -1,4 +1,4 @@
-"""Retrieval with aggregated local features (ASMK*, ASMK or VLAD) on a
+r"""Retrieval with aggregated local features (ASMK*, ASMK or VLAD) on a
 Revisited-format dataset (Detect-to-Retrieve's perform_retrieval).
 
 Representations are read from --query/index_aggregation_dir (written by
