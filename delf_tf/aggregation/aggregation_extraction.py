@@ -101,6 +101,30 @@ def ReadImageFeatures(
     return descriptors, counts
 
 
+def _box_names(image_names, aggregation_config, mapping_path) -> dict[str, list[str]] | None:
+    if aggregation_config.use_regional_aggregation and mapping_path:
+        return ReadMappingBasenameToBoxNames(mapping_path, image_names)
+    return None
+
+
+def CheckFeatureFiles(
+    image_names: Sequence[str],
+    features_dir: str,
+    aggregation_config: aggregation_config_pb2.AggregationConfig,
+    feature_extension: str = ".delf",
+    mapping_path: str = "",
+) -> None:
+    """Raises FileNotFoundError naming the missing feature files (image files,
+    or box files of the mapping for regional aggregation), if any."""
+    box_names = _box_names(image_names, aggregation_config, mapping_path)
+    paths = [os.path.join(features_dir, f + feature_extension) for name in image_names
+             for f in (box_names[name] if box_names is not None else [name])]
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise FileNotFoundError(f"{len(missing)} feature files are missing: {shown}")
+
+
 def ComputeAggregatedRepresentations(
     image_names: Sequence[str],
     features_dir: str,
@@ -113,19 +137,12 @@ def ComputeAggregatedRepresentations(
     """(data, visual_words) of every image, as ExtractAggregatedRepresentation
     gives them; all feature files are checked to exist before any work."""
     regional = aggregation_config.use_regional_aggregation
+    CheckFeatureFiles(image_names, features_dir, aggregation_config, feature_extension,
+                      mapping_path)
+    box_names = _box_names(image_names, aggregation_config, mapping_path)
     if codebook is None:
         codebook = codebook_lib.ReadCodebook(aggregation_config.codebook_path)
     extractor = ExtractAggregatedRepresentation(aggregation_config, codebook=codebook)
-    box_names = (ReadMappingBasenameToBoxNames(mapping_path, image_names)
-                 if regional and mapping_path else None)
-    missing = []
-    for name in image_names:
-        files = box_names[name] if box_names is not None else [name]
-        missing += [os.path.join(features_dir, f + feature_extension) for f in files
-                    if not os.path.isfile(os.path.join(features_dir, f + feature_extension))]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} feature files are missing, e.g. {missing[0]}")
 
     results = []
     start = time.perf_counter()
@@ -164,6 +181,16 @@ def ExtractAggregatedRepresentationsToFiles(
     print(f"Wrote {len(image_names)} {extension} files to {output_aggregation_dir}", flush=True)
 
 
+def AggregationFiles(
+    image_names: Sequence[str],
+    aggregation_dir: str,
+    aggregation_config: aggregation_config_pb2.AggregationConfig,
+) -> list[str]:
+    """Paths of the images' aggregated representation files."""
+    extension = OutputExtension(aggregation_config)
+    return [os.path.join(aggregation_dir, name + extension) for name in image_names]
+
+
 def ReadAggregatedRepresentations(
     image_names: Sequence[str],
     aggregation_dir: str,
@@ -171,8 +198,7 @@ def ReadAggregatedRepresentations(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Reads the files written by ExtractAggregatedRepresentationsToFiles
     (ASMK* data comes back as uint8)."""
-    extension = OutputExtension(aggregation_config)
-    paths = [os.path.join(aggregation_dir, name + extension) for name in image_names]
+    paths = AggregationFiles(image_names, aggregation_dir, aggregation_config)
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(
@@ -180,7 +206,7 @@ def ReadAggregatedRepresentations(
     results = []
     for path in paths:
         data, words = datum_io.ReadPairFromFile(path)
-        if extension.endswith("asmk_star"):
+        if path.endswith("asmk_star"):
             data = data.astype(np.uint8)
         results.append((data, words.astype(np.int32)))
     return results

@@ -69,12 +69,26 @@ def _check_compatible(query_config, index_config) -> None:
                 f"{getattr(query_config, field)} vs {getattr(index_config, field)}")
 
 
+def _check_inputs(names, config, features_dir, aggregation_dir, feature_extension,
+                  mapping_path, description) -> None:
+    if aggregation_dir:
+        missing = [path for path in aggregation_extraction.AggregationFiles(
+            names, aggregation_dir, config) if not os.path.isfile(path)]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} aggregation files of the {description} are missing, "
+                f"e.g. {missing[0]}")
+    elif not features_dir:
+        raise ValueError(f"Give either a features dir or an aggregation dir for the {description}")
+    else:
+        aggregation_extraction.CheckFeatureFiles(
+            names, features_dir, config, feature_extension, mapping_path)
+
+
 def _representations(names, config, features_dir, aggregation_dir, feature_extension,
                      mapping_path, codebook, description) -> Representations:
     if aggregation_dir:
         return aggregation_extraction.ReadAggregatedRepresentations(names, aggregation_dir, config)
-    if not features_dir:
-        raise ValueError(f"Give either a features dir or an aggregation dir for the {description}")
     return aggregation_extraction.ComputeAggregatedRepresentations(
         names, features_dir, config, feature_extension, mapping_path, codebook, description)
 
@@ -108,6 +122,11 @@ def PerformAggregatedRetrieval(
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
     print(f"{len(query_list)} queries, {len(index_list)} index images", flush=True)
 
+    # Every input is checked before hours of aggregation can start.
+    _check_inputs(index_list, index_config, index_features_dir, index_aggregation_dir,
+                  feature_extension, index_mapping_path, "index images")
+    _check_inputs(query_list, query_config, query_features_dir, query_aggregation_dir,
+                  feature_extension, "", "queries")
     codebook = None
     if not (query_aggregation_dir and index_aggregation_dir):
         codebook = codebook_lib.ReadCodebook(index_config.codebook_path)

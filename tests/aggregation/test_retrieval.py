@@ -121,12 +121,21 @@ def test_vlad_retrieval(synthetic_dataset, tmp_path):
     assert result["index_bytes_per_image"] > NUM_WORDS * DIM * 4
 
 
-def test_missing_feature_file_is_reported_before_work(synthetic_dataset, tmp_path):
+def test_missing_files_are_reported_before_work(synthetic_dataset, tmp_path, capsys):
     data = synthetic_dataset
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(FileNotFoundError, match="12 feature files are missing: .*nowhere"):
         retrieval.PerformAggregatedRetrieval(
             data["dataset"], data["configs"]["query"], data["configs"]["index"], str(tmp_path),
             query_features_dir=data["features"], index_features_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="aggregation files of the queries"):
+        retrieval.PerformAggregatedRetrieval(
+            data["dataset"], data["configs"]["query"], data["configs"]["index"], str(tmp_path),
+            query_aggregation_dir=str(tmp_path), index_features_dir=data["features"])
+    with pytest.raises(ValueError, match="features dir or an aggregation dir"):
+        retrieval.PerformAggregatedRetrieval(
+            data["dataset"], data["configs"]["query"], data["configs"]["index"], str(tmp_path),
+            index_features_dir=data["features"])
+    assert "Aggregated" not in capsys.readouterr().out
     assert not os.listdir(tmp_path)
 
 
