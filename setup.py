@@ -23,6 +23,8 @@ setuptools.setup(
         "pillow>=10.0",
         "opencv-python-headless>=4.9",
         "h5py>=3.10",
+        "scikit-learn>=1.4",
+        "threadpoolctl>=3",
     ],
     # TensorFlow comes from an extra so GPU users are not forced onto the CPU
     # build: `pip install .[cpu]` or `pip install .[gpu]`.

@@ -56,31 +56,31 @@ def DelfFeaturesToArrays(delf_features: feature_pb2.DelfFeatures) -> FeatureArra
     """Returns (locations [N,2], scales [N], descriptors [N,D], attention [N],
     orientations [N]) as float64 arrays; zero features give five empty arrays.
 
-    Bit-packed (uint32_list) descriptors are returned as uint8 [N, D/8].
+    Bit-packed (uint32_list) descriptors are returned as uint8 [N, D/8] (other
+    uint32 descriptors as uint32).
     """
-    num_features = len(delf_features.feature)
-    if num_features == 0:
+    if not delf_features.feature:
         return (np.array([]), np.array([]), np.array([]), np.array([]), np.array([]))
 
-    first = datum_io.DatumToArray(delf_features.feature[0].descriptor)
-    binary = first.dtype == np.uint32
-    descriptors = np.zeros([num_features, first.size],
-                           dtype=np.uint8 if binary else np.float64)
-    locations = np.zeros([num_features, 2])
-    scales = np.zeros([num_features])
-    attention = np.zeros([num_features])
-    orientations = np.zeros([num_features])
-    for i, feature in enumerate(delf_features.feature):
-        descriptor = datum_io.DatumToArray(feature.descriptor).ravel()
-        if descriptor.size != first.size:
-            raise ValueError(
-                f"feature {i} has a {descriptor.size}-D descriptor, feature 0 has "
-                f"{first.size}-D")
-        descriptors[i] = descriptor
-        locations[i] = (feature.y, feature.x)
-        scales[i] = feature.scale
-        attention[i] = feature.strength
-        orientations[i] = feature.orientation
+    features = delf_features.feature
+    descriptor_list = [datum_io.DatumToArray(f.descriptor).ravel() for f in features]
+    dims = {d.size for d in descriptor_list}
+    if len(dims) != 1:
+        sizes = [d.size for d in descriptor_list]
+        bad = next(i for i, size in enumerate(sizes) if size != sizes[0])
+        raise ValueError(
+            f"feature {bad} has a {sizes[bad]}-D descriptor, feature 0 has {sizes[0]}-D")
+    descriptors = np.stack(descriptor_list)
+    if descriptors.dtype == np.uint32:
+        # Bit-packed DELG* bytes travel as uint32 on the wire; give them back as bytes.
+        if descriptors.size == 0 or descriptors.max() <= 255:
+            descriptors = descriptors.astype(np.uint8)
+    else:
+        descriptors = descriptors.astype(np.float64)
+    locations = np.array([(f.y, f.x) for f in features], dtype=np.float64)
+    scales = np.array([f.scale for f in features], dtype=np.float64)
+    attention = np.array([f.strength for f in features], dtype=np.float64)
+    orientations = np.array([f.orientation for f in features], dtype=np.float64)
     return locations, scales, descriptors, attention, orientations
 
 
