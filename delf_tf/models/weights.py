@@ -7,11 +7,11 @@ Reads the classic Keras HDF5 layout (root attribute `layer_names`; per layer gro
 must be matched, so no layer silently stays random.
 """
 
+import os
 import re
-from typing import Optional
-
 import h5py
 import numpy as np
+import tensorflow as tf
 
 from delf_tf.models import resnet
 
@@ -64,6 +64,8 @@ def read_classic_h5(h5_path: str) -> dict[str, dict[str, np.ndarray]]:
     Layers without weights (activations, pooling) are skipped. Also accepts full-model files
     whose weights sit under a `model_weights` group.
     """
+    if not os.path.isfile(h5_path):
+        raise FileNotFoundError(f"No ImageNet weights file {h5_path}")
     layers: dict[str, dict[str, np.ndarray]] = {}
     with h5py.File(h5_path, "r") as f:
         root = f["model_weights"] if "model_weights" in f else f
@@ -81,15 +83,14 @@ def read_classic_h5(h5_path: str) -> dict[str, dict[str, np.ndarray]]:
 
 
 def load_imagenet_weights(backbone: resnet.ResNet, h5_path: str,
-                          image_size: Optional[int] = 64) -> None:
+                          image_size: int = 64) -> None:
     """Assigns every conv/BN layer of `backbone` from `h5_path` (either naming).
 
     Builds the backbone first if needed. Raises ValueError listing the backbone layers that
     the file does not provide and any shape mismatch; nothing is assigned in that case.
     Layers in the file the backbone lacks (e.g. fc1000) are ignored.
     """
-    if not backbone.built or not backbone.weights:
-        import tensorflow as tf
+    if not backbone.weights:
         backbone(tf.zeros([1, image_size, image_size, 3], tf.float32))
     file_layers = read_classic_h5(h5_path)
     targets = backbone.named_layers()

@@ -98,6 +98,8 @@ def test_shape_mismatch_is_reported(tmp_path, backbones):
 
 
 def test_not_a_keras_file(tmp_path, backbones):
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        weights.load_imagenet_weights(backbones[1], str(tmp_path / "missing.h5"))
     path = str(tmp_path / "other.h5")
     with h5py.File(path, "w") as f:
         f.create_dataset("x", data=np.zeros(3))
