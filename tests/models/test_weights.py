@@ -117,3 +117,29 @@ def test_name_mapping():
     assert weights.original_name("res2a_branch2a") == "res2a_branch2a"
     for name in resnet.ResNet("resnet101").named_layers():
         assert weights.original_name(weights.applications_name(name)) == name
+
+
+def test_imports_a_keras_applications_resnet50_layout(tmp_path):
+    """Layer names and shapes of keras.applications' ResNet50 map onto ours one-to-one."""
+    import keras
+
+    reference = keras.applications.ResNet50(weights=None, include_top=False,
+                                            input_shape=(32, 32, 3))
+    path = str(tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([layer.name.encode() for layer in reference.layers])
+        for layer in reference.layers:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/{v.name}:0" for v in layer.weights]
+            for name, variable in zip(names, layer.weights):
+                group.create_dataset(name, data=variable.numpy())
+            group.attrs["weight_names"] = np.array([n.encode() for n in names], dtype="S")
+    ours = resnet.ResNet("resnet50", pooling=None)
+    weights.load_imagenet_weights(ours, path, image_size=32)
+    named = ours.named_layers()
+    pairs = [("conv1", "conv1_conv"), ("bn_conv1", "conv1_bn"),
+             ("res2a_branch1", "conv2_block1_0_conv"), ("bn4f_branch2b", "conv4_block6_2_bn"),
+             ("res5c_branch2c", "conv5_block3_3_conv")]
+    for ours_name, reference_name in pairs:
+        for a, b in zip(named[ours_name].weights, reference.get_layer(reference_name).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
