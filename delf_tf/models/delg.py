@@ -1,7 +1,6 @@
 """DELG: DELF + a GeM/embedding global descriptor trained with a cosine (ArcFace) classifier."""
 
 import keras
-import tensorflow as tf
 
 from delf_tf.models import delf
 from delf_tf.models import layers as delf_layers

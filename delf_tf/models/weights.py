@@ -32,7 +32,8 @@ def applications_name(original: str) -> str:
         raise ValueError(f"Not a ResNet layer name: {original!r}")
     kind, stage, letter, branch = match.groups()
     block = ord(letter) - ord("a") + 1
-    return f"conv{stage}_block{block}_{_BRANCH_TO_INDEX[branch]}_{'conv' if kind == 'res' else 'bn'}"
+    suffix = "conv" if kind == "res" else "bn"
+    return f"conv{stage}_block{block}_{_BRANCH_TO_INDEX[branch]}_{suffix}"
 
 
 def original_name(name: str) -> str:
