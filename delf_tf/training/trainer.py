@@ -332,6 +332,9 @@ class _Trainer:
                 "learning_rate": float(self.optimizer.learning_rate),
                 "steps_per_sec": steps / max(seconds, 1e-9),
         }
+        if self.config.mixed_precision:
+            # Steps with non-finite gradients are skipped while this scale adapts.
+            scalars["loss_scale"] = float(self.optimizer.dynamic_scale.numpy())
         if isinstance(self.model, Delg):
             scalars["scale_factor"] = float(keras.ops.convert_to_numpy(self.model.scale_factor))
         local_images = self.strategy.experimental_local_results(images)[0]

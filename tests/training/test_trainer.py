@@ -18,6 +18,7 @@ import tensorflow as tf
 from PIL import Image
 
 from delf_tf.data import builder
+from delf_tf.models import weights as model_weights
 from delf_tf.training import summaries, trainer
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -220,3 +221,19 @@ def test_multi_worker_training_is_synchronous(records, tmp_path):
     # Only the chief writes summaries.
     assert os.path.isdir(os.path.join(logdir, "train_logs"))
     assert not os.path.exists(os.path.join(logdir, "worker_1", "train_logs"))
+
+
+def test_imagenet_weights_are_loaded_before_training(records, tmp_path):
+    source = trainer.BuildModel(_config(records, str(tmp_path / "a")), _NUM_CLASSES)
+    h5_path = str(tmp_path / "backbone.h5")
+    model_weights.save_classic_h5(source.backbone, h5_path)
+    config = _config(records, str(tmp_path / "log"), imagenet_checkpoint=h5_path)
+    messages = []
+    run = trainer._Trainer(config, tf.distribute.get_strategy(), messages.append)
+    assert any("Loaded ImageNet weights" in m for m in messages)
+    # Every conv/BN layer comes from the file (the DELG embedding is not an ImageNet layer).
+    loaded = {v.path: v.numpy() for v in run.model.backbone.weights if "embedding" not in v.path}
+    expected = {v.path: v.numpy() for v in source.backbone.weights if "embedding" not in v.path}
+    assert loaded.keys() == expected.keys() and len(expected) > 50
+    for path, value in expected.items():
+        np.testing.assert_array_equal(loaded[path], value, err_msg=path)
