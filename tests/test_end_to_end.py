@@ -37,11 +37,18 @@ def test_run_demo_reduced(tmp_path):
     assert table in result.stdout
     summary = json.loads((output_dir / "results.json").read_text())
     assert set(summary["mAP"]) == {"trained"}
+    global_only = revisited.ReadMetricsFile(
+        str(output_dir / "trained" / "retrieval_global" / "metrics.txt"))[0]
+    assert set(global_only) == {"medium", "hard"}
+    assert summary["mAP"]["trained"]["global"] == global_only
     for variant in ("delg", "delg_star"):
         metrics_path = output_dir / "trained" / f"retrieval_{variant}" / "metrics.txt"
         mean_ap = revisited.ReadMetricsFile(str(metrics_path))[0]
         assert set(mean_ap) == {"medium", "hard", "medium_after_gv", "hard_after_gv"}
         assert all(0.0 <= v <= 1.0 for v in mean_ap.values())
+        # The ranking before verification is the global-only one.
+        assert mean_ap["medium"] == global_only["medium"]
+        assert mean_ap["hard"] == global_only["hard"]
         assert summary["mAP"]["trained"][variant] == mean_ap
     for stage in ("demo data", "TFRecords", "train DELG", "trained: export", "match picture",
                   "attention picture"):
