@@ -6,6 +6,7 @@ size rules, scales, max features, attention threshold, global scale indices and
 PCA/whitening; binarisation (DELG*) is optional.
 """
 
+import logging
 import os
 import weakref
 from typing import Callable
@@ -16,6 +17,8 @@ import tensorflow as tf
 from delf_tf import utils
 from delf_tf.extraction import feature_extractor, postprocess
 from delf_tf.protos import delf_config_pb2
+
+logger = logging.getLogger(__name__)
 
 # Smaller images (after resizing, on either side) yield empty features.
 MIN_IMAGE_SIDE = 10
@@ -163,6 +166,11 @@ def MakeExtractor(config: delf_config_pb2.DelfConfig,
 
     local_config = config.delf_local_config
     global_config = config.delf_global_config
+    if config.use_local_features and local_config.iou_threshold < 1.0:
+        # The signature has no IoU input (SPEC §8): NMS is fixed when exporting.
+        logger.warning("delf_local_config.iou_threshold=%g is not applied: the NMS IoU is "
+                       "fixed at export time (the export tools' --iou_threshold)",
+                       local_config.iou_threshold)
     local_pca = (postprocess.LoadPcaParameters(local_config.pca_parameters)
                  if config.use_local_features and local_config.use_pca else None)
     global_pca = (postprocess.LoadPcaParameters(global_config.pca_parameters)

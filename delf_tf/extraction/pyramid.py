@@ -81,7 +81,8 @@ def extract_features(
       image pixels, "features" float32 [N, C], "scales" float32 [N] (1/scale),
       "scores" float32 [N, 1] (attention), N <= max_feature_num, by descending
       score; with use_global: "global_descriptors" float32 [G, Dg] (raw, per scale,
-      in the order of global_scales_ind).
+      in the order of global_scales_ind; zeros for a scale too small to give
+      the network any feature-map cell).
     """
     image_scales = tf.convert_to_tensor(image_scales, tf.float32)
     num_scales = tf.shape(image_scales)[0]
@@ -140,6 +141,11 @@ def extract_features(
             for slot, value in enumerate(local_outputs(scale, attention, features)):
                 arrays[slot] = arrays[slot].write(index, value)
         if use_global:
+            # A scale too small for the network to produce any cell (< 5 px for
+            # ResNet) pools an empty map into NaN: write zeros instead, which
+            # the extractor's L2 + sum ignore.
+            global_row = tf.where(tf.reduce_all(tf.math.is_finite(global_row)), global_row,
+                                  tf.zeros_like(global_row))
             arrays[-1] = arrays[-1].write(index, global_row)
         return index + 1, tuple(arrays)
 

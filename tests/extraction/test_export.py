@@ -159,7 +159,7 @@ def test_export_from_checkpoint_without_sidecar_uses_architecture(tmp_path, delf
 
     # The checkpoint has no autoencoder: restoring into a model with one fails, and
     # nothing is left at the export path.
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="does not match"):
         export.ExportLocalModel(prefix, str(tmp_path / "bad"),
                                 architecture={**architecture, "use_autoencoder": True})
     assert not os.path.exists(tmp_path / "bad")

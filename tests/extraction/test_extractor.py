@@ -113,15 +113,23 @@ def test_pca_whitening_and_binarized_output(tmp_path, delg_export, image):
 @pytest.mark.parametrize("shape", [(9, 40), (40, 9), (300, 25)])
 def test_images_under_10_pixels_after_resizing_are_empty(delg_export, shape):
     config = delg_config(delg_export, max_image_size=100)  # 300x25 -> 100x8
-    config.delf_local_config.use_pca = True
-    config.delf_local_config.pca_parameters.pca_dim = 40  # not loaded: only used for the width
-    config.delf_local_config.use_pca = False
     features = extractor.MakeExtractor(config)(np.zeros(shape + (3,), np.uint8))
     local = features["local_features"]
     assert local["locations"].shape == (0, 2) and local["descriptors"].shape == (0, 128)
     assert local["scales"].shape == (0,) and local["attention"].shape == (0,)
     assert features["global_descriptor"].shape == (2048,)
     assert not features["global_descriptor"].any()
+
+
+def test_10_pixel_image_with_scales_too_small_for_the_network(delg_extract, delg_export):
+    # At scale 0.25 a 10 px side becomes 2 px: the ResNet stem leaves no cell, the
+    # global head of that scale pools nothing; the other scales still count.
+    config = delg_config(delg_export)
+    config.image_scales.insert(0, 0.25)
+    features = extractor.MakeExtractor(config)(np.full([10, 12, 3], 200, np.uint8))
+    assert np.isfinite(features["global_descriptor"]).all()
+    np.testing.assert_allclose(np.linalg.norm(features["global_descriptor"]), 1.0, rtol=1e-5)
+    assert len(features["local_features"]["locations"]) > 0
 
 
 def test_grayscale_rgba_cmyk_png_inputs(tmp_path, delg_extract, image):
