@@ -109,7 +109,8 @@ class GlobalFeatureModule(_ExtractionModule):
         self._normalize = bool(normalize_global_descriptor)
         if input_scales_list is None:
             self.ExtractFeatures = tf.function(
-                    self._extract_with_scales, input_signature=[_IMAGE, _SCALES, _GLOBAL_SCALES_IND])
+                    self._extract_with_scales,
+                    input_signature=[_IMAGE, _SCALES, _GLOBAL_SCALES_IND])
         else:
             if not input_scales_list:
                 raise ValueError("input_scales_list must not be empty")
