@@ -145,7 +145,10 @@ class _Trainer:
                     config.initial_lr, decay_steps=config.max_iters, end_learning_rate=0.0,
                     power=1.0)
             optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=MOMENTUM)
-            if config.mixed_precision:
+            # float16 needs loss scaling; bfloat16 (TPU) has float32's range and does not.
+            self.loss_scaling = (config.mixed_precision
+                                 and config.distribution_strategy != "tpu")
+            if self.loss_scaling:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(self.model.trainable_variables)
             self.optimizer = optimizer
@@ -225,7 +228,7 @@ class _Trainer:
             outputs = self.model.forward(images, labels, training=True)
             result = self._losses_and_accuracy(outputs, labels)
             loss = result["total"]
-            if self.config.mixed_precision:
+            if self.loss_scaling:
                 loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, variables)
         used = [(g, v) for g, v in zip(grads, variables) if g is not None]
@@ -234,11 +237,11 @@ class _Trainer:
         # Sum over replicas here so the clip acts on the global gradient (Keras clips each
         # replica's own gradient before its all-reduce).
         grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        if self.config.mixed_precision:
+        if self.loss_scaling:
             scale = tf.cast(self.optimizer.dynamic_scale, tf.float32)
             grads = [g / scale for g in grads]
         grads, global_norm = tf.clip_by_global_norm(grads, CLIP_NORM)
-        if self.config.mixed_precision:
+        if self.loss_scaling:
             grads = [g * scale for g in grads]
         # The optimizer sums the gradients over replicas once more; every replica holds the
         # same clipped global gradient, so each passes its share.
@@ -332,7 +335,7 @@ class _Trainer:
                 "learning_rate": float(self.optimizer.learning_rate),
                 "steps_per_sec": steps / max(seconds, 1e-9),
         }
-        if self.config.mixed_precision:
+        if self.loss_scaling:
             # Steps with non-finite gradients are skipped while this scale adapts.
             scalars["loss_scale"] = float(self.optimizer.dynamic_scale.numpy())
         if isinstance(self.model, Delg):

@@ -86,8 +86,10 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
 
 def test_delg_learns_under_mirrored_strategy(records, tmp_path):
     logdir = str(tmp_path / "log")
+    # 8 images per replica: BatchNorm over fewer would mostly normalise the colours away.
     config = _config(records, logdir, distribution_strategy="mirrored", max_iters=24,
-                     initial_lr=0.02, report_interval=8, eval_interval=24, save_interval=12)
+                     batch_size=16, image_size=32, initial_lr=0.03, report_interval=8,
+                     eval_interval=24, save_interval=12)
     result = subprocess.run(
             [sys.executable, "-c", _MIRRORED_SCRIPT, json.dumps(vars(config))],
             capture_output=True, text=True, timeout=300)
@@ -98,10 +100,12 @@ def test_delg_learns_under_mirrored_strategy(records, tmp_path):
     losses = [report["loss/total"] for report in history]
     desc_losses = [report["loss/desc/crossentropy"] for report in history]
     assert np.all(np.isfinite(losses))
-    # Each report averages its 8 steps. The autoencoder's target (block3) moves while the
-    # backbone learns, so the total falls less than the classification loss.
-    assert losses[-1] < 0.9 * losses[0], losses
-    assert desc_losses[-1] < 0.6 * desc_losses[0], desc_losses
+    # Each report averages its 8 steps. The total is dominated by 10 x the reconstruction
+    # loss, whose target (block3) moves while the backbone learns, so it falls less than the
+    # classification loss.
+    # First 8 steps against the last 16 (single 8-step windows are noisy at this batch size).
+    assert np.mean(desc_losses[1:]) < 0.6 * desc_losses[0], (desc_losses, losses)
+    assert np.mean(losses[1:]) < losses[0] - 0.5, (desc_losses, losses)
     assert 0.0 <= history[-1]["validation_accuracy/desc"] <= 1.0
 
     # The SPEC's summaries are in the event files.
@@ -112,8 +116,8 @@ def test_delg_learns_under_mirrored_strategy(records, tmp_path):
                 "scale_factor", "steps_per_sec"):
         assert tag in scalars, sorted(scalars)
     assert [step for step, _ in scalars["loss/desc/crossentropy"]] == [8, 16, 24]
-    # Linear decay from 0.02 to 0 at step 24.
-    assert scalars["learning_rate"][0][1] == pytest.approx(0.02 * (1 - 8 / 24))
+    # Linear decay from 0.03 to 0 at step 24.
+    assert scalars["learning_rate"][0][1] == pytest.approx(0.03 * (1 - 8 / 24))
     assert scalars["learning_rate"][-1][1] == pytest.approx(0.0, abs=1e-7)
 
     stats = summaries.ReadAttentionStats(os.path.join(logdir, "attention_stats.json"))
