@@ -159,10 +159,13 @@ def extract_features(
                    new_array(tf.TensorShape([None])), new_array(tf.TensorShape([None]))]
     if use_global:
         arrays.append(tf.TensorArray(tf.float32, size=num_scales))
+    # One scale at a time: each scale's convolutions already use every core, and
+    # overlapping scales (the default runs up to 10 iterations at once) multiplies
+    # peak memory and was measured slower here (benchmarks/extraction_overhead.py).
     _, arrays = tf.while_loop(
             lambda index, _: index < num_scales, body,
             (tf.constant(0, tf.int32), tuple(arrays)),
-            maximum_iterations=num_scales)
+            maximum_iterations=num_scales, parallel_iterations=1)
 
     outputs = {}
     if use_local:
