@@ -50,15 +50,19 @@ _BACKBONE = flags.DEFINE_enum(
     "backbone", "resnet_tiny", ["resnet_tiny", "resnet50", "resnet101"],
     "Backbone of the DELG model (resnet_tiny keeps the demo within minutes on a CPU).")
 _TRAIN_IMAGE_SIZE = flags.DEFINE_integer("train_image_size", 128, "Training crop side.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Training batch size.")
-_MAX_ITERS = flags.DEFINE_integer("max_iters", 300, "Training steps.")
-_INITIAL_LR = flags.DEFINE_float("initial_lr", 0.01, "Initial learning rate (linear decay).")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 12, "Training batch size.")
+_MAX_ITERS = flags.DEFINE_integer("max_iters", 250, "Training steps.")
+_INITIAL_LR = flags.DEFINE_float(
+    "initial_lr", 0.03, "Initial learning rate (linear decay to 0 at --max_iters); higher than "
+    "the original's 0.01 because the demo trains from scratch for a few hundred steps.")
 _IMAGE_SCALES = flags.DEFINE_list(
-    "image_scales", ["0.5", "0.70710677", "1.0", "1.4142135"],
-    "Extraction pyramid scales (the DELG configs use 7, from 0.25 to 2.0).")
+    "image_scales", ["0.70710677", "1.0", "1.4142135", "2.0"],
+    "Extraction pyramid scales (the DELG configs use 7, from 0.25 to 2.0; the demo images "
+    "are small, so the smallest scales would yield a feature map of a cell or two).")
 _GLOBAL_SCALES_IND = flags.DEFINE_list(
-    "global_scales_ind", ["1", "2", "3"],
-    "Indices into --image_scales pooled into the global descriptor.")
+    "global_scales_ind", ["0", "1", "2"],
+    "Indices into --image_scales pooled into the global descriptor (0.7071, 1, 1.4142 as the "
+    "DELG configs).")
 _MAX_FEATURE_NUM = flags.DEFINE_integer(
     "max_feature_num", 1000, "Local features kept per image (highest attention first).")
 _NUM_TO_RERANK = flags.DEFINE_integer(
@@ -179,7 +183,7 @@ class _Stages:
 
 
 def _train_flags(tfrecord_dir: str, logdir: str, num_classes: int) -> dict:
-    """Flags shared by training and the untrained model's construction."""
+    """train.py flags: DELG with the autoencoder on the demo TFRecords."""
     return dict(
         train_file_pattern=os.path.join(tfrecord_dir, "train-*"),
         validation_file_pattern=os.path.join(tfrecord_dir, "validation-*"),
