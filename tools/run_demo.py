@@ -50,8 +50,8 @@ _BACKBONE = flags.DEFINE_enum(
     "backbone", "resnet_tiny", ["resnet_tiny", "resnet50", "resnet101"],
     "Backbone of the DELG model (resnet_tiny keeps the demo within minutes on a CPU).")
 _TRAIN_IMAGE_SIZE = flags.DEFINE_integer("train_image_size", 128, "Training crop side.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 12, "Training batch size.")
-_MAX_ITERS = flags.DEFINE_integer("max_iters", 250, "Training steps.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Training batch size.")
+_MAX_ITERS = flags.DEFINE_integer("max_iters", 300, "Training steps.")
 _INITIAL_LR = flags.DEFINE_float(
     "initial_lr", 0.03, "Initial learning rate (linear decay to 0 at --max_iters); higher than "
     "the original's 0.01 because the demo trains from scratch for a few hundred steps.")
