@@ -12,38 +12,19 @@ import sys
 
 from absl import app, flags
 
+import export_flags
 from delf_tf.extraction import export
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("ckpt_path", None,
-                    "Checkpoint prefix to export: the <logdir>/delf_weights written by training.")
-flags.DEFINE_string("export_path", None, "Directory to write the SavedModel to (replaced).")
-flags.DEFINE_enum("backbone", "resnet50", ["resnet50", "resnet101", "resnet_tiny"],
-                  "Backbone of the checkpoint. Used only when the checkpoint has no "
-                  "<ckpt_path>.json sidecar or when given explicitly.")
-flags.DEFINE_boolean("block3_strides", True,
-                     "Whether block3 has stride 32 (True) or 16 (False). Used only when the "
-                     "checkpoint has no <ckpt_path>.json sidecar or when given explicitly.")
-flags.DEFINE_boolean("use_autoencoder", True,
-                     "Whether the model has the dimensionality-reducing autoencoder (sidecar "
-                     "wins unless given explicitly).")
-flags.DEFINE_integer("autoencoder_dimensions", 128,
-                     "Local descriptor depth after the autoencoder (sidecar wins unless given "
-                     "explicitly).")
-flags.DEFINE_integer("local_feature_map_channels", 1024,
-                     "Channels the autoencoder expands back to (sidecar wins unless given "
-                     "explicitly).")
-flags.DEFINE_float("iou_threshold", 1.0,
-                   "NMS IoU threshold baked into the graph; 1.0 suppresses nothing.")
-flags.mark_flags_as_required(["ckpt_path", "export_path"])
+export_flags.define_export_flags(with_iou_threshold=True)
+flags.adopt_module_key_flags(export_flags)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    architecture = {name: FLAGS[name].value for name in export.ARCHITECTURE_FLAGS}
-    explicit = [name for name in export.ARCHITECTURE_FLAGS if FLAGS[name].present]
+    architecture, explicit = export_flags.architecture_from_flags()
     try:
         export.ExportLocalAndGlobalModel(FLAGS.ckpt_path, FLAGS.export_path,
                                          architecture=architecture, explicit=explicit,

@@ -233,7 +233,8 @@ def MakeExtractor(config: delf_config_pb2.DelfConfig,
             boxes = outputs["boxes"].numpy()
             raw_descriptors = outputs["features"].numpy()
             locations, descriptors = feature_extractor.DelfFeaturePostProcessing(
-                    boxes, raw_descriptors.reshape(len(boxes), -1), local_config.use_pca,
+                    boxes, raw_descriptors.reshape(len(boxes), raw_descriptors.shape[-1]),
+                    local_config.use_pca,
                     local_pca)
             if not local_config.use_resized_coordinates:
                 locations = locations / scale_factors

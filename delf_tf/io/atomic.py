@@ -4,6 +4,12 @@ import os
 import tempfile
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file in the same directory.
 
@@ -15,6 +21,8 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     fd, tmp_path = tempfile.mkstemp(
             dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would.
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp_path, path)

@@ -110,6 +110,18 @@ def test_pca_whitening_and_binarized_output(tmp_path, delg_export, image):
     np.testing.assert_array_equal(bits, np.packbits(expected > 0, axis=1))
 
 
+@pytest.mark.parametrize("binarize", [False, True])
+def test_no_feature_above_the_threshold_gives_empty_features(delg_export, image, binarize):
+    config = delg_config(delg_export)
+    config.delf_local_config.score_threshold = 1e9
+    features = extractor.MakeExtractor(config, binarize_local_descriptors=binarize)(image)
+    local = features["local_features"]
+    assert local["locations"].shape == (0, 2)
+    assert local["descriptors"].shape == ((0, 16) if binarize else (0, 128))
+    assert local["attention"].shape == (0,)
+    assert features["global_descriptor"].any()
+
+
 @pytest.mark.parametrize("shape", [(9, 40), (40, 9), (300, 25)])
 def test_images_under_10_pixels_after_resizing_are_empty(delg_export, shape):
     config = delg_config(delg_export, max_image_size=100)  # 300x25 -> 100x8

@@ -87,3 +87,11 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(ValueError):
         datum_io.WriteToFile(np.zeros([2], dtype=np.int32), str(path))
     assert os.listdir(tmp_path) == []
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    path = tmp_path / "perm.datum"
+    datum_io.WriteToFile(np.zeros([2], np.float32), str(path))
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert (path.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
