@@ -1,0 +1,442 @@
+"""The demo workflow behind tools/run_demo.py: every DELG stage on the embedded demo set.
+
+Stages (each one a tool of this repository run as a subprocess, as a user would):
+  1. make_demo_data            render the landmark set from scikit-image's photos
+  2. build_image_dataset       GLDv2 CSVs -> TFRecord shards (train/validation)
+  3. train                     DELG with the autoencoder (local + global features)
+  4. export_local_and_global_model
+  5. extract_delg_features     query + index, float and binarized (DELG*) local descriptors
+  6. perform_retrieval         global only, then re-ranked by geometric verification
+and the same export/extract/retrieve stages for the untrained model (fresh weights
+of the same architecture), then a metrics table, a match picture and an attention
+map for one query. The attention threshold of each DelfConfig is the median
+attention seen at the end of training (`<logdir>/attention_stats.json`, SPEC §8).
+"""
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from concurrent import futures
+from typing import Any, Callable
+
+# The tools run as subprocesses live in <repo>/tools, next to this package.
+_TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """Settings of the demo run (one field per flag of tools/run_demo.py)."""
+
+    output_dir: str = "demo_output"
+    seed: int = 0
+    num_landmarks: int = 12
+    image_size: int = 256
+    train_per_landmark: int = 24
+    queries_per_landmark: int = 2
+    index_per_landmark: tuple[int, int, int] = (4, 3, 1)
+    num_distractors: int = 40
+    backbone: str = "resnet_tiny"
+    train_image_size: int = 128
+    batch_size: int = 16
+    max_iters: int = 300
+    initial_lr: float = 0.03
+    image_scales: tuple[float, ...] = (0.70710677, 1.0, 1.4142135, 2.0)
+    global_scales_ind: tuple[int, ...] = (0, 1, 2)
+    max_feature_num: int = 1000
+    num_to_rerank: int = 20
+    untrained: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """One model's outputs: <root>/{export, delf_config.pbtxt, features*, retrieval_*}."""
+
+    name: str
+    root: str
+    weights_prefix: str
+    stats_path: str
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+
+# Lines of TensorFlow's start-up chatter that say nothing about the stage.
+_NOISE = re.compile(
+    r"cpu_feature_guard|To enable the following instructions|rebuild TensorFlow|"
+    r"functional_saver|builder_impl|fingerprinting_utils|Assets written|oneDNN|"
+    r"absl::InitializeLog|tf_record_dataset_op|WARNING: All log messages|"
+    r"contains input name\(s\)|"
+    r"^W\d{4} |^WARNING:|UserWarning|warnings.warn")
+_ABSL_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\] ")
+
+
+class _Stages:
+    """Runs the stages, echoes their progress and records wall times."""
+
+    def __init__(self, output_dir: str, progress: Callable[[str], Any] = print):
+        self._progress = progress
+        self.log_dir = os.path.join(output_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.times: list[tuple[str, float]] = []
+        self._start = time.monotonic()
+        self._print_lock = threading.Lock()
+
+    def run_tool(self, stage: str, tool: str, **flag_values) -> None:
+        """Runs tools/<tool>.py with --flag=value arguments; raises naming the log on failure."""
+        self.run_tools(stage, [(stage, tool, flag_values)])
+
+    def run_tools(self, stage: str, jobs: list[tuple[str, str, dict]], parallel: int = 2) -> None:
+        """Runs (name, tool, flags) jobs, `parallel` at a time, as one timed stage.
+
+        Most of a short extraction run is start-up (importing TensorFlow, loading
+        the SavedModel), largely single-threaded, so two runs overlap well on two cores.
+        """
+        self._begin(stage)
+        start = time.monotonic()
+        if len(jobs) == 1:
+            self._run_process(*jobs[0], label="")
+        else:
+            with futures.ThreadPoolExecutor(parallel) as pool:
+                running = [pool.submit(self._run_process, *job, label=f"[{job[0]}] ")
+                           for job in jobs]
+                for job in running:
+                    job.result()
+        self._end(stage, start)
+
+    def _run_process(self, name: str, tool: str, flag_values: dict, label: str) -> None:
+        args = []
+        for flag, value in flag_values.items():
+            if isinstance(value, bool):
+                args.append(f"--{flag}" if value else f"--no{flag}")
+            else:
+                args.append(f"--{flag}={value}")
+        command = [sys.executable, os.path.join(_TOOLS_DIR, tool + ".py")] + args
+        log_path = os.path.join(self.log_dir, re.sub(r"\W+", "_", name).strip("_") + ".log")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        tail: list[str] = []
+        with open(log_path, "w") as log:
+            log.write("$ " + " ".join(command) + "\n")
+            with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, env=env) as process:
+                for line in process.stdout:
+                    log.write(line)
+                    tail = (tail + [line.rstrip()])[-25:]
+                    if line.strip() and not _NOISE.search(line):
+                        with self._print_lock:
+                            self.say("      " + label + _ABSL_PREFIX.sub("", line.rstrip()))
+        if process.returncode != 0:
+            raise RuntimeError(
+                f"'{name}' failed: {' '.join(command)} exited with {process.returncode}"
+                f"; full log: {log_path}; last lines:\n" + "\n".join(tail))
+
+    def run_function(self, stage: str, function: Callable[..., Any], *args, **kwargs) -> Any:
+        self._begin(stage)
+        start = time.monotonic()
+        result = function(*args, **kwargs)
+        self._end(stage, start)
+        return result
+
+    def _begin(self, stage: str) -> None:
+        self.say(f"[{self._elapsed():6.1f} s] {stage} ...")
+
+    def _end(self, stage: str, start: float) -> None:
+        seconds = time.monotonic() - start
+        self.times.append((stage, seconds))
+        self.say(f"[{self._elapsed():6.1f} s] {stage}: done in {seconds:.1f} s")
+
+    def say(self, message: str) -> None:
+        """Reports one line of progress (flushed, so it shows while a stage runs)."""
+        self._progress(message)
+        sys.stdout.flush()
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._start
+
+    def total(self) -> float:
+        return self._elapsed()
+
+
+def _train_flags(config: DemoConfig, tfrecord_dir: str, logdir: str,
+                 num_classes: int) -> dict:
+    """train.py flags: DELG with the autoencoder on the demo TFRecords."""
+    return dict(
+        train_file_pattern=os.path.join(tfrecord_dir, "train-*"),
+        validation_file_pattern=os.path.join(tfrecord_dir, "validation-*"),
+        num_classes=num_classes, delg_global_features=True, use_autoencoder=True,
+        backbone=config.backbone, image_size=config.train_image_size,
+        batch_size=config.batch_size, max_iters=config.max_iters,
+        initial_lr=config.initial_lr, seed=config.seed, logdir=logdir)
+
+
+def _save_untrained_weights(config: DemoConfig, trained_prefix: str, run: _Run,
+                            train_dir: str, image_size: int) -> None:
+    """Saves fresh weights of the trained model's architecture, and their attention
+    statistics over training images (what training records, SPEC §8)."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+
+    from delf_tf.models import checkpoint, delf, delg, preprocessing  # pylint: disable=g-import-not-at-top
+    from delf_tf.training import summaries  # pylint: disable=g-import-not-at-top
+
+    with open(trained_prefix + ".json") as f:
+        sidecar = json.load(f)
+    tf.keras.utils.set_random_seed(config.seed)
+    model_class = {"Delg": delg.Delg, "Delf": delf.Delf}[sidecar["class"]]
+    model = model_class(**sidecar["config"])
+    if sidecar.get("num_classes"):
+        model.init_classifiers(sidecar["num_classes"])
+    model.build_for_input(image_size)
+    checkpoint.save_weights(model, run.weights_prefix)
+
+    stats = summaries.AttentionStats()
+    names = sorted(os.listdir(train_dir))[:64]
+    for start in range(0, len(names), 16):
+        batch = np.stack([
+            np.asarray(Image.open(os.path.join(train_dir, n)).convert("RGB").resize(
+                (image_size, image_size), Image.BILINEAR)) for n in names[start:start + 16]])
+        _, attention, _ = model.build_call(preprocessing.normalize_images(batch))
+        stats.add(attention.numpy())
+    summaries.WriteAttentionStats(run.stats_path, 0, stats.result())
+
+
+def _write_delf_config(config: DemoConfig, run: _Run) -> float:
+    """Writes <run>/delf_config.pbtxt for the exported model; returns its threshold."""
+    from delf_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+    from delf_tf.protos import delf_config_pb2  # pylint: disable=g-import-not-at-top
+    from delf_tf.training import summaries  # pylint: disable=g-import-not-at-top
+
+    threshold = float(summaries.ReadAttentionStats(run.stats_path)["percentiles"]["50"])
+    delf_config = delf_config_pb2.DelfConfig(
+        model_path=os.path.abspath(run.path("export")), use_local_features=True,
+        use_global_features=True, is_tf2_exported=True)
+    delf_config.image_scales.extend(float(s) for s in config.image_scales)
+    delf_config.delf_local_config.use_pca = False
+    delf_config.delf_local_config.max_feature_num = config.max_feature_num
+    delf_config.delf_local_config.score_threshold = threshold
+    delf_config.delf_global_config.use_pca = False
+    delf_config.delf_global_config.image_scales_ind.extend(
+        int(i) for i in config.global_scales_ind)
+    config_lib.WriteConfig(run.path("delf_config.pbtxt"), delf_config)
+    return threshold
+
+
+def _model_stages(config: DemoConfig, stages: _Stages, run: _Run,
+                  data: Any) -> dict[str, dict[str, float]]:
+    """Export, extraction (float and DELG*) and retrieval for one model.
+
+    Returns {"global" | "delg" | "delg_star": {protocol: mAP}} with the metrics.txt keys.
+    """
+    from delf_tf.retrieval import dataset as revisited  # pylint: disable=g-import-not-at-top
+
+    stages.run_tool(f"{run.name}: export", "export_local_and_global_model",
+                    ckpt_path=run.weights_prefix, export_path=run.path("export"))
+    threshold = _write_delf_config(config, run)
+    stages.say(f"      {run.name}: score_threshold = median attention = {threshold:.4g}")
+    variants = (("delg", "DELG", False), ("delg_star", "DELG*", True))
+    stages.run_tools(f"{run.name}: extract query + index (DELG, DELG*)", [
+        (f"{run.name}: extract {image_set} ({label})", "extract_delg_features",
+         dict(delf_config_path=run.path("delf_config.pbtxt"),
+              dataset_file_path=data.dataset_file_path, images_dir=data.images_dir,
+              image_set=image_set,
+              output_features_dir=run.path(f"features_{variant}", image_set),
+              binarize_local_descriptors=binarize))
+        for variant, label, binarize in variants for image_set in ("query", "index")])
+
+    def retrieve(stage: str, variant: str, output_name: str, verify: bool) -> dict:
+        output_dir = run.path(output_name)
+        stages.run_tool(
+            f"{run.name}: {stage}", "perform_retrieval",
+            dataset_file_path=data.dataset_file_path,
+            query_features_dir=run.path(f"features_{variant}", "query"),
+            index_features_dir=run.path(f"features_{variant}", "index"),
+            use_geometric_verification=verify, num_to_rerank=config.num_to_rerank,
+            ransac_seed=config.seed, output_dir=output_dir)
+        mean_ap = revisited.ReadMetricsFile(os.path.join(output_dir, "metrics.txt"))[0]
+        return {k: float(v) for k, v in mean_ap.items()}
+
+    # Global descriptors are the same for DELG and DELG*.
+    return {"global": retrieve("retrieval (global only)", "delg", "retrieval_global", False),
+            "delg": retrieve("retrieval (DELG, global + GV)", "delg", "retrieval_delg", True),
+            "delg_star": retrieve("retrieval (DELG*, global + GV)", "delg_star",
+                                  "retrieval_delg_star", True)}
+
+
+def _format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    rows = [f"{'model':<10}{'pipeline':<28}{'medium mAP':>12}{'hard mAP':>10}", "-" * 60]
+    for model, by_variant in results.items():
+        delg_maps, star_maps = by_variant["delg"], by_variant["delg_star"]
+        for label, maps, suffix in (("global only", by_variant["global"], ""),
+                                    ("global + GV (DELG)", delg_maps, "_after_gv"),
+                                    ("global + GV (DELG*)", star_maps, "_after_gv")):
+            rows.append(f"{model:<10}{label:<28}{100 * maps['medium' + suffix]:>12.2f}"
+                        f"{100 * maps['hard' + suffix]:>10.2f}")
+    return "\n".join(rows)
+
+
+def _pick_query(data: Any, retrieval_dir: str) -> tuple[int, int]:
+    """A query and the best-ranked positive after verification (a hard one if it is
+    ranked first among the positives, so the picture shows a real viewpoint change)."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+
+    ranks = np.load(os.path.join(retrieval_dir, "ranks_after_gv_medium.npy"))
+    best = None
+    for q, record in enumerate(data.gnd):
+        hard = set(record["hard"].tolist())
+        positives = hard | set(record["easy"].tolist())
+        order = [int(i) for i in ranks[q] if int(i) in positives]
+        if not order:
+            continue
+        key = (int(ranks[q][0]) in positives, order[0] in hard)
+        if best is None or key > best[0]:
+            best = (key, q, order[0])
+    if best is None:
+        return 0, int(data.gnd[0]["easy"][0] if len(data.gnd[0]["easy"]) else
+                      data.gnd[0]["hard"][0])
+    return best[1], best[2]
+
+
+def _save_pictures(config: DemoConfig, stages: _Stages, run: _Run, data: Any,
+                   output_dir: str) -> None:
+    """A match picture (query crop vs. its best positive) and an attention map."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+
+    from delf_tf.extraction import batch  # pylint: disable=g-import-not-at-top
+
+    query, positive = _pick_query(data, run.path("retrieval_delg"))
+    query_name, index_name = data.qimlist[query], data.imlist[positive]
+    pictures = os.path.join(output_dir, "pictures")
+    os.makedirs(pictures, exist_ok=True)
+    # The query's features are in the coordinates of its crop, so the crop is drawn.
+    with Image.open(os.path.join(data.images_dir, query_name + ".jpg")) as image:
+        crop, _ = batch.crop_query_image(image.convert("RGB"), data.gnd[query]["bbx"])
+    crop_path = os.path.join(pictures, f"{query_name}_crop.png")
+    crop.save(crop_path)
+    features = run.path("features_delg")
+    stages.run_tool(
+        "match picture", "match_images", image_1_path=crop_path,
+        image_2_path=os.path.join(data.images_dir, index_name + ".jpg"),
+        features_1_path=os.path.join(features, "query", query_name + ".delg_local"),
+        features_2_path=os.path.join(features, "index", index_name + ".delg_local"),
+        descriptor_matching_threshold=1.0, ransac_seed=config.seed,
+        output_image=os.path.join(pictures, "match.png"))
+    stages.run_function("attention picture", _save_attention_picture, run.weights_prefix,
+                        crop, os.path.join(pictures, "attention.png"))
+
+
+def _save_attention_picture(weights_prefix: str, image: Any, output_path: str) -> None:
+    """Image | attention map (upsampled, colour-mapped) | overlay, side by side."""
+    import cv2  # pylint: disable=g-import-not-at-top
+    import numpy as np  # pylint: disable=g-import-not-at-top
+
+    from delf_tf.io import atomic  # pylint: disable=g-import-not-at-top
+    from delf_tf.matching import visualization  # pylint: disable=g-import-not-at-top
+    from delf_tf.models import checkpoint, preprocessing  # pylint: disable=g-import-not-at-top
+
+    model = checkpoint.load_model(weights_prefix)
+    pixels = np.asarray(image)
+    # Twice the size so the stride-32 attention grid has more than a few cells.
+    big = cv2.resize(pixels, (pixels.shape[1] * 2, pixels.shape[0] * 2),
+                     interpolation=cv2.INTER_LINEAR)
+    _, attention, _ = model.build_call(preprocessing.normalize_images(big[None]))
+    attention = attention.numpy()[0, ..., 0]
+    attention = (attention - attention.min()) / max(float(np.ptp(attention)), 1e-12)
+    heat = cv2.resize(attention, (pixels.shape[1], pixels.shape[0]),
+                      interpolation=cv2.INTER_NEAREST)
+    colours = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    overlay = (0.5 * pixels + 0.5 * colours).astype(np.uint8)
+    gap = np.full((pixels.shape[0], 8, 3), 255, np.uint8)
+    picture = np.concatenate([pixels, gap, colours, gap, overlay], axis=1)
+    atomic.write_bytes_atomic(output_path, visualization.encode_image(picture, "PNG"))
+
+
+def RunDemo(config: DemoConfig, progress: Callable[[str], Any] = print) -> dict:
+    """Runs every stage into `config.output_dir`; returns the results written to results.json.
+
+    `progress` receives each line of progress (stage starts and ends, tool output, the
+    final table). Raises RuntimeError naming the log of a stage that fails.
+    """
+    from delf_tf.data import demo  # pylint: disable=g-import-not-at-top
+
+    if len(config.index_per_landmark) != 3:
+        raise ValueError("index_per_landmark takes three counts: easy, hard, junk")
+    output_dir = config.output_dir
+    os.makedirs(output_dir, exist_ok=True)
+    stages = _Stages(output_dir, progress)
+    easy, hard, junk = (int(v) for v in config.index_per_landmark)
+    data_dir = os.path.join(output_dir, "data")
+    stages.run_tool(
+        "demo data", "make_demo_data", output_dir=data_dir, num_landmarks=config.num_landmarks,
+        image_size=config.image_size, train_per_landmark=config.train_per_landmark,
+        queries_per_landmark=config.queries_per_landmark, easy_per_landmark=easy,
+        hard_per_landmark=hard, junk_per_landmark=junk,
+        num_distractors=config.num_distractors, seed=config.seed)
+    data = _read_demo_dataset(demo, data_dir)
+
+    tfrecord_dir = os.path.join(output_dir, "tfrecords")
+    stages.run_tool(
+        "TFRecords", "build_image_dataset", train_directory=data.train_dir,
+        train_csv_path=data.train_csv_path, train_clean_csv_path=data.train_clean_csv_path,
+        output_directory=tfrecord_dir, num_shards=2, generate_train_validation_splits=True,
+        validation_split_size=0.2, seed=config.seed)
+
+    trained = _Run("trained", os.path.join(output_dir, "trained"),
+                   os.path.join(output_dir, "trained", "train", "delf_weights"),
+                   os.path.join(output_dir, "trained", "train", "attention_stats.json"))
+    interval = max(1, config.max_iters // 6)
+    stages.run_tool(
+        "train DELG", "train", report_interval=interval, eval_interval=config.max_iters,
+        num_eval_batches=4, save_interval=config.max_iters,
+        **_train_flags(config, tfrecord_dir, trained.path("train"), len(data.landmarks)))
+    results = {"trained": _model_stages(config, stages, trained, data)}
+
+    if config.untrained:
+        untrained = _Run("untrained", os.path.join(output_dir, "untrained"),
+                         os.path.join(output_dir, "untrained", "weights", "delf_weights"),
+                         os.path.join(output_dir, "untrained", "weights",
+                                      "attention_stats.json"))
+        stages.run_function("untrained: fresh weights", _save_untrained_weights,
+                            config, trained.weights_prefix, untrained, data.train_dir,
+                            config.train_image_size)
+        results["untrained"] = _model_stages(config, stages, untrained, data)
+
+    _save_pictures(config, stages, trained, data, output_dir)
+    table = _format_table(results)
+    total = stages.total()
+    timing = "\n".join(f"  {stage:<45}{seconds:8.1f} s" for stage, seconds in stages.times)
+    report = (f"{table}\n\nWall time per stage:\n{timing}\n  {'total':<45}{total:8.1f} s\n"
+              f"({os.cpu_count()} CPU cores; other processes on the machine slow every stage)")
+    from delf_tf.io import atomic  # pylint: disable=g-import-not-at-top
+    atomic.write_bytes_atomic(os.path.join(output_dir, "metrics_table.txt"),
+                              (report + "\n").encode())
+    summary = {"mAP": results, "stage_seconds": dict(stages.times), "total_seconds": total,
+               "flags": dataclasses.asdict(config)}
+    atomic.write_bytes_atomic(os.path.join(output_dir, "results.json"),
+                              (json.dumps(summary, indent=2, default=str) + "\n").encode())
+    stages.say("\n" + report)
+    stages.say(f"\nPictures: {os.path.join(output_dir, 'pictures')}; "
+               f"table: {os.path.join(output_dir, 'metrics_table.txt')}")
+    return summary
+
+
+def _read_demo_dataset(demo: Any, data_dir: str) -> Any:
+    """The DemoDataset fields the later stages need, read back from the written files."""
+    from delf_tf.retrieval import dataset as revisited  # pylint: disable=g-import-not-at-top
+
+    dataset_file_path = os.path.join(data_dir, "gnd_demo.mat")
+    qimlist, imlist, gnd = revisited.ReadDatasetFile(dataset_file_path)
+    with open(os.path.join(data_dir, "demo_info.json")) as f:
+        info = json.load(f)
+    return demo.DemoDataset(
+        root=data_dir, train_dir=os.path.join(data_dir, "train"),
+        train_csv_path=os.path.join(data_dir, "train.csv"),
+        train_clean_csv_path=os.path.join(data_dir, "train_clean.csv"),
+        images_dir=os.path.join(data_dir, "jpg"), dataset_file_path=dataset_file_path,
+        landmarks=[l["name"] for l in info["landmarks"]],
+        landmark_ids=[l["landmark_id"] for l in info["landmarks"]],
+        imlist=imlist, qimlist=qimlist, gnd=gnd)
