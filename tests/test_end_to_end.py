@@ -50,6 +50,13 @@ def test_run_demo_reduced(tmp_path):
         assert mean_ap["medium"] == global_only["medium"]
         assert mean_ap["hard"] == global_only["hard"]
         assert summary["mAP"]["trained"][variant] == mean_ap
+    # ASMK* over a codebook trained on the index features, in the same metrics format.
+    asmk = revisited.ReadMetricsFile(
+        str(output_dir / "trained" / "retrieval_asmk_star" / "metrics.txt"))[0]
+    assert set(asmk) == {"medium", "hard"} and all(0.0 <= v <= 1.0 for v in asmk.values())
+    assert summary["mAP"]["trained"]["asmk_star"] == asmk
+    assert (output_dir / "trained" / "asmk" / "codebook" / "codebook.datum").is_file()
+    assert "ASMK*" in table
     for stage in ("demo data", "TFRecords", "train DELG", "trained: export", "match picture",
                   "attention picture"):
         assert summary["stage_seconds"][stage] > 0, stage

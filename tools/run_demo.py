@@ -64,6 +64,10 @@ _NUM_TO_RERANK = flags.DEFINE_integer(
     "is scaled down.")
 _UNTRAINED = flags.DEFINE_boolean(
     "untrained", True, "Also run export/extract/retrieve with fresh (untrained) weights.")
+_ASMK_CODEBOOK_SIZE = flags.DEFINE_integer(
+    "asmk_codebook_size", 1024,
+    "Visual words of the ASMK* codebook trained on the index features (capped at a quarter "
+    "of the number of index descriptors).")
 
 
 def _parse_list(holder: flags.FlagHolder, cast: type, length: int | None = None) -> tuple:
@@ -92,7 +96,7 @@ def _config_from_flags() -> demo_workflow.DemoConfig:
         image_scales=_parse_list(_IMAGE_SCALES, float),
         global_scales_ind=_parse_list(_GLOBAL_SCALES_IND, int),
         max_feature_num=_MAX_FEATURE_NUM.value, num_to_rerank=_NUM_TO_RERANK.value,
-        untrained=_UNTRAINED.value)
+        untrained=_UNTRAINED.value, asmk_codebook_size=_ASMK_CODEBOOK_SIZE.value)
 
 
 def main(argv: list[str]) -> None:
