@@ -166,14 +166,14 @@ class _Stages:
 
 def _train_flags(config: DemoConfig, tfrecord_dir: str, logdir: str,
                  num_classes: int) -> dict:
-    """train.py flags: DELG with the autoencoder on the demo TFRecords."""
+    """train.py flags: DELG with the autoencoder on the demo TFRecords, reproducible."""
     return dict(
         train_file_pattern=os.path.join(tfrecord_dir, "train-*"),
         validation_file_pattern=os.path.join(tfrecord_dir, "validation-*"),
         num_classes=num_classes, delg_global_features=True, use_autoencoder=True,
         backbone=config.backbone, image_size=config.train_image_size,
         batch_size=config.batch_size, max_iters=config.max_iters,
-        initial_lr=config.initial_lr, seed=config.seed, logdir=logdir)
+        initial_lr=config.initial_lr, seed=config.seed, deterministic=True, logdir=logdir)
 
 
 def _save_untrained_weights(config: DemoConfig, trained_prefix: str, run: _Run,

@@ -79,6 +79,10 @@ flags.DEFINE_integer("save_interval", _DEFAULTS.save_interval,
 flags.DEFINE_integer("num_eval_batches", _DEFAULTS.num_eval_batches,
                      "Validation batches per evaluation.")
 
+flags.DEFINE_boolean("deterministic", _DEFAULTS.deterministic,
+                     "Reproducible training: the same --seed gives the same weights (fixed "
+                     "input order and deterministic TensorFlow ops; slower).")
+
 FLAGS = flags.FLAGS
 
 

@@ -71,6 +71,7 @@ class TrainConfig:
     save_interval: int = 1000
     num_eval_batches: int = 100
     debug: bool = False
+    deterministic: bool = False  # same seed -> same weights (fixed input order, op determinism)
 
 
 def _debug_config(config: TrainConfig) -> TrainConfig:
@@ -195,6 +196,7 @@ class _Trainer:
                     augmentation=augmentation,
                     seed=config.seed,
                     repeat=repeat,
+                    deterministic=config.deterministic,
                     num_input_pipelines=context.num_input_pipelines,
                     input_pipeline_id=context.input_pipeline_id)
 
@@ -458,6 +460,11 @@ def Train(config: TrainConfig, progress: Callable[[str], None] = logging.info
         keras.mixed_precision.set_global_policy(policy)
     try:
         tf.random.set_seed(config.seed)
+        if config.deterministic:
+            # Seeds Python, NumPy, TF and Keras' initialisers; op determinism makes the
+            # multi-threaded kernels' reductions reproducible (at some speed cost).
+            keras.utils.set_random_seed(config.seed)
+            tf.config.experimental.enable_op_determinism()
         os.makedirs(config.logdir, exist_ok=True)
         trainer = _Trainer(config, strategy, progress)
         return trainer.run()
