@@ -81,7 +81,8 @@ flags.DEFINE_integer("num_eval_batches", _DEFAULTS.num_eval_batches,
 
 flags.DEFINE_boolean("deterministic", _DEFAULTS.deterministic,
                      "Reproducible training: the same --seed gives the same weights (fixed "
-                     "input order and deterministic TensorFlow ops; slower).")
+                     "input order, deterministic and single-threaded TensorFlow kernels; "
+                     "slower).")
 
 FLAGS = flags.FLAGS
 
