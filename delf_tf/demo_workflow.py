@@ -1,16 +1,5 @@
-"""The demo workflow behind tools/run_demo.py: every DELG stage on the embedded demo set.
-
-Stages (each one a tool of this repository run as a subprocess, as a user would):
-  1. make_demo_data            render the landmark set from scikit-image's photos
-  2. build_image_dataset       GLDv2 CSVs -> TFRecord shards (train/validation)
-  3. train                     DELG with the autoencoder (local + global features)
-  4. export_local_and_global_model
-  5. extract_delg_features     query + index, float and binarized (DELG*) local descriptors
-  6. perform_retrieval         global only, then re-ranked by geometric verification
-and the same export/extract/retrieve stages for the untrained model (fresh weights
-of the same architecture), then a metrics table, a match picture and an attention
-map for one query. The attention threshold of each DelfConfig is the median
-attention seen at the end of training (`<logdir>/attention_stats.json`, SPEC §8).
+"""The demo workflow behind tools/run_demo.py (whose docstring lists the stages):
+every DELG stage on the embedded demo set, each tool run as a subprocess as a user would.
 """
 
 import dataclasses
