@@ -52,8 +52,12 @@ class _ExtractionModule(tf.Module):
         self._stride = feature_extractor.feature_stride(block3_strides)
         self._iou_threshold = float(iou_threshold)
         # One small real call: builds every variable and tells the global width.
-        global_descriptor, _, _ = self._model_fn(tf.zeros([1, 64, 64, 3], tf.float32))
+        global_descriptor, _, local_features = self._model_fn(
+                tf.zeros([1, 64, 64, 3], tf.float32))
         self._global_dim = int(global_descriptor.shape[-1])
+        self._local_dim = int(local_features.shape[-1])
+        # Scales that resize the image below this are skipped inside the graph.
+        self._min_input_size = int(getattr(model, "min_input_size", 1))
 
     def _model_fn(self, images):
         return self.model.build_call(images, training=False)
@@ -64,7 +68,8 @@ class _ExtractionModule(tf.Module):
                 image, scales, self._model_fn, stride=self._stride, abs_thres=abs_thres,
                 max_feature_num=max_feature_num, global_scales_ind=global_scales_ind,
                 use_local=use_local, use_global=use_global,
-                iou_threshold=self._iou_threshold, global_dim=self._global_dim)
+                iou_threshold=self._iou_threshold, global_dim=self._global_dim,
+                local_dim=self._local_dim, min_input_size=self._min_input_size)
 
 
 class LocalFeatureModule(_ExtractionModule):

@@ -21,12 +21,16 @@ from delf_tf.models import preprocessing
 ModelFn = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
 
 
-def resize_to_scale(image: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
-    """Bilinear resize of float [H, W, C] to (round(H*scale), round(W*scale)),
-    at least 1x1."""
+def scaled_size(image: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """int32 [2]: (round(H*scale), round(W*scale)) of [H, W, C] `image`, at least 1x1."""
     size = tf.cast(tf.shape(image)[:2], tf.float32)
-    new_size = tf.maximum(tf.cast(tf.round(size * scale), tf.int32), 1)
-    return tf.image.resize(image, new_size, method=tf.image.ResizeMethod.BILINEAR)
+    return tf.maximum(tf.cast(tf.round(size * tf.cast(scale, tf.float32)), tf.int32), 1)
+
+
+def resize_to_scale(image: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """Bilinear resize of float [H, W, C] to `scaled_size(image, scale)`."""
+    return tf.image.resize(image, scaled_size(image, scale),
+                           method=tf.image.ResizeMethod.BILINEAR)
 
 
 def select_top_features(boxes: tf.Tensor, scores: tf.Tensor, max_feature_num: tf.Tensor,
@@ -60,6 +64,8 @@ def extract_features(
     global_dim: int | None = None,
     receptive_field: int = feature_extractor.RECEPTIVE_FIELD,
     padding: int = feature_extractor.RECEPTIVE_PADDING,
+    min_input_size: int = 1,
+    local_dim: int | None = None,
 ) -> dict[str, tf.Tensor]:
     """Runs the pyramid over `image` and selects features.
 
@@ -75,6 +81,12 @@ def extract_features(
       use_local / use_global: which outputs to compute.
       global_dim: Dg, needed with use_global and global_scales_ind (the width of
         the placeholder rows for scales whose global head is skipped).
+      min_input_size: the smallest side (pixels) the model accepts (the model's
+        `min_input_size`). A scale whose resized image has a shorter side is
+        skipped in the graph: no local features, a zero global row. The model is
+        never called on it, so no kernel sees an empty or negative-size window.
+      local_dim: C, the local feature depth; needed with use_local when a scale
+        may be skipped before the model has been traced (eager mode).
 
     Returns:
       with use_local: "boxes" float32 [N, 4] (ymin, xmin, ymax, xmax) in input
@@ -82,7 +94,7 @@ def extract_features(
       "scores" float32 [N, 1] (attention), N <= max_feature_num, by descending
       score; with use_global: "global_descriptors" float32 [G, Dg] (raw, per scale,
       in the order of global_scales_ind; zeros for a scale too small to give
-      the network any feature-map cell).
+      the network any feature-map cell, or smaller than min_input_size).
     """
     image_scales = tf.convert_to_tensor(image_scales, tf.float32)
     num_scales = tf.shape(image_scales)[0]
@@ -95,10 +107,13 @@ def extract_features(
         if global_dim is None:
             raise ValueError("global_dim is needed when global_scales_ind is given")
 
+    traced_global_dim = []
+
     def run_scale(index):
         scale = image_scales[index]
         resized = resize_to_scale(normalized, scale)[tf.newaxis]
         global_descriptor, attention, features = model_fn(resized)
+        traced_global_dim.append(global_descriptor.shape[-1])
         return scale, global_descriptor, attention, features
 
     # The feature depth C is static in the model; remember it from the trace so
@@ -117,8 +132,8 @@ def extract_features(
         return (tf.gather(boxes, keep), tf.gather(features, keep),
                 tf.fill(tf.shape(selected_scores), 1.0 / scale), selected_scores)
 
-    def body(index, arrays):
-        arrays = list(arrays)
+    def model_rows(index):
+        """(global_row [Dg], local outputs...) of one scale the model can take."""
         if selective_global:
             wanted = tf.reduce_any(tf.equal(global_scales_ind, index))
 
@@ -137,17 +152,38 @@ def extract_features(
         else:
             scale, global_descriptor, attention, features = run_scale(index)
             global_row = global_descriptor[0]
+        rows = []
         if use_local:
-            for slot, value in enumerate(local_outputs(scale, attention, features)):
-                arrays[slot] = arrays[slot].write(index, value)
+            rows += list(local_outputs(scale, attention, features))
         if use_global:
-            # A scale too small for the network to produce any cell (< 5 px for
-            # ResNet) pools an empty map into NaN: write zeros instead, which
-            # the extractor's L2 + sum ignore.
-            global_row = tf.where(tf.reduce_all(tf.math.is_finite(global_row)), global_row,
-                                  tf.zeros_like(global_row))
-            arrays[-1] = arrays[-1].write(index, global_row)
-        return index + 1, tuple(arrays)
+            # A map that still pooled to a non-finite value would poison the sum
+            # over scales: write zeros instead, which the extractor's L2 + sum ignore.
+            rows.append(tf.where(tf.reduce_all(tf.math.is_finite(global_row)), global_row,
+                                 tf.zeros_like(global_row)))
+        return tuple(rows)
+
+    def skipped_rows():
+        """The same outputs for a scale too small for the model: nothing local, zeros."""
+        rows = []
+        if use_local:
+            depth = local_dim if local_dim is not None else (
+                    traced_depth[-1] if traced_depth else None)
+            if depth is None:
+                raise ValueError("local_dim is needed to skip a scale before the model ran")
+            rows += [tf.zeros([0, 4], tf.float32), tf.zeros([0, depth], tf.float32),
+                     tf.zeros([0], tf.float32), tf.zeros([0], tf.float32)]
+        if use_global:
+            if global_dim is None and not traced_global_dim:
+                raise ValueError("global_dim is needed to skip a scale before the model ran")
+            rows.append(tf.zeros([global_dim or traced_global_dim[-1]], tf.float32))
+        return tuple(rows)
+
+    def body(index, arrays):
+        size = scaled_size(normalized, image_scales[index])
+        fits = tf.reduce_all(size >= min_input_size)
+        rows = tf.cond(fits, lambda: model_rows(index), skipped_rows)
+        arrays = tuple(array.write(index, row) for array, row in zip(arrays, rows))
+        return index + 1, arrays
 
     def new_array(element_shape):
         return tf.TensorArray(tf.float32, size=num_scales, infer_shape=False,
@@ -170,7 +206,8 @@ def extract_features(
     outputs = {}
     if use_local:
         boxes, features, scales, scores = (array.concat() for array in arrays[:4])
-        features = tf.ensure_shape(features, [None, traced_depth[-1]])
+        features = tf.ensure_shape(
+                features, [None, traced_depth[-1] if traced_depth else local_dim])
         keep = select_top_features(boxes, scores, max_feature_num, iou_threshold)
         outputs.update(boxes=tf.gather(boxes, keep), features=tf.gather(features, keep),
                        scales=tf.gather(scales, keep),

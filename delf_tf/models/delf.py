@@ -115,6 +115,11 @@ class Delf(keras.Model):
             outputs["attn_logits"] = self.att_fc(attn_pooled)
         return {key: tf.cast(value, tf.float32) for key, value in outputs.items()}
 
+    @property
+    def min_input_size(self) -> int:
+        """Smallest image side (pixels) the network accepts (the backbone's)."""
+        return self.backbone.min_input_size
+
     def build_call(self, images, training: bool = False):
         """Inference: images [B,H,W,3] normalised float32 -> (global_descriptor [B,Dg],
         attention_prob [B,h,w,1], local_features [B,h,w,C]), all float32."""

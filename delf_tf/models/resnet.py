@@ -25,6 +25,10 @@ BACKBONES: dict[str, list[int]] = {
 STAGE_FILTERS: list[tuple[int, int, int]] = [
         (64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048)]
 
+# The stem (7x7/2 'same' conv, then a 3x3/2 'valid' max-pool) needs a 3x3 map after the conv,
+# so an input side below 5 px leaves the max-pool a negative-size window.
+MIN_INPUT_SIZE = 5
+
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
 POOLINGS = ("avg", "max", "gem", None)
@@ -99,6 +103,8 @@ class ResNet(keras.Model):
     (and optionally embedded) descriptor [B,D] or block4 [B,h,w,2048] when pooling is None, and
     endpoints maps "block0" (after the stem ReLU), "block0mp", "block1".."block4" to feature maps.
 
+    `min_input_size` is the smallest image side (pixels) the network accepts.
+
     block3_strides=True moves the stride of stage 5 to a 1x1/2 max-pool right after stage 4, so
     block3 has stride 32 (321x321 -> 10x10x1024) like block4; with False block3 has stride 16.
     """
@@ -113,6 +119,7 @@ class ResNet(keras.Model):
         if pooling not in POOLINGS:
             raise ValueError(f"Unknown pooling {pooling!r}; expected one of {POOLINGS}")
         self.backbone_name = backbone
+        self.min_input_size = MIN_INPUT_SIZE
         self.block3_strides = block3_strides
         self.pooling = pooling
         self.gem_power = gem_power

@@ -113,3 +113,39 @@ def test_resize_rounds_each_side():
     resized = pyramid.resize_to_scale(tf.zeros([10, 15, 3]), tf.constant(0.5))
     assert resized.shape == (5, 8, 3)
     assert pyramid.resize_to_scale(tf.zeros([3, 3, 3]), tf.constant(0.01)).shape == (1, 1, 3)
+
+
+def strict_model(images):
+    """fake_model that fails loudly when called on an image under 5 px, as a
+    kernel with an empty or negative-size window would."""
+    tf.debugging.assert_greater_equal(tf.reduce_min(tf.shape(images)[1:3]), 5,
+                                      message="model called on a too-small image")
+    return fake_model(images)
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_scales_below_min_input_size_are_skipped_without_calling_the_model(image, graph):
+    def extract(scales):
+        def call():
+            return pyramid.extract_features(
+                    tf.constant(image), tf.constant(scales, tf.float32), strict_model,
+                    stride=STRIDE, use_global=True, min_input_size=5, local_dim=6, global_dim=3)
+        return tf.function(call)() if graph else call()
+
+    # 70 x 130 at 0.05 is 4 x 6 and at 0.0 (clamped) 1 x 1: both skipped.
+    with_small = extract([0.05, 1.0, 0.0, 0.5])
+    without = extract([1.0, 0.5])
+    for key in ("boxes", "features", "scales", "scores"):
+        np.testing.assert_allclose(with_small[key].numpy(), without[key].numpy())
+    rows = with_small["global_descriptors"].numpy()
+    np.testing.assert_array_equal(rows[[0, 2]], 0.0)
+    np.testing.assert_allclose(rows[[1, 3]], without["global_descriptors"].numpy())
+    assert with_small["features"].shape[-1] == 6
+
+
+def test_every_scale_too_small_gives_empty_outputs(image):
+    out = pyramid.extract_features(tf.constant(image), tf.constant([0.01], tf.float32),
+                                   strict_model, stride=STRIDE, use_global=True,
+                                   min_input_size=5, local_dim=6, global_dim=3)
+    assert out["features"].shape == (0, 6) and out["boxes"].shape == (0, 4)
+    np.testing.assert_array_equal(out["global_descriptors"].numpy(), np.zeros([1, 3]))
