@@ -1,7 +1,8 @@
 """DELF/DELG heads: GeM pooling, attention, autoencoder and the cosine (ArcFace) classifier.
 
-The maths lives in plain functions (`gem`, `cosine_logits`, `arcface_logits`); the layers are
-thin wrappers that hold weights.
+The maths lives in plain functions (`cosine_logits`, `arcface_logits`; `gem` lives with the
+other poolings in `delf_tf.models.pooling` and is re-exported here); the layers are thin
+wrappers that hold weights.
 """
 
 import math
@@ -9,29 +10,10 @@ import math
 import keras
 import tensorflow as tf
 
-GEM_EPSILON = 1e-6
+from delf_tf.models.pooling import GEM_EPSILON, GeM, gem  # noqa: F401  (re-exported)
+
 # Cosines are clamped into [-1 + eps, 1 - eps] before acos: d acos / dx is infinite at +-1.
 ARCFACE_COS_EPSILON = 1e-6
-
-
-def gem(x, power: float = 3.0, eps: float = GEM_EPSILON):
-    """Generalized-mean pooling over H, W: [B,H,W,C] -> [B,C], mean(max(x, eps)^p)^(1/p)."""
-    x = tf.maximum(x, tf.cast(eps, x.dtype))
-    pooled = tf.reduce_mean(tf.pow(x, tf.cast(power, x.dtype)), axis=[1, 2])
-    return tf.pow(pooled, tf.cast(1.0 / power, x.dtype))
-
-
-class GeM(keras.layers.Layer):
-    """Thin layer over `gem` with a fixed power."""
-
-    def __init__(self, power: float = 3.0, eps: float = GEM_EPSILON, **kwargs):
-        super().__init__(**kwargs)
-        self.power = power
-        self.eps = eps
-
-    def call(self, x):
-        # float32: x^p overflows float16 for activations above ~40 (p=3).
-        return gem(tf.cast(x, tf.float32), self.power, self.eps)
 
 
 def cosine_logits(embeddings, class_weights):

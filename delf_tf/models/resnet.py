@@ -1,10 +1,13 @@
-"""ResNet v1 backbones (ResNet-50/101) built from a stage spec, with the original's layer names.
+"""ResNet v1 backbones (ResNet-18/34/50/101) built from a stage spec, with the original's names.
 
 The stem is conv1 (7x7/2, 'same') -> bn_conv1 -> ReLU -> max-pool 3x3/2 ('valid'), then four
-stages of bottleneck blocks. Stages are numbered 2..5 as in the original layer names
+stages of blocks: bottleneck blocks (1x1 -> 3x3 -> 1x1) for ResNet-50/101, basic blocks
+(3x3 -> 3x3) for ResNet-18/34. Stages are numbered 2..5 as in the original layer names
 (res2a_branch2a, bn5c_branch2c, ...) and exposed as endpoints block1..block4.
+`drop_last_stage=True` leaves out stage 5 (HOW's "¬R50"): the output is block3.
 """
 
+import dataclasses
 import string
 from typing import Optional
 
@@ -13,17 +16,42 @@ import tensorflow as tf
 
 from delf_tf.models import layers as delf_layers
 
-# Blocks per stage (stages 2..5). resnet_tiny keeps the full widths with one block per stage,
-# so every head and the weight import see the same shapes as ResNet-50, at a fraction of the cost.
-BACKBONES: dict[str, list[int]] = {
-        "resnet50": [3, 4, 6, 3],
-        "resnet101": [3, 4, 23, 3],
-        "resnet_tiny": [1, 1, 1, 1],
-}
 
-# Filters (branch2a, branch2b, branch2c) of stages 2..5.
-STAGE_FILTERS: list[tuple[int, int, int]] = [
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """Blocks per stage (stages 2..5) and the block kind, "bottleneck" or "basic"."""
+
+    blocks: tuple[int, int, int, int]
+    block_type: str = "bottleneck"
+
+    def stage_filters(self) -> list[tuple[int, ...]]:
+        """Per stage: (branch2a, branch2b, branch2c) filters, or (branch2a, branch2b) if basic."""
+        return BOTTLENECK_FILTERS if self.block_type == "bottleneck" else BASIC_FILTERS
+
+    def stage_channels(self) -> list[int]:
+        """Output channels of stages 2..5 (endpoints block1..block4)."""
+        return [filters[-1] for filters in self.stage_filters()]
+
+
+# Filters (branch2a, branch2b, branch2c) of bottleneck stages 2..5.
+BOTTLENECK_FILTERS: list[tuple[int, int, int]] = [
         (64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048)]
+# Filters (branch2a, branch2b) of basic-block stages 2..5.
+BASIC_FILTERS: list[tuple[int, int]] = [(64, 64), (128, 128), (256, 256), (512, 512)]
+STAGE_FILTERS = BOTTLENECK_FILTERS
+
+# resnet_tiny keeps the full ResNet-50 widths with one block per stage, so every head and the
+# weight import see the same shapes as ResNet-50, at a fraction of the cost.
+BACKBONE_SPECS: dict[str, BackboneSpec] = {
+        "resnet18": BackboneSpec((2, 2, 2, 2), "basic"),
+        "resnet34": BackboneSpec((3, 4, 6, 3), "basic"),
+        "resnet50": BackboneSpec((3, 4, 6, 3)),
+        "resnet101": BackboneSpec((3, 4, 23, 3)),
+        "resnet_tiny": BackboneSpec((1, 1, 1, 1)),
+}
+# Blocks per stage, by backbone name.
+BACKBONES: dict[str, list[int]] = {name: list(spec.blocks)
+                                   for name, spec in BACKBONE_SPECS.items()}
 
 # The stem (7x7/2 'same' conv, then a 3x3/2 'valid' max-pool) needs a 3x3 map after the conv,
 # so an input side below 5 px leaves the max-pool a negative-size window.
@@ -96,31 +124,84 @@ class Bottleneck(keras.layers.Layer):
         return tf.nn.relu(y + shortcut)
 
 
+class BasicBlock(keras.layers.Layer):
+    """Basic block 3x3 -> 3x3 (+ shortcut); the stride sits on branch2a.
+
+    A projection shortcut (branch1) is used where the block changes stride or width.
+    """
+
+    def __init__(self, stage: int, block: int, filters: tuple[int, int], strides: int,
+                 projection: bool, **kwargs):
+        prefix = f"{stage}{block_letter(block)}"
+        super().__init__(name=f"res{prefix}", **kwargs)
+        f1, f2 = filters
+        self.conv2a = _conv(f1, 3, strides, f"res{prefix}_branch2a")
+        self.bn2a = _bn(f"bn{prefix}_branch2a")
+        self.conv2b = _conv(f2, 3, 1, f"res{prefix}_branch2b")
+        self.bn2b = _bn(f"bn{prefix}_branch2b")
+        if projection:
+            self.conv_shortcut = _conv(f2, 1, strides, f"res{prefix}_branch1")
+            self.bn_shortcut = _bn(f"bn{prefix}_branch1")
+        else:
+            self.conv_shortcut = None
+            self.bn_shortcut = None
+
+    def build(self, input_shape):
+        # Sub-layers build on the first real call; skips Keras' default symbolic trace.
+        self.built = True
+
+    def named_layers(self) -> list[keras.layers.Layer]:
+        """The conv/BN layers carrying weights, in file order."""
+        out = [self.conv2a, self.bn2a, self.conv2b, self.bn2b]
+        if self.conv_shortcut is not None:
+            out += [self.conv_shortcut, self.bn_shortcut]
+        return out
+
+    def call(self, x, training=False):
+        y = tf.nn.relu(self.bn2a(self.conv2a(x), training=training))
+        y = self.bn2b(self.conv2b(y), training=training)
+        if self.conv_shortcut is not None:
+            shortcut = self.bn_shortcut(self.conv_shortcut(x), training=training)
+        else:
+            shortcut = x
+        return tf.nn.relu(y + shortcut)
+
+
 class ResNet(keras.Model):
     """ResNet v1 backbone.
 
     call(images [B,H,W,3] float, training) -> (output, endpoints) where output is the pooled
-    (and optionally embedded) descriptor [B,D] or block4 [B,h,w,2048] when pooling is None, and
-    endpoints maps "block0" (after the stem ReLU), "block0mp", "block1".."block4" to feature maps.
+    (and optionally embedded) descriptor [B,D] or the last stage's map [B,h,w,C] when pooling
+    is None, and endpoints maps "block0" (after the stem ReLU), "block0mp", "block1".."block4"
+    (no "block4" with drop_last_stage) to feature maps.
 
-    `min_input_size` is the smallest image side (pixels) the network accepts.
+    `min_input_size` is the smallest image side (pixels) the network accepts; `output_channels`
+    is C of the last stage (2048 for ResNet-50/101, 512 for ResNet-18/34; 1024 / 256 with
+    drop_last_stage).
 
     block3_strides=True moves the stride of stage 5 to a 1x1/2 max-pool right after stage 4, so
     block3 has stride 32 (321x321 -> 10x10x1024) like block4; with False block3 has stride 16.
+    With drop_last_stage there is no stage 5 stride to move: block3 keeps stride 16.
     """
 
     def __init__(self, backbone: str = "resnet50", *, block3_strides: bool = True,
                  pooling: Optional[str] = "avg", gem_power: float = 3.0,
                  embedding_layer: bool = False, embedding_layer_dim: int = 2048,
-                 name: str = "resnet", **kwargs):
+                 drop_last_stage: bool = False, name: str = "resnet", **kwargs):
         super().__init__(name=name, **kwargs)
-        if backbone not in BACKBONES:
-            raise ValueError(f"Unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
+        if backbone not in BACKBONE_SPECS:
+            raise ValueError(f"Unknown backbone {backbone!r}; expected one of "
+                             f"{sorted(BACKBONE_SPECS)}")
         if pooling not in POOLINGS:
             raise ValueError(f"Unknown pooling {pooling!r}; expected one of {POOLINGS}")
+        spec = BACKBONE_SPECS[backbone]
+        num_stages = 3 if drop_last_stage else 4
         self.backbone_name = backbone
+        self.spec = spec
+        self.drop_last_stage = drop_last_stage
+        self.output_channels = spec.stage_channels()[num_stages - 1]
         self.min_input_size = MIN_INPUT_SIZE
-        self.block3_strides = block3_strides
+        self.block3_strides = block3_strides and not drop_last_stage
         self.pooling = pooling
         self.gem_power = gem_power
 
@@ -132,20 +213,25 @@ class ResNet(keras.Model):
         # Blocks are attributes l2a, l2b, ..., l5c (the original's names): tf.train.Checkpoint
         # does not see layers held in a Keras 3 list. stage_blocks[i] names stage i + 2's blocks.
         self.stage_blocks: list[list[str]] = []
+        block_class = Bottleneck if spec.block_type == "bottleneck" else BasicBlock
+        in_channels = 64
         for stage_index, (num_blocks, filters) in enumerate(
-                zip(BACKBONES[backbone], STAGE_FILTERS)):
+                zip(spec.blocks[:num_stages], spec.stage_filters())):
             stage = stage_index + 2
             stride = 1 if stage == 2 or (stage == 5 and block3_strides) else 2
             names = []
             for b in range(num_blocks):
                 attribute = f"l{stage}{block_letter(b)}"
-                setattr(self, attribute, Bottleneck(stage, b, filters, stride if b == 0 else 1,
-                                                    projection=(b == 0)))
+                block_stride = stride if b == 0 else 1
+                projection = b == 0 and (block_stride != 1 or in_channels != filters[-1])
+                setattr(self, attribute, block_class(stage, b, filters, block_stride,
+                                                     projection=projection))
                 names.append(attribute)
+                in_channels = filters[-1]
             self.stage_blocks.append(names)
         self.block3_pool = (keras.layers.MaxPooling2D(1, strides=2, padding="valid",
                                                       name="block3_pool")
-                            if block3_strides else None)
+                            if self.block3_strides else None)
 
         if pooling == "gem":
             self.global_pool = delf_layers.GeM(power=gem_power, name="gem_pool")
@@ -163,8 +249,8 @@ class ResNet(keras.Model):
         # whole network (which doubled the cost of building a model).
         self.built = True
 
-    def blocks(self) -> list[Bottleneck]:
-        """All bottleneck blocks in order."""
+    def blocks(self) -> list[keras.layers.Layer]:
+        """All blocks (Bottleneck or BasicBlock) in order."""
         return [getattr(self, a) for names in self.stage_blocks for a in names]
 
     def named_layers(self) -> dict[str, keras.layers.Layer]:

@@ -101,3 +101,35 @@ def test_embedding_layer_is_linear_with_bias():
     pooled = delf_layers.gem(endpoints["block4"], 3.0).numpy()
     expected = pooled @ layer.kernel.numpy() + layer.bias.numpy()
     np.testing.assert_allclose(output.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone,blocks,channels", [("resnet18", [2, 2, 2, 2], 512),
+                                                       ("resnet34", [3, 4, 6, 3], 512)])
+def test_basic_block_backbones(backbone, blocks, channels):
+    assert resnet.BACKBONES[backbone] == blocks
+    model = resnet.ResNet(backbone, block3_strides=False, pooling=None)
+    images = tf.random.stateless_uniform([1, 64, 64, 3], seed=[1, 1], minval=-1, maxval=1)
+    output, endpoints = model(images)
+    assert [endpoints[f"block{i}"].shape[-1] for i in range(1, 5)] == [64, 128, 256, 512]
+    assert output.shape == (1, 2, 2, channels) and model.output_channels == channels
+    named = model.named_layers()
+    # 3x3 convs on both branches; stage 2 keeps width and stride, so no projection there.
+    assert named["res2a_branch2a"].kernel.shape == (3, 3, 64, 64)
+    assert "res2a_branch1" not in named and "res3a_branch1" in named
+    assert named["res3a_branch2a"].strides == (2, 2)
+    assert "res2a_branch2c" not in named
+    last = f"res5{resnet.block_letter(blocks[3] - 1)}_branch2b"
+    assert last in named and len(model.blocks()) == sum(blocks)
+
+
+def test_drop_last_stage():
+    model = resnet.ResNet("resnet_tiny", pooling="gem", drop_last_stage=True)
+    images = tf.random.stateless_uniform([1, 64, 64, 3], seed=[2, 2], minval=-1, maxval=1)
+    output, endpoints = model(images)
+    assert "block4" not in endpoints and not any(n.startswith("res5") for n in
+                                                 model.named_layers())
+    # No stage-5 stride to move: block3 keeps stride 16 (64 -> 4).
+    assert endpoints["block3"].shape == (1, 4, 4, 1024) and output.shape == (1, 1024)
+    assert model.output_channels == 1024
+    r18 = resnet.ResNet("resnet18", pooling=None, drop_last_stage=True)
+    assert r18(images)[0].shape == (1, 4, 4, 256)
