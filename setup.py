@@ -31,6 +31,10 @@ setuptools.setup(
     extras_require={
         "cpu": ["tensorflow-cpu>=2.21"],
         "gpu": ["tensorflow[and-cuda]>=2.21"],
-        "test": ["pytest>=8", "pytest-xdist>=3", "grpcio-tools>=1.75"],
+        # ASMK as HOW uses it: faiss k-means for 65,536-word codebooks; the
+        # authors' asmk package is only compared against (tests, benchmarks).
+        "asmk": ["faiss-cpu>=1.8"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "grpcio-tools>=1.75", "faiss-cpu>=1.8",
+                 "asmk>=0.1.1"],
     },
 )

@@ -7,7 +7,9 @@ holding a `clusters` variable (the original's k-means estimator output); that
 path imports TensorFlow lazily and is the only one that needs it.
 
 Training uses scikit-learn's k-means (exact Lloyd iterations for small
-problems, mini-batch k-means for large ones such as 65536 words).
+problems, mini-batch k-means for large ones such as 65536 words), or faiss
+(`algorithm="faiss"`, the `faiss-cpu` package): exact Lloyd iterations fast
+enough for 65536 words, as HOW's codebooks are trained.
 """
 
 import os
@@ -47,8 +49,9 @@ def TrainCodebook(
         data ("minibatch").
       seed: seeds the initialisation (k-means++ up to 4096 clusters, random
         codewords above) and mini-batch sampling.
-      algorithm: "exact" (Lloyd), "minibatch", or "auto" (exact unless
-        N x K is large).
+      algorithm: "exact" (Lloyd), "minibatch", "faiss" (Lloyd iterations by
+        faiss, random initial codewords, at most 256 descriptors per
+        codeword sampled), or "auto" (exact unless N x K is large).
       verbose: print scikit-learn's progress.
 
     Returns:
@@ -68,6 +71,8 @@ def TrainCodebook(
         raise ValueError(
             f"k-means needs at least as many descriptors as clusters: "
             f"{len(descriptors)} descriptors for {num_clusters} clusters")
+    if algorithm == "faiss":
+        return _train_faiss(descriptors, num_clusters, num_iterations, seed, verbose)
     if algorithm == "auto":
         exact = len(descriptors) * num_clusters <= _MAX_EXACT_KMEANS_WORK
         algorithm = "exact" if exact else "minibatch"
@@ -82,13 +87,28 @@ def TrainCodebook(
             batch_size=max(4096, 4 * num_clusters), random_state=seed,
             verbose=int(verbose))
     else:
-        raise ValueError(f"algorithm must be 'auto', 'exact' or 'minibatch', got {algorithm!r}")
+        raise ValueError(
+            f"algorithm must be 'auto', 'exact', 'minibatch' or 'faiss', got {algorithm!r}")
     # k-means++ seeding makes many small BLAS calls, which multi-threaded BLAS
     # turns into a crawl on a busy machine (11x slower measured here); the Lloyd steps are
     # parallelised by scikit-learn's own OpenMP threads either way.
     with threadpool_limits(limits=1, user_api="blas"):
         kmeans.fit(descriptors)
     return kmeans.cluster_centers_.astype(np.float32)
+
+
+def _train_faiss(descriptors: np.ndarray, num_clusters: int, num_iterations: int, seed: int,
+                 verbose: bool) -> np.ndarray:
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError(
+            "k-means with algorithm='faiss' needs the faiss-cpu package "
+            "(pip install faiss-cpu, or the package's 'asmk' extra)") from None
+    kmeans = faiss.Kmeans(descriptors.shape[1], num_clusters, niter=num_iterations, seed=seed,
+                          verbose=verbose)
+    kmeans.train(np.ascontiguousarray(descriptors))
+    return np.asarray(kmeans.centroids, dtype=np.float32).reshape(num_clusters, -1)
 
 
 def SampleDescriptors(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from delf_tf.aggregation import functional
+from delf_tf.aggregation import compression, functional
 from delf_tf.aggregation.extractor import AggregationTypeName
 from delf_tf.aggregation.similarity import AsmkWordSimilarities, ReshapeAsmkData
 from delf_tf.io import atomic
@@ -21,6 +21,8 @@ from delf_tf.protos import aggregation_config_pb2
 
 # Posting entries compared at once in a query (bounds temporary memory).
 _ENTRIES_PER_CHUNK = 1 << 16
+# Version of the saved layout (delta + variable-byte coded image ids).
+_FORMAT = "asmk-ivf-v2"
 
 
 class AsmkInvertedFile:
@@ -150,25 +152,61 @@ class AsmkInvertedFile:
             ranking = ranking[:top_k]
         return ranking, scores[ranking]
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The index as compact arrays (what `Save` writes): posting-list
+        lengths, delta- and variable-byte-coded image ids, residual codes,
+        variable-byte-coded words per image, and a signature of the config."""
+        lengths = np.diff(self._offsets)
+        gaps = compression.delta_encode_lists(self._image_ids, self._offsets)
+        return {
+            "format": np.array([_FORMAT]),
+            "signature": np.array(self._signature()),
+            "list_lengths": compression.varint_encode(lengths),
+            "image_id_gaps": compression.varint_encode(gaps),
+            "codes": self._codes,
+            "words_per_image": compression.varint_encode(self._words_per_image),
+        }
+
+    def initialize_from_state(self, state, source: str = "state") -> "AsmkInvertedFile":
+        """Restores an index from `state_dict()` arrays (a mapping of the same
+        keys); `source` names them in errors. Returns self."""
+        if "format" not in state or [str(f) for f in state["format"]] != [_FORMAT]:
+            raise ValueError(f"{source} is not an inverted file of format {_FORMAT}")
+        signature = [str(s) for s in state["signature"]]
+        if signature != self._signature():
+            raise ValueError(
+                f"Inverted file {source} was built for (type, codebook_size, "
+                f"dimensionality) {signature}, the config says {self._signature()}")
+        lengths = compression.varint_decode(state["list_lengths"]).astype(np.int64)
+        if len(lengths) != self._num_words:
+            raise ValueError(f"{source}: {len(lengths)} posting lists for {self._num_words} words")
+        offsets = np.r_[0, np.cumsum(lengths)]
+        image_ids = compression.delta_decode_lists(
+            compression.varint_decode(state["image_id_gaps"]).astype(np.int64), offsets)
+        codes = np.asarray(state["codes"])
+        words_per_image = compression.varint_decode(state["words_per_image"]).astype(np.int64)
+        if len(image_ids) != offsets[-1] or len(codes) != offsets[-1]:
+            raise ValueError(
+                f"{source}: {offsets[-1]} posting entries but {len(image_ids)} image ids and "
+                f"{len(codes)} codes")
+        if len(image_ids) and image_ids.max() >= len(words_per_image):
+            raise ValueError(f"{source}: image id {image_ids.max()} of {len(words_per_image)}")
+        self._offsets = offsets
+        self._image_ids = image_ids.astype(np.int32)
+        self._codes = codes
+        self._words_per_image = words_per_image
+        return self
+
+    def _signature(self) -> list[str]:
+        return [self._type, str(self._num_words), str(self._dim)]
+
     def Save(self, path: str) -> None:
-        """Writes the index (NumPy .npz) atomically."""
+        """Writes the index compactly (NumPy .npz of `state_dict()`) atomically."""
         buffer = io.BytesIO()
-        np.savez(buffer, offsets=self._offsets, image_ids=self._image_ids, codes=self._codes,
-                 words_per_image=self._words_per_image,
-                 signature=np.array([self._type, str(self._num_words), str(self._dim)]))
+        np.savez(buffer, **self.state_dict())
         atomic.write_bytes_atomic(path, buffer.getvalue())
 
     def Load(self, path: str) -> "AsmkInvertedFile":
         """Reads an index written by `Save` with the same config. Returns self."""
         with np.load(io.BytesIO(atomic.read_bytes(path)), allow_pickle=False) as saved:
-            signature = [str(s) for s in saved["signature"]]
-            expected = [self._type, str(self._num_words), str(self._dim)]
-            if signature != expected:
-                raise ValueError(
-                    f"Inverted file {path} was built for (type, codebook_size, "
-                    f"dimensionality) {signature}, the config says {expected}")
-            self._offsets = saved["offsets"]
-            self._image_ids = saved["image_ids"]
-            self._codes = saved["codes"]
-            self._words_per_image = saved["words_per_image"]
-        return self
+            return self.initialize_from_state(saved, source=path)

@@ -1,0 +1,219 @@
+"""ASMK* search as HOW uses it: a codebook, database images aggregated with
+one visual word per descriptor, queries with several, and a persistent
+inverted file — built once, saved, loaded and queried many times.
+
+The aggregation, kernel and inverted file are the library's ASMK* ones
+(`extractor`, `functional`, `inverted_file`); this module only fixes HOW's
+parameters and keeps the pieces (codebook, parameters, image names, inverted
+file) together in one file.
+"""
+
+import dataclasses
+import io
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from delf_tf.aggregation import codebook as codebook_lib
+from delf_tf.aggregation.extractor import ExtractAggregatedRepresentation
+from delf_tf.aggregation.inverted_file import AsmkInvertedFile
+from delf_tf.io import atomic, feature_io
+from delf_tf.protos import aggregation_config_pb2
+
+logger = logging.getLogger(__name__)
+
+_FORMAT = "delf_tf-asmk-index-v1"
+
+
+@dataclasses.dataclass(frozen=True)
+class AsmkParams:
+    """ASMK* hyper-parameters (HOW's defaults).
+
+    alpha: selectivity exponent of sigma(u) = u^alpha.
+    tau: similarity threshold (u <= tau contributes nothing).
+    query_num_assignments: visual words per query descriptor.
+    index_num_assignments: visual words per database descriptor.
+    binary: ASMK* (packed sign bits) if True, ASMK (float residuals) if False.
+    """
+
+    alpha: float = 3.0
+    tau: float = 0.0
+    query_num_assignments: int = 5
+    index_num_assignments: int = 1
+    binary: bool = True
+
+    def aggregation_config(self, codebook_size: int, dim: int, query: bool
+                           ) -> aggregation_config_pb2.AggregationConfig:
+        """The AggregationConfig of query (query=True) or database images."""
+        config = aggregation_config_pb2.AggregationConfig
+        return config(
+            codebook_size=codebook_size, feature_dimensionality=dim,
+            aggregation_type=config.ASMK_STAR if self.binary else config.ASMK,
+            use_l2_normalization=True, alpha=self.alpha, tau=self.tau,
+            num_assignments=self.query_num_assignments if query else self.index_num_assignments,
+            # Large batches: one big matrix product per image against the codebook.
+            feature_batch_size=1000)
+
+
+def TrainAsmkCodebook(
+    feature_paths: Sequence[str],
+    num_words: int = 65536,
+    num_images: int = 20000,
+    num_iterations: int = 10,
+    max_num_descriptors: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """k-means codebook (faiss) on the descriptors of `num_images` feature
+    files drawn at random (all of them if fewer). Returns float32 [K, D]."""
+    feature_paths = list(feature_paths)
+    if num_images <= 0:
+        raise ValueError(f"num_images must be positive, got {num_images}")
+    if len(feature_paths) > num_images:
+        rng = np.random.default_rng(seed)
+        chosen = np.sort(rng.choice(len(feature_paths), num_images, replace=False))
+        feature_paths = [feature_paths[i] for i in chosen]
+    descriptors = codebook_lib.SampleDescriptors(
+        feature_paths, max_num_descriptors, seed, progress=progress)
+    logger.info("k-means of %d descriptors (%d images) into %d words", len(descriptors),
+                len(feature_paths), num_words)
+    return codebook_lib.TrainCodebook(
+        descriptors, num_words, num_iterations, seed, algorithm="faiss")
+
+
+class AsmkIndex:
+    """A searchable ASMK* database.
+
+    Args:
+      codebook: float32 [K, D].
+      params: ASMK* parameters.
+    """
+
+    def __init__(self, codebook: np.ndarray, params: AsmkParams = AsmkParams()):
+        codebook = np.ascontiguousarray(codebook, dtype=np.float32)
+        if codebook.ndim != 2:
+            raise ValueError(f"codebook must be [K, D], got shape {codebook.shape}")
+        self.codebook = codebook
+        self.params = params
+        num_words, dim = codebook.shape
+        self._index_aggregator = ExtractAggregatedRepresentation(
+            params.aggregation_config(num_words, dim, query=False), codebook=codebook)
+        self._query_aggregator = ExtractAggregatedRepresentation(
+            params.aggregation_config(num_words, dim, query=True), codebook=codebook)
+        self.inverted_file = AsmkInvertedFile(params.aggregation_config(num_words, dim, False))
+        self.image_names: list[str] = []
+
+    @property
+    def num_images(self) -> int:
+        return self.inverted_file.num_images
+
+    def AggregateIndexImage(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(data, visual words) of a database image's float descriptors [N, D]."""
+        return self._index_aggregator.Extract(descriptors)
+
+    def AggregateQuery(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(data, visual words) of a query's float descriptors [N, D]."""
+        return self._query_aggregator.Extract(descriptors)
+
+    def Build(
+        self,
+        descriptors: Sequence[np.ndarray],
+        image_names: Sequence[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> "AsmkIndex":
+        """Indexes images 0..N-1 from their float descriptors [N_i, D];
+        replaces any previous content. Returns self."""
+        if image_names is not None and len(image_names) != len(descriptors):
+            raise ValueError(f"{len(image_names)} names for {len(descriptors)} images")
+        representations = []
+        for i, image_descriptors in enumerate(descriptors):
+            representations.append(self.AggregateIndexImage(image_descriptors))
+            if progress is not None:
+                progress(i + 1, len(descriptors))
+        return self.BuildFromRepresentations(representations, image_names)
+
+    def BuildFromRepresentations(
+        self,
+        representations: Sequence[tuple[np.ndarray, np.ndarray]],
+        image_names: Sequence[str] | None = None,
+    ) -> "AsmkIndex":
+        """Indexes already aggregated (data, visual words) pairs. Returns self."""
+        self.inverted_file.Build([d for d, _ in representations],
+                                 [w for _, w in representations])
+        self.image_names = ([str(n) for n in image_names] if image_names is not None
+                            else [str(i) for i in range(len(representations))])
+        return self
+
+    def ComputeSimilarities(self, query_descriptors: np.ndarray) -> np.ndarray:
+        """ASMK* similarity of a query's float descriptors [N, D] to every
+        database image, float64 [num_images] (-1 where either has no words)."""
+        return self.inverted_file.ComputeSimilarities(*self.AggregateQuery(query_descriptors))
+
+    def Search(self, query_descriptors: np.ndarray, top_k: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Database ids by decreasing similarity (ties by id), and their scores."""
+        return self.inverted_file.Search(*self.AggregateQuery(query_descriptors), top_k=top_k)
+
+    def Stats(self) -> dict[str, float]:
+        """Average ASMK vectors per database image (|C_X|) and stored bytes per
+        image of the inverted file (codes + compressed ids, as saved)."""
+        state = self.inverted_file.state_dict()
+        num_images = max(self.num_images, 1)
+        ivf_bytes = sum(state[k].nbytes for k in ("list_lengths", "image_id_gaps", "codes",
+                                                   "words_per_image"))
+        return {
+            "images": self.num_images,
+            "vectors_per_image": self.inverted_file.num_entries / num_images,
+            "bytes_per_image": ivf_bytes / num_images,
+            "image_id_bytes_per_vector": state["image_id_gaps"].nbytes
+            / max(self.inverted_file.num_entries, 1),
+        }
+
+    def Save(self, path: str) -> None:
+        """Writes codebook, parameters, image names and inverted file to one
+        .npz file, atomically."""
+        arrays = {f"ivf_{k}": v for k, v in self.inverted_file.state_dict().items()}
+        buffer = io.BytesIO()
+        np.savez(buffer, format=np.array([_FORMAT]), codebook=self.codebook,
+                 params=np.array([self.params.alpha, self.params.tau,
+                                  self.params.query_num_assignments,
+                                  self.params.index_num_assignments,
+                                  float(self.params.binary)], dtype=np.float64),
+                 image_names=np.array(self.image_names, dtype=np.str_), **arrays)
+        atomic.write_bytes_atomic(path, buffer.getvalue())
+
+    @classmethod
+    def Load(cls, path: str, query_num_assignments: int | None = None) -> "AsmkIndex":
+        """Reads an index written by `Save`; `query_num_assignments` overrides
+        the saved number of visual words per query descriptor."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No such ASMK index file: {path}")
+        with np.load(io.BytesIO(atomic.read_bytes(path)), allow_pickle=False) as saved:
+            if "format" not in saved or [str(f) for f in saved["format"]] != [_FORMAT]:
+                raise ValueError(f"{path} is not an ASMK index ({_FORMAT})")
+            alpha, tau, query_ma, index_ma, binary = saved["params"]
+            params = AsmkParams(
+                alpha=float(alpha), tau=float(tau),
+                query_num_assignments=int(query_num_assignments or query_ma),
+                index_num_assignments=int(index_ma), binary=bool(binary))
+            index = cls(saved["codebook"], params)
+            index.inverted_file.initialize_from_state(
+                {k[len("ivf_"):]: saved[k] for k in saved.files if k.startswith("ivf_")},
+                source=path)
+            index.image_names = [str(n) for n in saved["image_names"]]
+        if len(index.image_names) != index.num_images:
+            raise ValueError(f"{path}: {len(index.image_names)} names for "
+                             f"{index.num_images} indexed images")
+        return index
+
+
+def ReadDescriptors(path: str) -> np.ndarray:
+    """Float local descriptors [N, D] of a DelfFeatures file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such feature file: {path}")
+    descriptors = feature_io.ReadFromFile(path)[2]
+    if len(descriptors) and not np.issubdtype(descriptors.dtype, np.floating):
+        raise ValueError(f"{path} holds {descriptors.dtype} descriptors; ASMK needs float ones")
+    return descriptors
