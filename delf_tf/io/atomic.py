@@ -1,7 +1,9 @@
 """Atomic file writes: a crash or error never leaves a truncated file behind."""
 
+import contextlib
 import os
 import tempfile
+from typing import BinaryIO, Iterator
 
 
 def _current_umask() -> int:
@@ -41,3 +43,24 @@ def read_bytes(path: str) -> bytes:
         raise FileNotFoundError(f"No such file: {path}")
     with open(path, "rb") as f:
         return f.read()
+
+
+@contextlib.contextmanager
+def open_atomic(path: str) -> Iterator[BinaryIO]:
+    """Context manager yielding a binary file that replaces `path` only when the block exits
+    without an error (for outputs too large to build in memory first)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(
+            dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(tmp_path, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except FileNotFoundError:
+            pass
+        raise
