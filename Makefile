@@ -20,8 +20,10 @@ demo: $(STAMP)
 
 # The whole suite runs with oneDNN forced on (TensorFlow's default on AVX-512 CPUs, which
 # CI may or may not have), then the kernel-heavy extraction and model tests again with it
-# forced off, so a difference between the two CPU kernel paths cannot hide.
+# forced off, so a difference between the two CPU kernel paths cannot hide. Lint first
+# (ruff, configured in pyproject.toml); the tree is not ruff-formatted, so no format check.
 test: $(STAMP)
+	$(PY) -m ruff check .
 	TF_ENABLE_ONEDNN_OPTS=1 $(PY) -m pytest -q tests
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q tests/extraction tests/models
 

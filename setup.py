@@ -35,6 +35,6 @@ setuptools.setup(
         # authors' asmk package is only compared against (tests, benchmarks).
         "asmk": ["faiss-cpu>=1.8"],
         "test": ["pytest>=8", "pytest-xdist>=3", "grpcio-tools>=1.75", "faiss-cpu>=1.8",
-                 "asmk>=0.1.1"],
+                 "asmk>=0.1.1", "ruff>=0.15"],
     },
 )

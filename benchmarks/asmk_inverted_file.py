@@ -89,7 +89,7 @@ def main() -> None:
     ours = {}
     for batch_size in (100, 1000):
         ours[batch_size] = _best_time(
-            lambda: functional.assign(features, codebook, 1, batch_size), args.repeats)
+            lambda b=batch_size: functional.assign(features, codebook, 1, b), args.repeats)
     words = functional.assign(features, codebook, 1, 100)[:, 0]
     start = time.perf_counter()
     scipy_words, _ = vq.vq(features, codebook, check_finite=False)

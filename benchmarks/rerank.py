@@ -60,13 +60,13 @@ def _make_data(rng, num_candidates, num_features, dim):
     query_locations = rng.uniform(0, 1024, size=(num_features, 2))
     query_descriptors = _unit(rng.normal(size=(num_features, dim)))
     candidates = []
-    for c in range(num_candidates):
+    for _ in range(num_candidates):
         num_true = int(rng.choice([0, 0, 5, 10, 20, 40, 80, 120, 200]))
         num_false = int(rng.integers(30, 150))
         linear = np.eye(2) * rng.uniform(0.6, 1.4) + rng.normal(scale=0.15, size=(2, 2))
         shift = rng.uniform(-200, 200, size=2)
         ids = rng.choice(num_features, num_true + num_false, replace=False)
-        true_ids, false_ids = ids[:num_true], ids[num_true:]
+        true_ids = ids[:num_true]
         num_random = num_features - num_true - num_false
         locations = np.concatenate([
             query_locations[true_ids] @ linear.T + shift
@@ -98,7 +98,7 @@ def _original_match(query_locations, query_descriptors, locations, descriptors):
 
 def _ours(query_locations, query_descriptors, candidates, backend="opencv"):
     query = reranking.LocalFeatures.from_arrays(query_locations, query_descriptors)
-    prepared = [reranking.LocalFeatures.from_arrays(l, d) for l, d in candidates]
+    prepared = [reranking.LocalFeatures.from_arrays(loc, d) for loc, d in candidates]
     return reranking.verify_candidates(query, prepared, _THRESHOLD, _RESIDUAL,
                                        ransac_seed=_SEED, backend=backend)
 
@@ -135,14 +135,15 @@ def main() -> None:
           f"{', '.join(f'{t:.3f}' for t in ours_times)})", flush=True)
 
     def original():
-        return [_original_match(query_locations, query_descriptors, l, d) for l, d in candidates]
+        return [_original_match(query_locations, query_descriptors, loc, d)
+                for loc, d in candidates]
     baseline, baseline_times = _timed(original, args.baseline_repeats)
     baseline_inliers = np.array([n for _, n in baseline])
     print(f"original:        {min(baseline_times):.3f} s/query", flush=True)
 
     skimage_seconds = None
     if not args.skip_skimage_backend:
-        skimage_inliers, skimage_times = _timed(
+        _, skimage_times = _timed(
             lambda: _ours(query_locations, query_descriptors, candidates, "skimage"), 1)
         skimage_seconds = min(skimage_times)
         print(f"ours (skimage):  {skimage_seconds:.3f} s/query", flush=True)
@@ -151,15 +152,15 @@ def main() -> None:
     query = reranking.LocalFeatures.from_arrays(query_locations, query_descriptors)
     same_matches = all(
         np.array_equal(reranking.verify_pair(
-            query, reranking.LocalFeatures.from_arrays(l, d), _THRESHOLD,
+            query, reranking.LocalFeatures.from_arrays(loc, d), _THRESHOLD,
             _RESIDUAL, ransac_seed=_SEED).query_ids, query_ids)
-        for (l, d), (query_ids, _) in zip(candidates, baseline))
+        for (loc, d), (query_ids, _) in zip(candidates, baseline))
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
-        for i, (l, d) in enumerate(candidates):
+        for i, (loc, d) in enumerate(candidates):
             paths.append(os.path.join(tmp, f"{i}.delg_local"))
-            feature_io.WriteToFile(paths[-1], l, np.ones(len(l)), d, np.ones(len(l)))
+            feature_io.WriteToFile(paths[-1], loc, np.ones(len(loc)), d, np.ones(len(loc)))
         start = time.perf_counter()
         for path in paths:
             reranking.read_local_features(path)

@@ -23,9 +23,8 @@ import time
 import keras
 import tensorflow as tf
 
-from delf_tf.models import Delg, compute_losses
+from delf_tf.models import Delg, compute_losses, resnet
 from delf_tf.models import layers as delf_layers
-from delf_tf.models import resnet
 
 _RESULT = os.path.join(os.path.dirname(__file__), "results", "train_step_overhead.json")
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
-from typing import Any, Callable
+from typing import Any
 
 # The tools run as subprocesses live in <repo>/tools, next to this package.
 _REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -473,6 +474,6 @@ def _read_demo_dataset(demo: Any, data_dir: str) -> Any:
         train_csv_path=os.path.join(data_dir, "train.csv"),
         train_clean_csv_path=os.path.join(data_dir, "train_clean.csv"),
         images_dir=os.path.join(data_dir, "jpg"), dataset_file_path=dataset_file_path,
-        landmarks=[l["name"] for l in info["landmarks"]],
-        landmark_ids=[l["landmark_id"] for l in info["landmarks"]],
+        landmarks=[m["name"] for m in info["landmarks"]],
+        landmark_ids=[m["landmark_id"] for m in info["landmarks"]],
         imlist=imlist, qimlist=qimlist, gnd=gnd)

@@ -11,9 +11,9 @@ input_global_scales_ind, output global_descriptors [S, D] (or global_descriptor
 
 import sys
 
+import export_flags
 from absl import app, flags
 
-import export_flags
 from delf_tf.extraction import export
 
 FLAGS = flags.FLAGS

@@ -10,9 +10,9 @@ the per-scale global descriptors run inside the graph; signature `serving_defaul
 
 import sys
 
+import export_flags
 from absl import app, flags
 
-import export_flags
 from delf_tf.extraction import export
 
 FLAGS = flags.FLAGS

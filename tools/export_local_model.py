@@ -9,9 +9,9 @@ run inside the graph; signature `serving_default` (SPEC §8).
 
 import sys
 
+import export_flags
 from absl import app, flags
 
-import export_flags
 from delf_tf.extraction import export
 
 FLAGS = flags.FLAGS

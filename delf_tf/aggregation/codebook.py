@@ -188,7 +188,8 @@ def _read_checkpoint_codebook(path: str) -> np.ndarray:
     try:
         reader = tf.train.load_checkpoint(path)
     except (ValueError, tf.errors.OpError) as e:
-        raise ValueError(f"Codebook {path} is neither a DatumProto file nor a checkpoint: {e}")
+        raise ValueError(
+            f"Codebook {path} is neither a DatumProto file nor a checkpoint: {e}") from e
     names = reader.get_variable_to_shape_map()
     for name in (_CHECKPOINT_VARIABLE, f"{_CHECKPOINT_VARIABLE}/.ATTRIBUTES/VARIABLE_VALUE"):
         if name in names:

@@ -2,6 +2,8 @@
 `feature_aggregation_extractor`): VLAD, ASMK, ASMK* and their regional
 variants R-VLAD, R-ASMK, R-ASMK*, driven by an AggregationConfig."""
 
+import itertools
+
 import numpy as np
 
 from delf_tf.aggregation import codebook as codebook_lib
@@ -144,7 +146,7 @@ class ExtractAggregatedRepresentation:
         # sum normalised again; empty regions contribute nothing.
         total = np.zeros([self._num_words * self._dim], dtype=np.float32)
         bounds = np.r_[0, np.cumsum(region_sizes)]
-        for start, end in zip(bounds[:-1], bounds[1:]):
+        for start, end in itertools.pairwise(bounds):
             if start == end:
                 continue
             words, sums = functional.sum_residuals_by_word(

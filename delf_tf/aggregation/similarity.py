@@ -23,10 +23,10 @@ def ReshapeAsmkData(
         raise ValueError(f"{aggregation_type} similarity needs visual words")
     words = np.asarray(visual_words).reshape(-1).astype(np.int64)
     if aggregation_type == "ASMK_STAR":
-        if data.size and data.dtype != np.uint8:
-            # uint32 is how a DatumProto file returns the packed bytes.
-            if not np.issubdtype(data.dtype, np.unsignedinteger) or data.max(initial=0) > 255:
-                raise ValueError(f"ASMK_STAR data must be packed uint8 bits, got {data.dtype}")
+        # uint32 is how a DatumProto file returns the packed bytes.
+        if data.size and data.dtype != np.uint8 and (
+                not np.issubdtype(data.dtype, np.unsignedinteger) or data.max(initial=0) > 255):
+            raise ValueError(f"ASMK_STAR data must be packed uint8 bits, got {data.dtype}")
         data = data.astype(np.uint8)
         row_size = dim // 8
     else:

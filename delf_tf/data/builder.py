@@ -56,7 +56,8 @@ class ImageEntry:
 
 
 def image_path(directory: str, image_id: str) -> str:
-    """Returns `<directory>/<id>.jpg`, or the GLDv2 nested `<dir>/a/b/c/<id>.jpg` if only that exists."""
+    """Returns `<directory>/<id>.jpg`, or the GLDv2 nested `<dir>/a/b/c/<id>.jpg` if only
+    that exists."""
     flat = os.path.join(directory, image_id + ".jpg")
     if os.path.exists(flat) or len(image_id) < 3:
         return flat

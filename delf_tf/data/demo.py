@@ -25,7 +25,7 @@ import dataclasses
 import io
 import json
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -504,7 +504,7 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
     order = np.random.default_rng([config.seed, _ROLE_INDEX]).permutation(len(entries))
     entries = [entries[i] for i in order]
     views = {"easy": _EASY, "hard": _HARD, "junk": _JUNK}
-    for position, (image_name, li, kind) in enumerate(entries):
+    for image_name, li, kind in entries:
         index = int(image_name.rsplit("_", 1)[1])
         if li < 0:
             rng = _image_rng(config.seed, _ROLE_DISTRACTOR, 0, index)

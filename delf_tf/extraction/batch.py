@@ -9,7 +9,8 @@ images: the failures are logged by name and returned.
 import logging
 import os
 import time
-from typing import Iterable, Sequence, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image

@@ -16,7 +16,8 @@ signature named exactly as SPEC §8:
 import os
 import shutil
 import tempfile
-from typing import Any, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 

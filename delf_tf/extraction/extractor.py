@@ -9,7 +9,7 @@ PCA/whitening; binarisation (DELG*) is optional.
 import logging
 import os
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -95,7 +95,7 @@ class _ServingFunction:
         def call(**feed):
             return dict(zip(outputs, pruned(*[feed[name] for name in inputs])))
 
-        return cls(call, inputs, {name: 0 for name in outputs})
+        return cls(call, inputs, dict.fromkeys(outputs, 0))
 
 
 def _load_serving_function(config: delf_config_pb2.DelfConfig):

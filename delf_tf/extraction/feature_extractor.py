@@ -7,7 +7,8 @@ the exported graph and the extractor.
 post-processing runs on the extractor's NumPy outputs.
 """
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf

@@ -9,7 +9,7 @@ scale and gathered for the requested scale indices.
 Works in eager mode and under tf.function (the loops are tf.while_loop).
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

@@ -29,7 +29,7 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
             f.write(data)
         os.replace(tmp_path, path)
     except BaseException:
-        try:
+        try:  # noqa: SIM105 (no contextlib import for one line)
             os.unlink(tmp_path)
         except FileNotFoundError:
             pass

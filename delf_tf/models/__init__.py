@@ -8,8 +8,12 @@ from delf_tf.models.losses import compute_losses
 from delf_tf.models.normalization import L2Normalization
 from delf_tf.models.pooling import MAC, GeM, SPoC, gem, mac, spoc
 from delf_tf.models.preprocessing import normalize_images
-from delf_tf.models.ranking_losses import (ContrastiveLoss, TripletLoss, contrastive_loss,
-                                           triplet_loss)
+from delf_tf.models.ranking_losses import (
+    ContrastiveLoss,
+    TripletLoss,
+    contrastive_loss,
+    triplet_loss,
+)
 from delf_tf.models.resnet import BACKBONE_SPECS, BACKBONES, ResNet
 from delf_tf.models.weights import load_imagenet_weights, save_classic_h5
 

@@ -7,7 +7,6 @@
 
 import json
 import os
-from typing import Union
 
 import tensorflow as tf
 
@@ -51,7 +50,7 @@ def restore_weights(model: Delf, prefix: str) -> None:
                          f"{error}") from None
 
 
-def load_model(prefix: str, **overrides) -> Union[Delf, Delg]:
+def load_model(prefix: str, **overrides) -> Delf | Delg:
     """Builds the model described by `<prefix>.json` (kwargs in `overrides` win), builds its
     variables and restores the weights. The classifier heads are created only if they were
     saved and `num_classes` is not overridden to None."""

@@ -1,6 +1,6 @@
 """DELF: ResNet backbone + attention (+ optional autoencoder) with softmax classifiers."""
 
-from typing import Any, Optional
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -17,7 +17,7 @@ class Delf(keras.Model):
     """
 
     def __init__(self, *, backbone: str = "resnet50", block3_strides: bool = True,
-                 pooling: Optional[str] = "avg", gem_power: float = 3.0,
+                 pooling: str | None = "avg", gem_power: float = 3.0,
                  embedding_layer: bool = False, embedding_layer_dim: int = 2048,
                  use_dim_reduction: bool = True, reduced_dimension: int = 128,
                  dim_expand_channels: int = 1024, name: str = "DELF"):
@@ -33,7 +33,7 @@ class Delf(keras.Model):
                 embedding_layer_dim=embedding_layer_dim, use_dim_reduction=use_dim_reduction,
                 reduced_dimension=reduced_dimension, dim_expand_channels=dim_expand_channels,
                 name=name)
-        self.num_classes: Optional[int] = None
+        self.num_classes: int | None = None
         self.backbone = resnet.ResNet(
                 backbone, block3_strides=block3_strides, pooling=pooling, gem_power=gem_power,
                 embedding_layer=embedding_layer, embedding_layer_dim=embedding_layer_dim,

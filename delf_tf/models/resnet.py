@@ -9,7 +9,6 @@ stages of blocks: bottleneck blocks (1x1 -> 3x3 -> 1x1) for ResNet-50/101, basic
 
 import dataclasses
 import string
-from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -185,7 +184,7 @@ class ResNet(keras.Model):
     """
 
     def __init__(self, backbone: str = "resnet50", *, block3_strides: bool = True,
-                 pooling: Optional[str] = "avg", gem_power: float = 3.0,
+                 pooling: str | None = "avg", gem_power: float = 3.0,
                  embedding_layer: bool = False, embedding_layer_dim: int = 2048,
                  drop_last_stage: bool = False, name: str = "resnet", **kwargs):
         super().__init__(name=name, **kwargs)

@@ -9,6 +9,7 @@ must be matched, so no layer silently stays random.
 
 import os
 import re
+
 import h5py
 import numpy as np
 import tensorflow as tf
@@ -69,7 +70,7 @@ def read_classic_h5(h5_path: str) -> dict[str, dict[str, np.ndarray]]:
         raise FileNotFoundError(f"No ImageNet weights file {h5_path}")
     layers: dict[str, dict[str, np.ndarray]] = {}
     with h5py.File(h5_path, "r") as f:
-        root = f["model_weights"] if "model_weights" in f else f
+        root = f.get("model_weights", f)
         if "layer_names" not in root.attrs:
             raise ValueError(f"{h5_path}: not a classic Keras HDF5 weights file "
                              "(no 'layer_names' attribute)")

@@ -75,10 +75,10 @@ def check_local_feature_files(paths: Sequence[str],
             if reference is None:
                 reference = (size, binary, path)
             elif (size, binary) != reference[:2]:
-                kind = lambda b: "bit-packed uint8" if b else "float"
+                kind = {True: "bit-packed uint8", False: "float"}
                 raise ValueError(
-                    f"{path}: {size}-value {kind(binary)} descriptors, but {reference[2]} has "
-                    f"{reference[0]}-value {kind(reference[1])} descriptors")
+                    f"{path}: {size}-value {kind[bool(binary)]} descriptors, but {reference[2]} "
+                    f"has {reference[0]}-value {kind[bool(reference[1])]} descriptors")
         if (i + 1) % 1000 == 0:
             log(f"Checked {i + 1}/{len(paths)} local feature files")
 
@@ -154,7 +154,7 @@ def evaluate_revisited(
     _save_npy(os.path.join(output_dir, "ranks_before_gv.npy"), ranks_before_gv.astype(np.int32))
     log(f"Global search: {time.perf_counter() - start:.2f} s")
 
-    rankings = {protocol: ranks_before_gv for protocol in PROTOCOLS}
+    rankings = dict.fromkeys(PROTOCOLS, ranks_before_gv)
     if use_geometric_verification:
         after_gv = _rerank_all(
             query_local, index_local, ranks_before_gv, similarities, protocol_gt,

@@ -266,7 +266,7 @@ def recognition_report(solution_path: str, predictions_path: str) -> str:
         predictions_path, public_solution, private_solution, ignored_ids, RECOGNITION_TASK_ID)
     rows = [f"{'':<30}{'Public':>12}{'Private':>12}"]
     for name, metric in (
-            ("GAP", lambda p, s: GlobalAveragePrecision(p, s)),
+            ("GAP", GlobalAveragePrecision),
             ("GAP (landmark images only)",
              lambda p, s: GlobalAveragePrecision(p, s, ignore_non_gt_test_images=True)),
             ("Top-1 accuracy", Top1Accuracy)):

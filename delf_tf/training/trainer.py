@@ -19,7 +19,8 @@ import tensorflow as tf
 from absl import logging
 
 from delf_tf.data import gld
-from delf_tf.models import Delf, Delg, checkpoint as model_checkpoint, compute_losses
+from delf_tf.models import Delf, Delg, compute_losses
+from delf_tf.models import checkpoint as model_checkpoint
 from delf_tf.models import weights as model_weights
 from delf_tf.training import strategy as strategy_lib
 from delf_tf.training import summaries

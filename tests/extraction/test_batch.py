@@ -50,7 +50,7 @@ def test_crop_query_image_and_resize_factor():
         batch.crop_query_image(image, [10, 10, 5, 20])
 
 
-@pytest.fixture()
+@pytest.fixture
 def image_files(tmp_path, make_image):
     images_dir = tmp_path / "images"
     images_dir.mkdir()
@@ -72,7 +72,7 @@ def test_delf_list_extraction(tmp_path, delf_export, image_files):
                                          str(tmp_path / "list.txt"), str(out))
     assert failures == [str(image_files / "bad.jpg"), str(image_files / "missing.jpg")]
     assert sorted(os.listdir(out)) == ["a.delf", "b.delf"]
-    locations, scales, descriptors, attention, _ = feature_io.ReadFromFile(str(out / "a.delf"))
+    locations, _, descriptors, attention, _ = feature_io.ReadFromFile(str(out / "a.delf"))
     expected = extract(np.asarray(Image.open(image_files / "a.png")))
     np.testing.assert_allclose(descriptors, expected["local_features"]["descriptors"], rtol=1e-6)
     np.testing.assert_allclose(locations, expected["local_features"]["locations"], rtol=1e-6)

@@ -58,7 +58,7 @@ def test_delg_signature_and_outputs_match_in_memory_model(delg_export, delg_mode
                        input_abs_thres=tf.constant(threshold),
                        input_global_scales_ind=tf.constant([2, 1]))
     in_memory = pyramid.extract_features(
-            tf.constant(image), tf.constant(SCALES), lambda x: delg_model.build_call(x),
+            tf.constant(image), tf.constant(SCALES), delg_model.build_call,
             stride=32, abs_thres=threshold, max_feature_num=10, use_global=True)
     assert served["boxes"].shape == (10, 4)
     for name in ("boxes", "features", "scales", "scores"):
@@ -89,7 +89,7 @@ def test_delf_export_stride_16_and_depth_1024(delf_export, delf_model, image):
     expected = feature_extractor.CalculateReceptiveBoxes(6, 8, 291, 16, 145).numpy()
     assert {tuple(b) for b in boxes} == {tuple(b) for b in expected}
     in_memory = pyramid.extract_features(
-            tf.constant(image), tf.constant([1.0]), lambda x: delf_model.build_call(x),
+            tf.constant(image), tf.constant([1.0]), delf_model.build_call,
             stride=16, abs_thres=-1.0, max_feature_num=10**6)
     np.testing.assert_allclose(served["features"].numpy(), in_memory["features"].numpy(),
                                rtol=1e-4, atol=1e-5)
@@ -106,7 +106,7 @@ def test_global_export_pooling_and_fixed_scales(tmp_path, delg_model, image):
     pooled = signature(input_image=tf.constant(image),
                        input_global_scales_ind=tf.constant([0, 2]))["global_descriptor"].numpy()
     rows = pyramid.extract_features(
-            tf.constant(image), tf.constant(SCALES), lambda x: delg_model.build_call(x),
+            tf.constant(image), tf.constant(SCALES), delg_model.build_call,
             stride=32, use_local=False, use_global=True)["global_descriptors"].numpy()
     expected = rows[[0, 2]].mean(axis=0)
     np.testing.assert_allclose(pooled, expected / np.linalg.norm(expected), rtol=1e-4, atol=1e-6)
@@ -152,7 +152,7 @@ def test_export_from_checkpoint_without_sidecar_uses_architecture(tmp_path, delf
     served = signature(input_image=tf.constant(image), input_scales=tf.constant([1.0]),
                        input_max_feature_num=tf.constant(5), input_abs_thres=tf.constant(-1.0))
     in_memory = pyramid.extract_features(
-            tf.constant(image), tf.constant([1.0]), lambda x: delf_model.build_call(x),
+            tf.constant(image), tf.constant([1.0]), delf_model.build_call,
             stride=16, abs_thres=-1.0, max_feature_num=5)
     np.testing.assert_allclose(served["features"].numpy(), in_memory["features"].numpy(),
                                rtol=1e-4, atol=1e-5)

@@ -1,6 +1,7 @@
 """feature_io: (y, x) locations, defaults, empty input, files, bad input."""
 
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -95,7 +96,7 @@ def test_truncated_real_file_names_the_file(tmp_path):
 def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
     path = str(tmp_path / "keep.delf")
     feature_io.WriteToFile(path, *_features(num=2))
-    before = open(path, "rb").read()
+    before = pathlib.Path(path).read_bytes()
 
     real_replace = os.replace
 
@@ -106,7 +107,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         feature_io.WriteToFile(path, *_features(num=7))
     monkeypatch.setattr(os, "replace", real_replace)
-    assert open(path, "rb").read() == before
+    assert pathlib.Path(path).read_bytes() == before
     assert os.listdir(tmp_path) == ["keep.delf"]
     with pytest.raises(FileNotFoundError):
         atomic.read_bytes(str(tmp_path / "nope.delf"))

@@ -127,7 +127,9 @@ def test_match_features_edge_cases(scene):
 def test_match_features_binarized_descriptors(scene):
     _, view = scene.warped_view(seed=2, num_true=70, num_random=60, num_false=10)
     # DELG*: sign bits of the descriptors, bit-packed.
-    pack = lambda d: np.packbits(d > 0, axis=1)
+    def pack(d):
+        return np.packbits(d > 0, axis=1)
+
     float_inliers, _ = reranking.MatchFeatures(
         scene.locations, scene.descriptors, view.locations, view.descriptors,
         ransac_seed=0, descriptor_matching_threshold=1.0, ransac_residual_threshold=20.0)

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from delf_tf.models import checkpoint
-from delf_tf.models import delf
-from delf_tf.models import delg
+from delf_tf.models import checkpoint, delf, delg
 
 
 def _perturb(model):

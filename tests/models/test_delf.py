@@ -4,9 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from delf_tf.models import delf
-from delf_tf.models import delg
-from delf_tf.models import losses
+from delf_tf.models import delf, delg, losses
 
 NUM_CLASSES = 5
 

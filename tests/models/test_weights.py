@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from delf_tf.models import resnet
-from delf_tf.models import weights
+from delf_tf.models import resnet, weights
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FieldDescriptor as FD
 
-from delf_tf.protos import (aggregation_config_pb2, box_pb2, datum_pb2, delf_config_pb2,
-                            feature_pb2)
+from delf_tf.protos import aggregation_config_pb2, box_pb2, datum_pb2, delf_config_pb2, feature_pb2
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -87,7 +86,7 @@ def test_packed_repeated_fields():
 
 def test_aggregation_enum_values():
     enum = aggregation_config_pb2.AggregationConfig.AggregationType
-    assert {name: enum.Value(name) for name in enum.keys()} == {
+    assert {name: enum.Value(name) for name in enum.keys()} == {  # noqa: SIM118
         "INVALID": 0, "VLAD": 1, "ASMK": 2, "ASMK_STAR": 3}
 
 

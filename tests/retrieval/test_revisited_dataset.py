@@ -1,5 +1,7 @@
 """Revisited Oxford/Paris ground truth, protocols and metrics (SPEC §9 numbers)."""
 
+import pathlib
+
 import numpy as np
 import pytest
 from scipy import io as scipy_io
@@ -102,7 +104,7 @@ def test_metrics_file_round_trip(tmp_path):
     mean_p = {k: np.array([0.857142, 0.794, 0.75]) for k in mean_ap}
     mean_r = {k: np.array([0.0354, 0.1127, 0.18161]) for k in mean_ap}
     dataset.SaveMetricsFile(mean_ap, mean_p, mean_r, [1, 5, 10], path)
-    lines = open(path).read().splitlines()
+    lines = pathlib.Path(path).read_text().splitlines()
     assert lines[:4] == ["hard", "  mAP=45.11", "  mP@k[ 1  5 10] [85.71 79.4  75.  ]",
                          "  mR@k[ 1  5 10] [ 3.54 11.27 18.16]"]
     assert [lines[i] for i in range(0, 16, 4)] == sorted(mean_ap)
