@@ -10,7 +10,7 @@ cluster representatives before binarisation (for the cosine ablation).
 """
 
 import dataclasses
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -32,21 +32,21 @@ class ElfmDescriptor:
 
     codes: np.ndarray
     dim: int
-    representatives: Optional[np.ndarray] = None
-    labels: Optional[np.ndarray] = None
-    selected: Optional[np.ndarray] = None
+    representatives: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    selected: np.ndarray | None = None
 
     @property
     def num_clusters(self) -> int:
         return int(self.codes.shape[0])
 
 
-def describe(features: np.ndarray, whiten: Optional[WhitenFn] = None, *,
+def describe(features: np.ndarray, whiten: WhitenFn | None = None, *,
              num_features: int = F.DEFAULT_NUM_FEATURES,
              num_clusters: int = F.DEFAULT_NUM_CLUSTERS,
              gem_power: float = F.DEFAULT_GEM_POWER,
              max_iterations: int = F.DEFAULT_MAX_ITERATIONS,
-             dim: Optional[int] = None) -> ElfmDescriptor:
+             dim: int | None = None) -> ElfmDescriptor:
     """Local vectors of one image (float [n, D], all scales merged) -> its ELFM descriptor.
 
     Keeps the `num_features` rows of largest L2 norm, clusters them into min(num_clusters, n)

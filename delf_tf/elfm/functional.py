@@ -9,7 +9,6 @@ clustering runs in float64 with NumPy's own (single-threaded) loops, never BLAS,
 features give the same clusters and bits whatever the thread count.
 """
 
-from typing import Optional
 
 import numpy as np
 
@@ -174,7 +173,7 @@ def aggregate_matches(matches: np.ndarray) -> float:
     return float(matches.max(axis=1).mean())
 
 
-def elfm_similarity(query: np.ndarray, candidate: np.ndarray, dim: Optional[int] = None) -> float:
+def elfm_similarity(query: np.ndarray, candidate: np.ndarray, dim: int | None = None) -> float:
     """S(q, c) of two images' packed codes (uint8 [kq, B], [kc, B]); `dim` defaults to 8*B."""
     query = np.asarray(query, np.uint8)
     if dim is None:

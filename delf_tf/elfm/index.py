@@ -14,7 +14,7 @@ UTF-8 JSON, the list of image names. Bytes per image: K * 8 W + 1 + its name.
 import json
 import os
 import struct
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -109,7 +109,7 @@ def score_block(query_words: np.ndarray, query_counts: np.ndarray, words: np.nda
     return best.sum(axis=1) / np.maximum(query_counts, 1)[:, None]
 
 
-def _rank(ids: np.ndarray, scores: np.ndarray, top_k: Optional[int]):
+def _rank(ids: np.ndarray, scores: np.ndarray, top_k: int | None):
     """Best-first order of one query's (ids, scores); ties by ascending id."""
     if top_k is not None and top_k < len(scores):
         keep = np.argpartition(-scores, top_k - 1)[:top_k]
@@ -132,7 +132,7 @@ class ElfmIndex:
     """
 
     def __init__(self, codes: np.ndarray, counts: np.ndarray, dim: int,
-                 names: Optional[Sequence[str]] = None):
+                 names: Sequence[str] | None = None):
         codes = np.asarray(codes)
         if codes.ndim != 3 or codes.dtype != np.uint8 or codes.shape[2] != 8 * F.num_words(dim):
             raise ValueError(f"codes must be uint8 [N, K, {8 * F.num_words(dim)}] for "
@@ -148,8 +148,8 @@ class ElfmIndex:
 
     @classmethod
     def from_codes(cls, codes_list: Sequence[np.ndarray], dim: int,
-                   names: Optional[Sequence[str]] = None,
-                   num_clusters: Optional[int] = None) -> "ElfmIndex":
+                   names: Sequence[str] | None = None,
+                   num_clusters: int | None = None) -> "ElfmIndex":
         """From per-image packed codes (uint8 [k_i, 8 W]); K = num_clusters or max k_i."""
         if num_clusters is None:
             num_clusters = max([len(c) for c in codes_list], default=0)
@@ -170,8 +170,8 @@ class ElfmIndex:
 
     # -- search -------------------------------------------------------------------------
 
-    def search(self, queries: Sequence[np.ndarray], top_k: Optional[int] = None, *,
-               shortlist: Optional[np.ndarray] = None, backend: str = "auto",
+    def search(self, queries: Sequence[np.ndarray], top_k: int | None = None, *,
+               shortlist: np.ndarray | None = None, backend: str = "auto",
                max_batch_elements: int = DEFAULT_MAX_BATCH_ELEMENTS):
         """Ranks the database for each query (packed uint8 codes [k_q, 8 W]).
 
@@ -182,7 +182,7 @@ class ElfmIndex:
         if not len(queries):
             return []
         query_codes, query_counts = pad_codes(
-                queries, max(1, max(len(q) for q in queries)), self.codes.shape[2])
+                queries, max(1, *(len(q) for q in queries)), self.codes.shape[2])
         query_words = as_words(query_codes)
         if shortlist is not None:
             shortlist = np.asarray(shortlist, np.int64)

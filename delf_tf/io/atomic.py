@@ -3,7 +3,8 @@
 import contextlib
 import os
 import tempfile
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 
 def _current_umask() -> int:
@@ -29,7 +30,7 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
             f.write(data)
         os.replace(tmp_path, path)
     except BaseException:
-        try:  # noqa: SIM105 (no contextlib import for one line)
+        try:
             os.unlink(tmp_path)
         except FileNotFoundError:
             pass
