@@ -9,7 +9,8 @@ which is also the prediction's confidence (for GLDv2 micro-AP):
   CLS3: N = 10, sum of square-rooted similarities times the class weight
         log(number of classes / class frequency), class frequency being the
         number of database images of the class, which down-weights frequent
-        classes.
+        classes. (On a label set with few classes, a class of at least as
+        many images as there are classes gets a weight <= 0.)
 
 Similarities below zero (ASMK's -1 for an image without visual words) count
 as zero.

@@ -1,0 +1,195 @@
+"""The ASMK* search jobs behind tools/train_asmk_codebook.py,
+tools/build_asmk_index.py and tools/query_asmk_index.py: local feature files
+in, a codebook / a saved index / rankings, metrics and kNN predictions out.
+
+Images are named either by a Revisited-format dataset file (its query or
+index list) or by a text file with one name per line; the features of image
+`name` are `<features_dir>/<name><feature_extension>` (DelfFeatures).
+"""
+
+import csv
+import io
+import logging
+import os
+import time
+
+import numpy as np
+
+from delf_tf.aggregation import codebook as codebook_lib
+from delf_tf.aggregation.asmk_index import AsmkIndex, AsmkParams, ReadDescriptors
+from delf_tf.aggregation.asmk_index import TrainAsmkCodebook
+from delf_tf.io import atomic
+from delf_tf.retrieval import dataset, evaluation
+from delf_tf.retrieval import knn_classification
+
+logger = logging.getLogger(__name__)
+
+PR_RANKS = (1, 5, 10)
+IMAGE_SETS = ("query", "index")
+
+
+def ReadImageNames(dataset_file_path: str = "", image_set: str = "index",
+                   list_images_path: str = "") -> list[str]:
+    """Names from a Revisited dataset file's `image_set` list, or from a text
+    file with one name per line (exactly one of the two paths)."""
+    if bool(dataset_file_path) == bool(list_images_path):
+        raise ValueError("Give exactly one of dataset_file_path and list_images_path")
+    if dataset_file_path:
+        if image_set not in IMAGE_SETS:
+            raise ValueError(f"image_set must be one of {IMAGE_SETS}, got {image_set!r}")
+        query_list, index_list, _ = dataset.ReadDatasetFile(dataset_file_path)
+        return query_list if image_set == "query" else index_list
+    if not os.path.isfile(list_images_path):
+        raise FileNotFoundError(f"No such image list: {list_images_path}")
+    with open(list_images_path) as f:
+        names = [line.strip() for line in f if line.strip()]
+    if not names:
+        raise ValueError(f"{list_images_path} lists no images")
+    return names
+
+
+def FeaturePaths(names, features_dir: str, feature_extension: str) -> list[str]:
+    """Feature file of every name; FileNotFoundError naming the missing ones."""
+    paths = [os.path.join(features_dir, name + feature_extension) for name in names]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(paths)} feature files are missing, e.g. {missing[0]}")
+    return paths
+
+
+def _progress(header: str):
+    def report(done: int, total: int) -> None:
+        if done == total or done % 500 == 0:
+            logger.info("%s: %d/%d", header, done, total)
+    return report
+
+
+def TrainCodebookFromFeatures(
+    names, features_dir: str, feature_extension: str, output_path: str,
+    num_words: int = 65536, num_images: int = 20000, num_iterations: int = 10, seed: int = 0,
+) -> np.ndarray:
+    """Trains a faiss k-means codebook on the features of (at most
+    `num_images` of) the named images and writes it as a DatumProto file."""
+    paths = FeaturePaths(names, features_dir, feature_extension)
+    start = time.perf_counter()
+    codebook = TrainAsmkCodebook(paths, num_words, num_images, num_iterations, seed=seed,
+                                 progress=_progress("Read features"))
+    logger.info("Codebook %s trained in %.1f s", codebook.shape, time.perf_counter() - start)
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    codebook_lib.WriteCodebook(codebook, output_path)
+    return codebook
+
+
+def BuildIndexFromFeatures(
+    codebook_path: str, names, features_dir: str, feature_extension: str,
+    output_path: str, params: AsmkParams = AsmkParams(),
+) -> dict[str, float]:
+    """Aggregates the named images' features, builds the inverted file and
+    saves the index. Returns its Stats() plus the build time in seconds."""
+    paths = FeaturePaths(names, features_dir, feature_extension)
+    index = AsmkIndex(codebook_lib.ReadCodebook(codebook_path), params)
+    start = time.perf_counter()
+    representations = []
+    report = _progress("Aggregated")
+    for i, path in enumerate(paths):
+        representations.append(index.AggregateIndexImage(ReadDescriptors(path)))
+        report(i + 1, len(paths))
+    index.BuildFromRepresentations(representations, names)
+    seconds = time.perf_counter() - start
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    index.Save(output_path)
+    stats = {**index.Stats(), "build_seconds": seconds,
+             "file_bytes_per_image": os.path.getsize(output_path) / max(index.num_images, 1)}
+    logger.info("Indexed %d images in %.1f s: %.1f vectors and %.0f bytes per image",
+                index.num_images, seconds, stats["vectors_per_image"], stats["bytes_per_image"])
+    return stats
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic.write_bytes_atomic(path, buffer.getvalue())
+
+
+def ReadLabels(labels_path: str, names) -> np.ndarray:
+    """Class label of every name from a CSV with columns id,landmark_id (a
+    header row is skipped), as int64 [len(names)]."""
+    if not os.path.isfile(labels_path):
+        raise FileNotFoundError(f"No such labels file: {labels_path}")
+    labels = {}
+    with open(labels_path, newline="") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if not row or (line == 1 and not row[-1].strip().lstrip("-").isdigit()):
+                continue
+            if len(row) < 2:
+                raise ValueError(f"{labels_path}:{line}: expected 'id,landmark_id', got {row}")
+            labels[row[0].strip()] = int(row[1])
+    missing = [n for n in names if n not in labels]
+    if missing:
+        raise ValueError(
+            f"{labels_path} has no label for {len(missing)} index images, e.g. {missing[0]}")
+    return np.array([labels[n] for n in names], dtype=np.int64)
+
+
+def QueryIndexWithFeatures(
+    index_path: str, names, features_dir: str, feature_extension: str, output_dir: str,
+    top_k: int = 100, dataset_file_path: str = "", index_labels_path: str = "",
+    classifier: str = "cls3", query_num_assignments: int | None = None,
+) -> dict[str, float]:
+    """Queries a saved index with the named images' features.
+
+    Writes to `output_dir`: `ranks.npy` (int32 [Q, top_k] index ids, best
+    first), `scores.npy` (float32 [Q, top_k]) and `results.csv`
+    (query,index names of the top_k). With a Revisited `dataset_file_path`
+    (whose queries must be `names`), also `metrics.txt` over the full
+    ranking; with `index_labels_path`, `predictions.csv` in the GLDv2
+    recognition format (id,"landmark_id score") by the kNN `classifier`.
+
+    Returns:
+      {'seconds_per_query': ..., 'medium': mAP, 'hard': mAP (with a dataset
+      file)}.
+    """
+    paths = FeaturePaths(names, features_dir, feature_extension)
+    index = AsmkIndex.Load(index_path, query_num_assignments)
+    ground_truth = None
+    if dataset_file_path:
+        query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
+        if list(query_list) != list(names) or list(index_list) != index.image_names:
+            raise ValueError(
+                f"{dataset_file_path}: its query and index lists must be the queries given "
+                f"and the images of {index_path}")
+    labels = ReadLabels(index_labels_path, index.image_names) if index_labels_path else None
+    descriptors = [ReadDescriptors(p) for p in paths]
+    start = time.perf_counter()
+    scores = np.stack([index.ComputeSimilarities(d) for d in descriptors]) if descriptors \
+        else np.zeros([0, index.num_images])
+    seconds = time.perf_counter() - start
+    ranks = np.argsort(-scores, axis=1, kind="stable")
+    top_k = min(top_k, index.num_images) if top_k > 0 else index.num_images
+    os.makedirs(output_dir, exist_ok=True)
+    _save_npy(os.path.join(output_dir, "ranks.npy"), ranks[:, :top_k].astype(np.int32))
+    _save_npy(os.path.join(output_dir, "scores.npy"),
+              np.take_along_axis(scores, ranks[:, :top_k], axis=1).astype(np.float32))
+    rows = [f"{name},{' '.join(index.image_names[j] for j in ranks[i, :top_k])}"
+            for i, name in enumerate(names)]
+    atomic.write_bytes_atomic(os.path.join(output_dir, "results.csv"),
+                              ("query,index\n" + "\n".join(rows) + "\n").encode())
+    result = {"seconds_per_query": seconds / max(len(names), 1)}
+    if ground_truth is not None:
+        _, medium, hard = dataset.ParseEasyMediumHardGroundTruth(ground_truth)
+        mean_ap, mean_precisions, mean_recalls = {}, {}, {}
+        for protocol, protocol_gt in (("medium", medium), ("hard", hard)):
+            (mean_ap[protocol], mean_precisions[protocol], mean_recalls[protocol],
+             *_) = dataset.ComputeMetrics(ranks, protocol_gt, PR_RANKS)
+        dataset.SaveMetricsFile(mean_ap, mean_precisions, mean_recalls, PR_RANKS,
+                                os.path.join(output_dir, "metrics.txt"))
+        logger.info("\n%s", evaluation.format_metrics_table(mean_ap, mean_precisions, PR_RANKS))
+        result.update(medium=mean_ap["medium"], hard=mean_ap["hard"])
+    if labels is not None:
+        predicted, confidence = knn_classification.Classify(scores, labels, classifier)
+        lines = [f"{name},{label} {score:.6f}"
+                 for name, label, score in zip(names, predicted, confidence)]
+        atomic.write_bytes_atomic(os.path.join(output_dir, "predictions.csv"),
+                                  ("id,landmarks\n" + "\n".join(lines) + "\n").encode())
+    return result
