@@ -228,7 +228,8 @@ def _model_stages(config: DemoConfig, stages: _Stages, run: _Run,
     from delf_tf.retrieval import dataset as revisited  # pylint: disable=g-import-not-at-top
 
     stages.run_tool(f"{run.name}: export", "export_local_and_global_model",
-                    ckpt_path=run.weights_prefix, export_path=run.path("export"))
+                    ckpt_path=run.weights_prefix, export_path=run.path("export"),
+                    overwrite=True)
     threshold = _write_delf_config(config, run)
     stages.say(f"      {run.name}: score_threshold = median attention = {threshold:.4g}")
     variants = (("delg", "DELG", False), ("delg_star", "DELG*", True))

@@ -11,7 +11,14 @@ def define_export_flags(with_iou_threshold: bool) -> None:
     flags.DEFINE_string("ckpt_path", None,
                         "Checkpoint prefix to export: the <logdir>/delf_weights written by "
                         "training.")
-    flags.DEFINE_string("export_path", None, "Directory to write the SavedModel to (replaced).")
+    flags.DEFINE_string("export_path", None,
+                        "Directory to write the SavedModel to. Must not exist or be empty "
+                        "unless --overwrite.")
+    flags.DEFINE_boolean("overwrite", False,
+                         "Replace an earlier export at --export_path (addition to the "
+                         "original, which always refuses an existing path). Only a directory "
+                         "holding nothing but a SavedModel is replaced; the new export is "
+                         "swapped in whole, so the old one survives an interrupted export.")
     flags.DEFINE_enum("backbone", "resnet50", ["resnet50", "resnet101", "resnet_tiny"],
                       "Backbone of the checkpoint. Used only when the checkpoint has no "
                       "<ckpt_path>.json sidecar or when given explicitly.")

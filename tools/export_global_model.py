@@ -45,7 +45,8 @@ def main(argv):
         export.ExportGlobalModel(FLAGS.ckpt_path, FLAGS.export_path, architecture=architecture,
                                  explicit=explicit, input_scales_list=scales,
                                  multi_scale_pool_type=FLAGS.multi_scale_pool_type,
-                                 normalize_global_descriptor=FLAGS.normalize_global_descriptor)
+                                 normalize_global_descriptor=FLAGS.normalize_global_descriptor,
+                                 overwrite=FLAGS.overwrite)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"Error: {e}")
     print(f"Exported DELG global model to {FLAGS.export_path}")

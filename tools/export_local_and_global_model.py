@@ -28,7 +28,8 @@ def main(argv):
     try:
         export.ExportLocalAndGlobalModel(FLAGS.ckpt_path, FLAGS.export_path,
                                          architecture=architecture, explicit=explicit,
-                                         iou_threshold=FLAGS.iou_threshold)
+                                         iou_threshold=FLAGS.iou_threshold,
+                                 overwrite=FLAGS.overwrite)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"Error: {e}")
     print(f"Exported DELG local+global model to {FLAGS.export_path}")

@@ -26,7 +26,8 @@ def main(argv):
     architecture, explicit = export_flags.architecture_from_flags()
     try:
         export.ExportLocalModel(FLAGS.ckpt_path, FLAGS.export_path, architecture=architecture,
-                                explicit=explicit, iou_threshold=FLAGS.iou_threshold)
+                                explicit=explicit, iou_threshold=FLAGS.iou_threshold,
+                                 overwrite=FLAGS.overwrite)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"Error: {e}")
     print(f"Exported DELF local-feature model to {FLAGS.export_path}")

@@ -13,8 +13,10 @@ signature named exactly as SPEC §8:
                        -> the four local outputs + global_descriptors [G,Dg]
 """
 
+import ctypes
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -41,13 +43,35 @@ def model_block3_strides(model) -> bool:
     raise ValueError(f"cannot tell block3_strides of {type(model).__name__}; pass it explicitly")
 
 
+def _backing_variables(model) -> list[tf.Variable]:
+    """The tf.Variables behind the model's Keras variables, in `model.variables` order.
+
+    A Keras 3 variable wraps a tf.Variable, and the traced functions capture the wrapped
+    variable's handle. Saving the Keras variables makes SavedModel create a second copy of
+    each one: the object graph and the TF1 restore op then cover only the copies, and the
+    handles the graph reads are never restored by a session loader (TF Serving,
+    saved_model_cli run). Tracking the wrapped variables themselves gives one variable per
+    weight, restored by both the TF1 and the TF2 loaders.
+    """
+    variables = []
+    for variable in model.variables:
+        inner = getattr(variable, "_value", variable)
+        if not isinstance(inner, tf.Variable):
+            raise TypeError(f"variable {variable.path} of {type(model).__name__} is not "
+                            f"backed by a tf.Variable ({type(inner).__name__})")
+        variables.append(inner)
+    return variables
+
+
 class _ExtractionModule(tf.Module):
     """Holds the model and the pyramid settings shared by the three kinds."""
 
     def __init__(self, model, *, block3_strides: bool | None = None,
                  iou_threshold: float = 1.0, name: str | None = None):
         super().__init__(name=name)
-        self.model = model
+        # The model is kept out of the SavedModel's object graph; its backing tf.Variables are
+        # tracked directly instead (see `_backing_variables`).
+        object.__setattr__(self, "model", model)
         if block3_strides is None:
             block3_strides = model_block3_strides(model)
         self._stride = feature_extractor.feature_stride(block3_strides)
@@ -59,6 +83,7 @@ class _ExtractionModule(tf.Module):
         self._local_dim = int(local_features.shape[-1])
         # Scales that resize the image below this are skipped inside the graph.
         self._min_input_size = int(getattr(model, "min_input_size", 1))
+        self.model_variables = _backing_variables(model)
 
     def _model_fn(self, images):
         return self.model.build_call(images, training=False)
@@ -144,25 +169,102 @@ class GlobalFeatureModule(_ExtractionModule):
         return {"global_descriptor": pooled}
 
 
-def save_module(module: _ExtractionModule, export_path: str) -> None:
+# Top-level entries tf.saved_model.save writes; --overwrite replaces nothing else.
+SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb",
+                                 "variables", "assets", "assets.extra"})
+
+
+class ExportPathError(ValueError):
+    """The export path exists and may not (or cannot safely) be replaced."""
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _exchange_directories(a: str, b: str) -> bool:
+    """Atomically swaps two directories (Linux renameat2 RENAME_EXCHANGE); False if the
+    platform or file system does not support it."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return result == 0
+
+
+def check_export_path(export_path: str, overwrite: bool = False) -> None:
+    """Raises ExportPathError unless a SavedModel may be written to `export_path`.
+
+    A missing or empty directory is always fine. An existing non-empty one needs
+    `overwrite`, and then may hold only what an export writes (saved_model.pb,
+    fingerprint.pb, variables/, assets/): other files are never deleted.
+    """
+    export_path = os.fspath(export_path)
+    if not os.path.lexists(export_path):
+        return
+    if not os.path.isdir(export_path) or os.path.islink(export_path):
+        raise ExportPathError(f"export path {export_path} exists and is not a directory")
+    entries = sorted(os.listdir(export_path))
+    if not entries:
+        return
+    if not overwrite:
+        raise ExportPathError(f"export path {export_path} already exists and is not empty "
+                              f"({len(entries)} entries); pass --overwrite to replace an "
+                              "earlier export there")
+    foreign = [e for e in entries if e not in SAVED_MODEL_ENTRIES]
+    if foreign:
+        raise ExportPathError(
+                f"export path {export_path} holds files an export does not write "
+                f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); not "
+                "replacing it, so they are not deleted. Choose another --export_path or "
+                "move them away")
+
+
+def save_module(module: _ExtractionModule, export_path: str, overwrite: bool = False) -> None:
     """Saves `module` with its ExtractFeatures as `serving_default`.
 
-    Written to a temporary directory beside `export_path` and renamed into place,
-    so an interrupted export never leaves a partial SavedModel; an existing
-    export at `export_path` is replaced.
+    An existing non-empty `export_path` is refused unless `overwrite` (and even then
+    only an earlier export is replaced, see `check_export_path`). The SavedModel is
+    written to a temporary directory beside `export_path` and swapped into place
+    (atomically where the OS allows), so an interrupted export never leaves a partial
+    SavedModel and never loses the previous one. Directories get the user's umask.
     """
     export_path = os.path.abspath(os.fspath(export_path))
+    check_export_path(export_path, overwrite)
     parent = os.path.dirname(export_path)
     os.makedirs(parent, exist_ok=True)
     tmp_dir = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(export_path) + ".")
     try:
+        os.chmod(tmp_dir, 0o777 & ~_current_umask())  # mkdtemp makes it 0700
         tf.saved_model.save(module, tmp_dir,
                             signatures={"serving_default": module.ExtractFeatures})
-        if os.path.isdir(export_path):
-            shutil.rmtree(export_path)
-        os.replace(tmp_dir, export_path)
-    except BaseException:
+        if not os.path.isdir(export_path):
+            os.rename(tmp_dir, export_path)
+            return
+        # Re-checked: the directory may have changed while the model was being saved.
+        check_export_path(export_path, overwrite)
+        if not os.listdir(export_path):
+            os.rmdir(export_path)
+            os.rename(tmp_dir, export_path)
+        elif _exchange_directories(tmp_dir, export_path):
+            pass  # tmp_dir now holds the previous export, removed below
+        else:
+            # Two renames: a crash between them leaves the previous export at old_dir.
+            old_dir = tmp_dir + ".previous"
+            os.rename(export_path, old_dir)
+            os.rename(tmp_dir, export_path)
+            tmp_dir = old_dir
         shutil.rmtree(tmp_dir, ignore_errors=True)
+    except BaseException:
+        if os.path.isdir(tmp_dir) and tmp_dir != export_path:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
 
 
@@ -213,10 +315,12 @@ def load_model_for_export(ckpt_path: str, default_class: str,
 def ExportLocalModel(ckpt_path: str, export_path: str, *,
                      architecture: Mapping[str, Any] | None = None,
                      explicit: Collection[str] | None = None,
-                     iou_threshold: float = 1.0) -> None:
+                     iou_threshold: float = 1.0, overwrite: bool = False) -> None:
     """Checkpoint prefix -> DELF (local features) SavedModel at `export_path`."""
+    check_export_path(export_path, overwrite)
     model = load_model_for_export(ckpt_path, "Delf", architecture, explicit)
-    save_module(LocalFeatureModule(model, iou_threshold=iou_threshold), export_path)
+    save_module(LocalFeatureModule(model, iou_threshold=iou_threshold), export_path,
+                overwrite)
 
 
 def ExportGlobalModel(ckpt_path: str, export_path: str, *,
@@ -224,19 +328,23 @@ def ExportGlobalModel(ckpt_path: str, export_path: str, *,
                       explicit: Collection[str] | None = None,
                       input_scales_list: Sequence[float] | None = None,
                       multi_scale_pool_type: str = "none",
-                      normalize_global_descriptor: bool = False) -> None:
+                      normalize_global_descriptor: bool = False,
+                      overwrite: bool = False) -> None:
     """Checkpoint prefix -> global-descriptor SavedModel at `export_path`."""
+    check_export_path(export_path, overwrite)
     model = load_model_for_export(ckpt_path, "Delg", architecture, explicit)
     save_module(GlobalFeatureModule(model, input_scales_list=input_scales_list,
                                     multi_scale_pool_type=multi_scale_pool_type,
                                     normalize_global_descriptor=normalize_global_descriptor),
-                export_path)
+                export_path, overwrite)
 
 
 def ExportLocalAndGlobalModel(ckpt_path: str, export_path: str, *,
                               architecture: Mapping[str, Any] | None = None,
                               explicit: Collection[str] | None = None,
-                              iou_threshold: float = 1.0) -> None:
+                              iou_threshold: float = 1.0, overwrite: bool = False) -> None:
     """Checkpoint prefix -> DELG (local + global) SavedModel at `export_path`."""
+    check_export_path(export_path, overwrite)
     model = load_model_for_export(ckpt_path, "Delg", architecture, explicit)
-    save_module(LocalAndGlobalFeatureModule(model, iou_threshold=iou_threshold), export_path)
+    save_module(LocalAndGlobalFeatureModule(model, iou_threshold=iou_threshold), export_path,
+                overwrite)
