@@ -16,11 +16,9 @@ import time
 import numpy as np
 
 from delf_tf.aggregation import codebook as codebook_lib
-from delf_tf.aggregation.asmk_index import AsmkIndex, AsmkParams, ReadDescriptors
-from delf_tf.aggregation.asmk_index import TrainAsmkCodebook
+from delf_tf.aggregation.asmk_index import AsmkIndex, AsmkParams, ReadDescriptors, TrainAsmkCodebook
 from delf_tf.io import atomic
-from delf_tf.retrieval import dataset, evaluation
-from delf_tf.retrieval import knn_classification
+from delf_tf.retrieval import dataset, evaluation, knn_classification
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +81,13 @@ def TrainCodebookFromFeatures(
 
 def BuildIndexFromFeatures(
     codebook_path: str, names, features_dir: str, feature_extension: str,
-    output_path: str, params: AsmkParams = AsmkParams(),
+    output_path: str, params: AsmkParams | None = None,
 ) -> dict[str, float]:
     """Aggregates the named images' features, builds the inverted file and
-    saves the index. Returns its Stats() plus the build time in seconds."""
+    saves the index (HOW's parameters unless `params`). Returns its Stats()
+    plus the build time in seconds."""
     paths = FeaturePaths(names, features_dir, feature_extension)
-    index = AsmkIndex(codebook_lib.ReadCodebook(codebook_path), params)
+    index = AsmkIndex(codebook_lib.ReadCodebook(codebook_path), params or AsmkParams())
     start = time.perf_counter()
     representations = []
     report = _progress("Aggregated")

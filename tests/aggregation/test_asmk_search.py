@@ -83,7 +83,8 @@ def test_codebook_build_query(toy_dataset):
     ranks = np.load(os.path.join(output_dir, "ranks.npy"))
     assert ranks.shape == (4, 5)
     np.testing.assert_array_equal(np.sort(ranks, axis=1), np.arange(20).reshape(4, 5))
-    predictions = open(os.path.join(output_dir, "predictions.csv")).read().splitlines()
+    with open(os.path.join(output_dir, "predictions.csv")) as f:
+        predictions = f.read().splitlines()
     assert predictions[0] == "id,landmarks"
     assert [line.split(",")[1].split()[0] for line in predictions[1:]] == ["10", "11", "12", "13"]
     assert os.path.isfile(os.path.join(output_dir, "metrics.txt"))
