@@ -15,6 +15,7 @@ import sys
 from absl import app, flags
 
 from delf_tf.matching import match_images, ransac
+from delf_tf.matching.params import VerificationParams
 
 flags.DEFINE_string("image_1_path", "test_images/image_1.jpg", "Path to the first image.")
 flags.DEFINE_string("image_2_path", "test_images/image_2.jpg", "Path to the second image.")
@@ -47,11 +48,11 @@ def main(argv):
     try:
         result = match_images.match_images(
             FLAGS.image_1_path, FLAGS.image_2_path, FLAGS.features_1_path,
-            FLAGS.features_2_path, FLAGS.output_image,
-            descriptor_matching_threshold=FLAGS.descriptor_matching_threshold,
-            ransac_residual_threshold=FLAGS.ransac_residual_threshold,
-            use_ratio_test=FLAGS.use_ratio_test, ransac_seed=FLAGS.ransac_seed,
-            max_trials=FLAGS.ransac_max_trials, backend=FLAGS.ransac_backend)
+            FLAGS.features_2_path, FLAGS.output_image, VerificationParams(
+                descriptor_matching_threshold=FLAGS.descriptor_matching_threshold,
+                ransac_residual_threshold=FLAGS.ransac_residual_threshold,
+                use_ratio_test=FLAGS.use_ratio_test, ransac_seed=FLAGS.ransac_seed,
+                max_trials=FLAGS.ransac_max_trials, ransac_backend=FLAGS.ransac_backend))
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"Error: {e}")
     print(f"Found {result.num_inliers} inliers")

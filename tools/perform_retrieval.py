@@ -19,6 +19,7 @@ import sys
 from absl import app, flags
 
 from delf_tf.matching import ransac, reranking
+from delf_tf.matching.params import VerificationParams
 from delf_tf.retrieval import evaluation
 
 flags.DEFINE_string("dataset_file_path", "/tmp/gnd_roxford5k.mat",
@@ -44,6 +45,8 @@ flags.DEFINE_integer("num_to_rerank", reranking.DEFAULT_NUM_TO_RERANK,
 flags.DEFINE_enum("ransac_backend", "opencv", list(ransac.BACKENDS),
                   "RANSAC implementation: OpenCV (fast) or scikit-image (the original's).")
 flags.DEFINE_integer("ransac_seed", 0, "Seed of RANSAC (results are reproducible).")
+flags.DEFINE_integer("ransac_max_trials", ransac.DEFAULT_MAX_TRIALS,
+                     "Number of random 3-point RANSAC samples per verified pair.")
 flags.DEFINE_integer("feature_cache_size", 512,
                      "Index images whose local features are kept in memory (~1 MB each).")
 
@@ -54,14 +57,15 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
+        verification = VerificationParams(
+            descriptor_matching_threshold=FLAGS.local_descriptor_matching_threshold,
+            ransac_residual_threshold=FLAGS.ransac_residual_threshold,
+            use_ratio_test=FLAGS.use_ratio_test, ransac_seed=FLAGS.ransac_seed,
+            max_trials=FLAGS.ransac_max_trials, ransac_backend=FLAGS.ransac_backend)
         evaluation.evaluate_revisited(
             FLAGS.dataset_file_path, FLAGS.query_features_dir, FLAGS.index_features_dir,
-            FLAGS.output_dir,
-            use_geometric_verification=FLAGS.use_geometric_verification,
-            local_descriptor_matching_threshold=FLAGS.local_descriptor_matching_threshold,
-            ransac_residual_threshold=FLAGS.ransac_residual_threshold,
-            use_ratio_test=FLAGS.use_ratio_test, num_to_rerank=FLAGS.num_to_rerank,
-            ransac_backend=FLAGS.ransac_backend, ransac_seed=FLAGS.ransac_seed,
+            FLAGS.output_dir, use_geometric_verification=FLAGS.use_geometric_verification,
+            verification=verification, num_to_rerank=FLAGS.num_to_rerank,
             feature_cache_size=FLAGS.feature_cache_size)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"Error: {e}")

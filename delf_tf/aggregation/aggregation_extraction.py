@@ -27,6 +27,7 @@ from delf_tf import config as config_lib
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.extractor import AggregationTypeName, ExtractAggregatedRepresentation
 from delf_tf.io import datum_io, feature_io
+from delf_tf.io.files import require_files
 from delf_tf.protos import aggregation_config_pb2
 
 _EXTENSIONS = {"VLAD": ".vlad", "ASMK": ".asmk", "ASMK_STAR": ".asmk_star"}
@@ -119,10 +120,7 @@ def CheckFeatureFiles(
     box_names = _box_names(image_names, aggregation_config, mapping_path)
     paths = [os.path.join(features_dir, f + feature_extension) for name in image_names
              for f in (box_names[name] if box_names is not None else [name])]
-    missing = [path for path in paths if not os.path.isfile(path)]
-    if missing:
-        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-        raise FileNotFoundError(f"{len(missing)} feature files are missing: {shown}")
+    require_files(paths, "feature files are", max_named=3)
 
 
 def ComputeAggregatedRepresentations(
@@ -199,10 +197,7 @@ def ReadAggregatedRepresentations(
     """Reads the files written by ExtractAggregatedRepresentationsToFiles
     (ASMK* data comes back as uint8)."""
     paths = AggregationFiles(image_names, aggregation_dir, aggregation_config)
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} aggregation files are missing, e.g. {missing[0]}")
+    require_files(paths, "aggregation files are", max_named=1)
     results = []
     for path in paths:
         data, words = datum_io.ReadPairFromFile(path)

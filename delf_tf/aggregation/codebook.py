@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from delf_tf.io import datum_io, feature_io
+from delf_tf.io.files import require_files
 from delf_tf.retrieval import dataset
 
 CODEBOOK_FILENAME = "codebook.datum"
@@ -220,10 +221,7 @@ def ClusterDatasetFeatures(
     """
     _, index_list, _ = dataset.ReadDatasetFile(dataset_file_path)
     paths = [os.path.join(features_dir, name + feature_extension) for name in index_list]
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} of {len(paths)} feature files are missing, e.g. {missing[0]}")
+    require_files(paths, "feature files are")
 
     def report(done: int, total: int) -> None:
         if done % 100 == 0 or done == total:

@@ -11,6 +11,8 @@ Shapes: features [N, D] float, codebook [K, D] float, visual words int.
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from delf_tf import binary_codes
+from delf_tf.binary_codes import hamming_distance  # the one Hamming distance, re-exported
 from delf_tf.extraction.postprocess import l2_normalize
 
 # A visual word is kept in ASMK only if its aggregated residual is longer than
@@ -155,18 +157,7 @@ def binarize(descriptors: np.ndarray) -> np.ndarray:
     dim = descriptors.shape[1]
     if dim % 8:
         raise ValueError(f"ASMK* needs a feature dimensionality divisible by 8, got {dim}")
-    return np.packbits(descriptors > 0, axis=1)
-
-
-def hamming_distance(codes_1: np.ndarray, codes_2: np.ndarray) -> np.ndarray:
-    """Differing bits between packed uint8 codes [..., B] (broadcast), int64 [...]."""
-    codes_1, codes_2 = np.broadcast_arrays(codes_1, codes_2)
-    num_bytes = codes_1.shape[-1]
-    if num_bytes % 8 == 0 and num_bytes:
-        # Eight times fewer elements to xor and count as 64-bit words.
-        codes_1 = np.ascontiguousarray(codes_1).view(np.uint64)
-        codes_2 = np.ascontiguousarray(codes_2).view(np.uint64)
-    return np.bitwise_count(np.bitwise_xor(codes_1, codes_2)).sum(axis=-1, dtype=np.int64)
+    return binary_codes.binarize(descriptors)
 
 
 def hamming_similarity(codes_1: np.ndarray, codes_2: np.ndarray, num_bits: int) -> np.ndarray:

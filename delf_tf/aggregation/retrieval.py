@@ -3,7 +3,6 @@
 file, VLAD by a matrix product; writes the same `metrics.txt` as the global
 retrieval tool."""
 
-import io
 import os
 import time
 
@@ -14,12 +13,13 @@ from delf_tf.aggregation import aggregation_extraction
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.extractor import AggregationTypeName
 from delf_tf.aggregation.inverted_file import AsmkInvertedFile
-from delf_tf.io import atomic, datum_io
+from delf_tf.io import datum_io
+from delf_tf.io.files import require_files
 from delf_tf.protos import aggregation_config_pb2
 from delf_tf.retrieval import dataset, evaluation, search
 
 PR_RANKS = (1, 5, 10)
-METRICS_FILENAME = "metrics.txt"
+METRICS_FILENAME = evaluation.METRICS_FILENAME
 
 Representations = list[tuple[np.ndarray, np.ndarray]]
 
@@ -72,12 +72,8 @@ def _check_compatible(query_config, index_config) -> None:
 def _check_inputs(names, config, features_dir, aggregation_dir, feature_extension,
                   mapping_path, description) -> None:
     if aggregation_dir:
-        missing = [path for path in aggregation_extraction.AggregationFiles(
-            names, aggregation_dir, config) if not os.path.isfile(path)]
-        if missing:
-            raise FileNotFoundError(
-                f"{len(missing)} aggregation files of the {description} are missing, "
-                f"e.g. {missing[0]}")
+        require_files(aggregation_extraction.AggregationFiles(names, aggregation_dir, config),
+                      f"aggregation files of the {description} are", max_named=1)
     elif not features_dir:
         raise ValueError(f"Give either a features dir or an aggregation dir for the {description}")
     else:
@@ -148,18 +144,10 @@ def PerformAggregatedRetrieval(
 
     _, medium_ground_truth, hard_ground_truth = dataset.ParseEasyMediumHardGroundTruth(
         ground_truth)
-    mean_average_precision, mean_precisions, mean_recalls = {}, {}, {}
-    for protocol, protocol_ground_truth in (("medium", medium_ground_truth),
-                                            ("hard", hard_ground_truth)):
-        (mean_average_precision[protocol], mean_precisions[protocol],
-         mean_recalls[protocol], *_) = dataset.ComputeMetrics(ranks, protocol_ground_truth,
-                                                              PR_RANKS)
-    os.makedirs(output_dir, exist_ok=True)
-    dataset.SaveMetricsFile(mean_average_precision, mean_precisions, mean_recalls, PR_RANKS,
-                            os.path.join(output_dir, METRICS_FILENAME))
-    buffer = io.BytesIO()
-    np.save(buffer, ranks.astype(np.int32))
-    atomic.write_bytes_atomic(os.path.join(output_dir, "ranks.npy"), buffer.getvalue())
+    mean_average_precision, mean_precisions, _ = evaluation.save_metrics(
+        {"medium": ranks, "hard": ranks},
+        {"medium": medium_ground_truth, "hard": hard_ground_truth}, PR_RANKS, output_dir)
+    evaluation.save_npy(os.path.join(output_dir, "ranks.npy"), ranks.astype(np.int32))
 
     query_bytes = float(RepresentationBytes(query_representations).mean()) \
         if query_representations else 0.0

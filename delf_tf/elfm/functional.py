@@ -12,6 +12,8 @@ features give the same clusters and bits whatever the thread count.
 
 import numpy as np
 
+from delf_tf import binary_codes
+
 DEFAULT_NUM_FEATURES = 500
 DEFAULT_NUM_CLUSTERS = 10
 DEFAULT_GEM_POWER = 3.0
@@ -148,8 +150,7 @@ def hamming_matrix(query: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     candidate = np.ascontiguousarray(candidate, np.uint8)
     if query.shape[1:] != candidate.shape[1:]:
         raise ValueError(f"code widths differ: {query.shape} vs {candidate.shape}")
-    xor = np.bitwise_xor(query[:, None, :], candidate[None, :, :])
-    return np.bitwise_count(xor).sum(axis=-1, dtype=np.int64)
+    return binary_codes.hamming_distance(query[:, None, :], candidate[None, :, :])
 
 
 def match_matrix(query: np.ndarray, candidate: np.ndarray, dim: int) -> np.ndarray:

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from delf_tf import binary_codes
 from delf_tf.io import datum_io
 from delf_tf.protos import delf_config_pb2
 
@@ -65,10 +66,5 @@ def LoadPcaParameters(config: delf_config_pb2.DelfPcaParameters) -> PcaParameter
                          use_whitening=bool(config.use_whitening), variances=variances)
 
 
-def binarize(descriptors: np.ndarray) -> np.ndarray:
-    """DELG* binarisation: float [N, D] -> uint8 [N, ceil(D/8)] with bit i set iff
-    descriptors[:, i] > 0, in np.packbits (big-endian within a byte) order."""
-    descriptors = np.asarray(descriptors)
-    if descriptors.ndim != 2:
-        raise ValueError(f"descriptors must be [N, D], got shape {descriptors.shape}")
-    return np.packbits(descriptors > 0, axis=1)
+# DELG* binarisation: float [N, D] -> uint8 [N, ceil(D/8)], sign bits packed big-endian.
+binarize = binary_codes.binarize

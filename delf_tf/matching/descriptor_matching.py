@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from delf_tf import binary_codes
+
 # Bounds the float32 score matrix of one batch to 64 MiB.
 _MAX_BATCH_ELEMENTS = 1 << 24
 
@@ -89,7 +91,7 @@ def _exact_distances(query: PreparedDescriptors, index: PreparedDescriptors,
                      rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Distances of selected pairs (float64), Hamming converted as documented."""
     if query.binary:
-        hamming = np.unpackbits(query.raw[rows] ^ index.raw[cols], axis=1).sum(axis=1)
+        hamming = binary_codes.hamming_distance(query.raw[rows], index.raw[cols])
         return 2.0 * np.sqrt(hamming / query.dim)
     return np.linalg.norm(query.raw[rows].astype(np.float64) - index.raw[cols], axis=1)
 

@@ -8,10 +8,14 @@ from PIL import Image
 
 from delf_tf import utils
 from delf_tf.io import atomic
-from delf_tf.matching import ransac, reranking, visualization
+from delf_tf.matching import reranking, visualization
+from delf_tf.matching.params import VerificationParams
 
-DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD = 0.8
-DEFAULT_RANSAC_RESIDUAL_THRESHOLD = 20.0
+# The original match_images example's thresholds.
+DEFAULT_VERIFICATION = VerificationParams(
+    descriptor_matching_threshold=0.8, ransac_residual_threshold=20.0, ransac_seed=0)
+DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD = DEFAULT_VERIFICATION.descriptor_matching_threshold
+DEFAULT_RANSAC_RESIDUAL_THRESHOLD = DEFAULT_VERIFICATION.ransac_residual_threshold
 
 
 def match_images(
@@ -20,12 +24,7 @@ def match_images(
     features_1_path: str,
     features_2_path: str,
     output_image: str | None,
-    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
-    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
-    use_ratio_test: bool = False,
-    ransac_seed: int | None = 0,
-    max_trials: int = ransac.DEFAULT_MAX_TRIALS,
-    backend: str = "opencv",
+    params: VerificationParams = DEFAULT_VERIFICATION,
 ) -> reranking.VerificationResult:
     """Matches each image-2 descriptor to its nearest image-1 descriptor and
     fits an affine map from image-1 to image-2 locations with RANSAC.
@@ -39,9 +38,7 @@ def match_images(
     """
     features_1 = reranking.read_local_features(features_1_path)
     features_2 = reranking.read_local_features(features_2_path)
-    result = reranking.verify_pair(
-        features_2, features_1, descriptor_matching_threshold, ransac_residual_threshold,
-        use_ratio_test, ransac_seed, max_trials, backend)
+    result = reranking.verify(features_2, features_1, params)
     if output_image:
         image_1 = np.asarray(utils.RgbLoader(image_1_path))
         image_2 = np.asarray(utils.RgbLoader(image_2_path))

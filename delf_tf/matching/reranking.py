@@ -17,7 +17,7 @@ import collections
 import concurrent.futures
 import contextlib
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -25,11 +25,13 @@ from google.protobuf import message
 
 from delf_tf.io import atomic, feature_io
 from delf_tf.matching import descriptor_matching, ransac, visualization
+from delf_tf.matching.params import VerificationParams
 from delf_tf.protos import feature_pb2
 
 DEFAULT_NUM_TO_RERANK = 100
-DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD = 0.9
-DEFAULT_RANSAC_RESIDUAL_THRESHOLD = 10.0
+DEFAULT_VERIFICATION = VerificationParams()
+DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD = DEFAULT_VERIFICATION.descriptor_matching_threshold
+DEFAULT_RANSAC_RESIDUAL_THRESHOLD = DEFAULT_VERIFICATION.ransac_residual_threshold
 # Fewer putative matches than this never count as a verified match.
 MIN_PUTATIVE_MATCHES = ransac.MIN_SAMPLES + 1
 DELG_LOCAL_EXTENSION = ".delg_local"
@@ -127,15 +129,8 @@ class VerificationResult(NamedTuple):
         return int(np.count_nonzero(self.inliers))
 
 
-def verify_pair(
-    query: LocalFeatures,
-    index: LocalFeatures,
-    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
-    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
-    use_ratio_test: bool = False,
-    ransac_seed: int | None = None,
-    max_trials: int = ransac.DEFAULT_MAX_TRIALS,
-    backend: str = "opencv",
+def verify(
+    query: LocalFeatures, index: LocalFeatures, params: VerificationParams = DEFAULT_VERIFICATION,
 ) -> VerificationResult:
     """Matches query descriptors into the index image and verifies with RANSAC.
 
@@ -146,14 +141,32 @@ def verify_pair(
     if not len(query) or not len(index):
         return VerificationResult(empty, empty, np.zeros([0], bool), None)
     query_ids, index_ids = descriptor_matching.putative_matches(
-        query.descriptors, index.descriptors, descriptor_matching_threshold, use_ratio_test)
+        query.descriptors, index.descriptors, params.descriptor_matching_threshold,
+        params.use_ratio_test)
     if len(query_ids) < MIN_PUTATIVE_MATCHES:
         return VerificationResult(query_ids, index_ids, np.zeros(len(query_ids), bool), None)
     result = ransac.estimate_affine(
         index.locations[index_ids], query.locations[query_ids],
-        residual_threshold=ransac_residual_threshold, max_trials=max_trials,
-        seed=ransac_seed, backend=backend)
+        residual_threshold=params.ransac_residual_threshold, max_trials=params.max_trials,
+        seed=params.ransac_seed, backend=params.ransac_backend)
     return VerificationResult(query_ids, index_ids, result.inliers, result.model)
+
+
+def verify_pair(
+    query: LocalFeatures,
+    index: LocalFeatures,
+    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
+    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
+    use_ratio_test: bool = False,
+    ransac_seed: int | None = None,
+    max_trials: int = ransac.DEFAULT_MAX_TRIALS,
+    backend: str = "opencv",
+) -> VerificationResult:
+    """`verify` with the parameters as loose arguments."""
+    return verify(query, index, VerificationParams(
+        descriptor_matching_threshold=descriptor_matching_threshold,
+        ransac_residual_threshold=ransac_residual_threshold, use_ratio_test=use_ratio_test,
+        ransac_seed=ransac_seed, max_trials=max_trials, ransac_backend=backend))
 
 
 def MatchFeatures(
@@ -188,9 +201,10 @@ def MatchFeatures(
     """
     query = LocalFeatures.from_arrays(query_locations, query_descriptors)
     index = LocalFeatures.from_arrays(index_image_locations, index_image_descriptors)
-    result = verify_pair(query, index, descriptor_matching_threshold,
-                         ransac_residual_threshold, use_ratio_test, ransac_seed,
-                         backend=backend)
+    result = verify(query, index, VerificationParams(
+        descriptor_matching_threshold=descriptor_matching_threshold,
+        ransac_residual_threshold=ransac_residual_threshold, use_ratio_test=use_ratio_test,
+        ransac_seed=ransac_seed, ransac_backend=backend))
     viz_bytes = b""
     if query_im_array is not None and index_im_array is not None:
         inlier_query = query.locations[result.query_ids[result.inliers]]
@@ -259,6 +273,20 @@ def verify_candidates(
     backend: str = "opencv",
     num_workers: int | None = None,
 ) -> np.ndarray:
+    """`verify_all` with the parameters as loose arguments."""
+    return verify_all(query, candidates, VerificationParams(
+        descriptor_matching_threshold=descriptor_matching_threshold,
+        ransac_residual_threshold=ransac_residual_threshold, use_ratio_test=use_ratio_test,
+        ransac_seed=ransac_seed, max_trials=max_trials, ransac_backend=backend),
+        num_workers)
+
+
+def verify_all(
+    query: LocalFeatures,
+    candidates: Iterable[LocalFeatures],
+    params: VerificationParams = DEFAULT_VERIFICATION,
+    num_workers: int | None = None,
+) -> np.ndarray:
     """Inlier counts (int64 [C]) of a query against each candidate image.
 
     Pairs are verified by `num_workers` threads (default: one per CPU), each
@@ -268,23 +296,61 @@ def verify_candidates(
     several times slower. Every pair has its own seeded RANSAC, so the counts do
     not depend on the number of workers.
     """
-    def verify(candidate: LocalFeatures) -> int:
-        return verify_pair(query, candidate, descriptor_matching_threshold,
-                           ransac_residual_threshold, use_ratio_test, ransac_seed,
-                           max_trials, backend).num_inliers
+    def count(candidate: LocalFeatures) -> int:
+        return verify(query, candidate, params).num_inliers
 
     candidates = list(candidates)
     limit = _blas_limited_to_one_thread()
     workers = min(num_workers or os.cpu_count() or 1, len(candidates))
-    if backend == "skimage":
+    if params.ransac_backend == "skimage":
         # Pure-Python RANSAC gains nothing from threads, and its warning
         # filters (warnings.catch_warnings) are not thread-safe.
         workers = 1
     if limit is None or workers <= 1:
         with limit or contextlib.nullcontext():
-            return np.array([verify(c) for c in candidates], dtype=np.int64)
+            return np.array([count(c) for c in candidates], dtype=np.int64)
     with limit, concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return np.array(list(pool.map(verify, candidates)), dtype=np.int64)
+        return np.array(list(pool.map(count, candidates)), dtype=np.int64)
+
+
+def rerank_query(
+    query: LocalFeatures,
+    input_ranks: Sequence[int],
+    initial_scores: np.ndarray,
+    junk_ids: Mapping[str, Collection[int]],
+    index_features: Callable[[int], LocalFeatures],
+    params: VerificationParams = DEFAULT_VERIFICATION,
+    num_to_rerank: int = DEFAULT_NUM_TO_RERANK,
+) -> dict[str, np.ndarray]:
+    """The re-ranking engine: one query's global ranking re-ranked by inliers,
+    once per junk set (e.g. per Revisited protocol).
+
+    Args:
+      query: the query's local features.
+      input_ranks: int [N] index ids sorted by global similarity, best first.
+      initial_scores: float [num_index] global similarity per index id.
+      junk_ids: {key: index ids never verified (they keep 0 inliers)}.
+      index_features: index id -> its local features.
+
+    Returns:
+      {key: int64 [N] ids ordered by (inliers, initial score), descending}. An
+      image that is a candidate under several keys is verified once (same pair,
+      same seed, same result). All candidate features are read before any
+      verification, so a missing or broken file raises before work is spent.
+    """
+    candidates = {key: select_candidates(input_ranks, junk, num_to_rerank)
+                  for key, junk in junk_ids.items()}
+    to_verify = np.unique(np.concatenate([np.zeros([0], np.int64), *candidates.values()]))
+    features = [index_features(int(j)) for j in to_verify]
+    counts = verify_all(query, features, params)
+    inliers_by_id = dict(zip(to_verify.tolist(), counts.tolist()))
+    num_index = len(initial_scores)
+    reranked = {}
+    for key, ids in candidates.items():
+        inliers = np.zeros([num_index], dtype=np.int64)
+        inliers[ids] = [inliers_by_id[j] for j in ids.tolist()]
+        reranked[key] = rerank_by_inliers(input_ranks, initial_scores, inliers)
+    return reranked
 
 
 def RerankByGeometricVerification(
@@ -323,17 +389,16 @@ def RerankByGeometricVerification(
     All feature files are read before any verification, so a missing or broken
     file raises (naming it) before work is spent on the query.
     """
-    ransac.check_backend(backend)
+    params = VerificationParams(
+        descriptor_matching_threshold=descriptor_matching_threshold,
+        ransac_residual_threshold=ransac_residual_threshold, use_ratio_test=use_ratio_test,
+        ransac_seed=ransac_seed, ransac_backend=backend)
     query = read_local_features(
         os.path.join(query_features_dir, query_name + local_feature_extension))
-    candidates = select_candidates(input_ranks, junk_ids, num_to_rerank)
     store = feature_store if feature_store is not None else LocalFeatureStore(0)
-    candidate_features = [
-        store.get(os.path.join(index_features_dir, index_names[i] + local_feature_extension))
-        for i in candidates
-    ]
-    inliers = np.zeros([len(index_names)], dtype=np.int64)
-    inliers[candidates] = verify_candidates(
-        query, candidate_features, descriptor_matching_threshold,
-        ransac_residual_threshold, use_ratio_test, ransac_seed, backend=backend)
-    return rerank_by_inliers(input_ranks, initial_scores, inliers)
+
+    def index_features(i: int) -> LocalFeatures:
+        return store.get(os.path.join(index_features_dir, index_names[i] + local_feature_extension))
+
+    return rerank_query(query, input_ranks, initial_scores, {"": junk_ids}, index_features,
+                        params, num_to_rerank)[""]

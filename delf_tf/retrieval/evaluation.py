@@ -23,27 +23,22 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from delf_tf.io import atomic, datum_io
-from delf_tf.matching import ransac, reranking
+from delf_tf.io.files import require_files
+from delf_tf.matching import reranking
+from delf_tf.matching.params import VerificationParams
 from delf_tf.retrieval import dataset, search
 
 GLOBAL_EXTENSION = ".delg_global"
 LOCAL_EXTENSION = reranking.DELG_LOCAL_EXTENSION
 PROTOCOLS = ("medium", "hard")
-_MAX_NAMED_FILES = 5
+METRICS_FILENAME = "metrics.txt"
+# The original's perform_retrieval defaults for DELG re-ranking.
+DEFAULT_VERIFICATION = VerificationParams(
+    descriptor_matching_threshold=1.0, ransac_residual_threshold=20.0, ransac_seed=0)
 
 
 def _paths(directory: str, names: Sequence[str], extension: str) -> list[str]:
     return [os.path.join(directory, name + extension) for name in names]
-
-
-def _check_exist(paths: Sequence[str]) -> None:
-    missing = [path for path in paths if not os.path.isfile(path)]
-    if missing:
-        shown = ", ".join(missing[:_MAX_NAMED_FILES])
-        hidden = len(missing) - _MAX_NAMED_FILES
-        more = f" and {hidden} more" if hidden > 0 else ""
-        raise FileNotFoundError(
-            f"{len(missing)} feature file(s) missing: {shown}{more}")
 
 
 def read_global_descriptors(paths: Sequence[str]) -> np.ndarray:
@@ -83,7 +78,8 @@ def check_local_feature_files(paths: Sequence[str],
             log(f"Checked {i + 1}/{len(paths)} local feature files")
 
 
-def _save_npy(path: str, array: np.ndarray) -> None:
+def save_npy(path: str, array: np.ndarray) -> None:
+    """Writes `array` as a .npy file, atomically."""
     buffer = io.BytesIO()
     np.save(buffer, array)
     atomic.write_bytes_atomic(path, buffer.getvalue())
@@ -109,19 +105,17 @@ def evaluate_revisited(
     index_features_dir: str,
     output_dir: str,
     use_geometric_verification: bool = False,
-    local_descriptor_matching_threshold: float = 1.0,
-    ransac_residual_threshold: float = 20.0,
-    use_ratio_test: bool = False,
+    verification: VerificationParams = DEFAULT_VERIFICATION,
     num_to_rerank: int = reranking.DEFAULT_NUM_TO_RERANK,
-    ransac_backend: str = "opencv",
-    ransac_seed: int | None = 0,
     pr_ranks: Sequence[int] = dataset.DEFAULT_PR_RANKS,
     feature_cache_size: int = 512,
     log: Callable[[str], None] = print,
 ) -> dict[str, float]:
     """Runs retrieval on a Revisited Oxford/Paris dataset and writes the outputs
-    described in the module docstring. Returns mAP per protocol key."""
-    ransac.check_backend(ransac_backend)
+    described in the module docstring. Returns mAP per protocol key.
+
+    `verification` (matching threshold, RANSAC residual, seed, trials, backend)
+    and `num_to_rerank` apply with `use_geometric_verification`."""
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
     _, medium_gt, hard_gt = dataset.ParseEasyMediumHardGroundTruth(ground_truth)
     protocol_gt = {"medium": medium_gt, "hard": hard_gt}
@@ -135,7 +129,7 @@ def evaluate_revisited(
     needed = query_global + index_global
     if use_geometric_verification:
         needed += query_local + index_local
-    _check_exist(needed)
+    require_files(needed)
     query_descriptors = read_global_descriptors(query_global)
     index_descriptors = read_global_descriptors(index_global)
     if query_descriptors.shape[1:] != index_descriptors.shape[1:]:
@@ -151,54 +145,78 @@ def evaluate_revisited(
     ranks_before_gv, sorted_scores = search.global_search(query_descriptors, index_descriptors)
     similarities = np.zeros(ranks_before_gv.shape, dtype=np.float64)
     np.put_along_axis(similarities, ranks_before_gv, sorted_scores, axis=1)
-    _save_npy(os.path.join(output_dir, "ranks_before_gv.npy"), ranks_before_gv.astype(np.int32))
+    save_npy(os.path.join(output_dir, "ranks_before_gv.npy"), ranks_before_gv.astype(np.int32))
     log(f"Global search: {time.perf_counter() - start:.2f} s")
 
     rankings = dict.fromkeys(PROTOCOLS, ranks_before_gv)
     if use_geometric_verification:
-        after_gv = _rerank_all(
+        after_gv = rerank_all(
             query_local, index_local, ranks_before_gv, similarities, protocol_gt,
-            local_descriptor_matching_threshold, ransac_residual_threshold, use_ratio_test,
-            num_to_rerank, ransac_backend, ransac_seed, feature_cache_size, log)
+            verification, num_to_rerank, feature_cache_size, log)
         for protocol in PROTOCOLS:
             rankings[f"{protocol}_after_gv"] = after_gv[protocol]
-            _save_npy(os.path.join(output_dir, f"ranks_after_gv_{protocol}.npy"),
+            save_npy(os.path.join(output_dir, f"ranks_after_gv_{protocol}.npy"),
                       after_gv[protocol].astype(np.int32))
 
-    mean_ap, mean_precisions, mean_recalls = {}, {}, {}
-    for key, ranking in rankings.items():
-        metrics = dataset.ComputeMetrics(ranking, protocol_gt[key.split("_")[0]], pr_ranks)
-        mean_ap[key], mean_precisions[key], mean_recalls[key] = metrics[:3]
-    dataset.SaveMetricsFile(mean_ap, mean_precisions, mean_recalls, pr_ranks,
-                            os.path.join(output_dir, "metrics.txt"))
+    mean_ap, mean_precisions, _ = save_metrics(rankings, protocol_gt, pr_ranks, output_dir)
     log(format_metrics_table(mean_ap, mean_precisions, pr_ranks))
     return mean_ap
 
 
-def _rerank_all(query_local, index_local, ranks, similarities, protocol_gt,
-                matching_threshold, residual_threshold, use_ratio_test, num_to_rerank,
-                backend, seed, cache_size, log) -> dict[str, np.ndarray]:
-    """Re-ranks every query for each protocol. An image that is a candidate
-    under both protocols is verified once (same pair, same seed, same result)."""
+def save_metrics(
+    rankings: dict[str, np.ndarray],
+    protocol_gt: dict[str, list[dict]],
+    pr_ranks: Sequence[int],
+    output_dir: str,
+) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The one metric step of every Revisited retrieval: mAP, mP@k and mR@k of
+    each ranking (int [Q, N]) against its protocol's ground truth (the key up
+    to the first '_': 'hard_after_gv' uses 'hard'), written to
+    `<output_dir>/metrics.txt`. Returns (mean_ap, mean_precisions, mean_recalls)."""
+    mean_ap, mean_precisions, mean_recalls = {}, {}, {}
+    for key, ranking in rankings.items():
+        metrics = dataset.ComputeMetrics(ranking, protocol_gt[key.split("_")[0]], pr_ranks)
+        mean_ap[key], mean_precisions[key], mean_recalls[key] = metrics[:3]
+    os.makedirs(output_dir, exist_ok=True)
+    dataset.SaveMetricsFile(mean_ap, mean_precisions, mean_recalls, pr_ranks,
+                            os.path.join(output_dir, METRICS_FILENAME))
+    return mean_ap, mean_precisions, mean_recalls
+
+
+def rerank_all(
+    query_local: Sequence[str],
+    index_local: Sequence[str],
+    ranks: np.ndarray,
+    similarities: np.ndarray,
+    protocol_gt: dict[str, list[dict]],
+    verification: VerificationParams = DEFAULT_VERIFICATION,
+    num_to_rerank: int = reranking.DEFAULT_NUM_TO_RERANK,
+    cache_size: int = 512,
+    log: Callable[[str], None] = print,
+) -> dict[str, np.ndarray]:
+    """Re-ranks every query (`reranking.rerank_query`) under each protocol's junk.
+
+    ranks: int [Q, N] global rankings; similarities: float [Q, N] per index id;
+    query_local / index_local: local feature files per query / index id.
+    Returns {protocol: int64 [Q, N]}."""
     store = reranking.LocalFeatureStore(cache_size)
     reranked = {protocol: np.zeros_like(ranks) for protocol in PROTOCOLS}
     start = time.perf_counter()
     for i, query_path in enumerate(query_local):
-        query = reranking.read_local_features(query_path)
-        candidates = {
-            protocol: reranking.select_candidates(
-                ranks[i], set(protocol_gt[protocol][i]["junk"].tolist()), num_to_rerank)
-            for protocol in PROTOCOLS}
-        to_verify = np.unique(np.concatenate(list(candidates.values())))
-        counts = reranking.verify_candidates(
-            query, (store.get(index_local[j]) for j in to_verify), matching_threshold,
-            residual_threshold, use_ratio_test, seed, backend=backend)
-        inliers_by_id = dict(zip(to_verify.tolist(), counts.tolist()))
-        for protocol, ids in candidates.items():
-            inliers = np.zeros([ranks.shape[1]], dtype=np.int64)
-            inliers[ids] = [inliers_by_id[j] for j in ids.tolist()]
-            reranked[protocol][i] = reranking.rerank_by_inliers(ranks[i], similarities[i], inliers)
+        junk = {protocol: set(protocol_gt[protocol][i]["junk"].tolist())
+                for protocol in PROTOCOLS}
+        verified = []
+
+        def index_features(j: int, verified=verified) -> reranking.LocalFeatures:
+            verified.append(j)
+            return store.get(index_local[j])
+
+        after = reranking.rerank_query(
+            reranking.read_local_features(query_path), ranks[i], similarities[i], junk,
+            index_features, verification, num_to_rerank)
+        for protocol in PROTOCOLS:
+            reranked[protocol][i] = after[protocol]
         elapsed = time.perf_counter() - start
-        log(f"Re-ranked query {i + 1}/{len(query_local)} ({len(to_verify)} images verified, "
+        log(f"Re-ranked query {i + 1}/{len(query_local)} ({len(verified)} images verified, "
             f"{elapsed / (i + 1):.2f} s/query)")
     return reranked

@@ -1,6 +1,7 @@
 """MatchFeatures and RerankByGeometricVerification on a real photo and
 affine-warped copies (see conftest.Scene)."""
 
+import dataclasses
 import io
 import os
 
@@ -206,3 +207,41 @@ def test_verify_candidates_same_counts_for_any_number_of_workers(scene):
     np.testing.assert_array_equal(counts[0], counts[1])
     assert list(counts[0]) == sorted(counts[0]) and counts[0][0] >= 15
     assert reranking.verify_candidates(query, []).shape == (0,)
+
+
+def test_wrappers_are_the_engine(scene, tmp_path):
+    """RerankByGeometricVerification, verify_pair and verify_candidates are thin
+    wrappers over rerank_query, verify and verify_all with a VerificationParams."""
+    from delf_tf.matching.params import VerificationParams
+
+    query_dir, index_dir, names = _small_index(scene, tmp_path)
+    scores = np.array([0.2, 0.5, 0.9, 0.1, 0.8, 0.3])
+    ranks = np.argsort(-scores, kind="stable")
+    params = VerificationParams(descriptor_matching_threshold=0.9, ransac_seed=0)
+    query = reranking.read_local_features(os.path.join(query_dir, f"astronaut{_EXT}"))
+
+    def index_features(i):
+        return reranking.read_local_features(os.path.join(index_dir, names[i] + _EXT))
+
+    engine = reranking.rerank_query(query, ranks, scores, {"a": {3}, "b": set()},
+                                    index_features, params)
+    np.testing.assert_array_equal(
+        _rerank(query_dir, index_dir, names, "opencv", junk=[3]), engine["a"])
+    np.testing.assert_array_equal(_rerank(query_dir, index_dir, names, "opencv"), engine["b"])
+    assert not np.array_equal(engine["b"], ranks)
+
+    candidates = [index_features(i) for i in range(len(names))]
+    np.testing.assert_array_equal(
+        reranking.verify_candidates(query, candidates, 0.9, ransac_seed=0),
+        reranking.verify_all(query, candidates, params))
+    assert reranking.verify_pair(query, candidates[0], 0.9, ransac_seed=0).num_inliers == \
+        reranking.verify(query, candidates[0], params).num_inliers
+
+
+def test_verification_params_check_the_backend_once():
+    from delf_tf.matching.params import VerificationParams
+
+    with pytest.raises(ValueError, match="unknown RANSAC backend 'cv3'"):
+        VerificationParams(ransac_backend="cv3")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        VerificationParams().max_trials = 5

@@ -155,3 +155,33 @@ def test_broken_files_name_the_file(tmp_path):
                        match="img_0.delg_global: global descriptor has 5 values, the others 32"):
         evaluation.evaluate_revisited(gnd_path, query_dir, index_dir, str(tmp_path / "o"),
                                       log=lambda _: None)
+
+
+def test_rerank_all_is_the_engine_per_query(tmp_path):
+    """evaluate_revisited's re-ranking is reranking.rerank_query for every query
+    with the protocol's junk images, and max_trials reaches RANSAC."""
+    from delf_tf.matching import reranking
+    from delf_tf.matching.params import VerificationParams
+
+    gnd_path, query_dir, index_dir = _make_dataset(tmp_path)
+    params = VerificationParams(descriptor_matching_threshold=1.0,
+                                ransac_residual_threshold=20.0, ransac_seed=3, max_trials=50)
+    out = tmp_path / "out"
+    evaluation.evaluate_revisited(gnd_path, query_dir, index_dir, str(out),
+                                  use_geometric_verification=True, verification=params,
+                                  log=lambda _: None)
+    queries, index, ground_truth = dataset.ReadDatasetFile(gnd_path)
+    _, medium, hard = dataset.ParseEasyMediumHardGroundTruth(ground_truth)
+    ranks = np.load(out / "ranks_before_gv.npy")
+    for i, name in enumerate(queries):
+        scores = np.zeros(NUM_INDEX)  # only the order of ranks[i] matters for ties below
+        scores[ranks[i]] = np.linspace(1, 0, NUM_INDEX)
+        engine = reranking.rerank_query(
+            reranking.read_local_features(os.path.join(query_dir, f"{name}.delg_local")),
+            ranks[i], scores,
+            {"medium": set(medium[i]["junk"].tolist()), "hard": set(hard[i]["junk"].tolist())},
+            lambda j: reranking.read_local_features(
+                os.path.join(index_dir, f"{index[j]}.delg_local")), params)
+        for protocol in ("medium", "hard"):
+            np.testing.assert_array_equal(
+                np.load(out / f"ranks_after_gv_{protocol}.npy")[i], engine[protocol])
