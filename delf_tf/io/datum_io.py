@@ -9,7 +9,7 @@ proto with no framing.
 import numpy as np
 from google.protobuf import message
 
-from delf_tf.io import atomic
+from delf_tf.io import atomic, wire_format
 from delf_tf.protos import datum_pb2
 
 _FLOAT_TYPES = (np.float16, np.float32, np.float64)
@@ -74,6 +74,9 @@ def _parse(message_type, data: bytes, source: str):
 
 def ParseFromString(string: bytes, source: str = "input") -> np.ndarray:
     """Parses a serialized DatumProto into an array."""
+    array = wire_format.ParseDatum(string)
+    if array is not None:
+        return array
     datum = _parse(datum_pb2.DatumProto, string, source)
     try:
         return DatumToArray(datum)

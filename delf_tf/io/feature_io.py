@@ -9,7 +9,7 @@ float_list, bit-packed binarized (uint8) DELG* descriptors as uint32_list.
 import numpy as np
 from google.protobuf import message
 
-from delf_tf.io import atomic, datum_io
+from delf_tf.io import atomic, datum_io, wire_format
 from delf_tf.protos import feature_pb2
 
 FeatureArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -91,6 +91,11 @@ def SerializeToString(locations, scales, descriptors, attention, orientations=No
 
 def ParseFromString(string: bytes, source: str = "input") -> FeatureArrays:
     """Parses serialized DelfFeatures into the five arrays."""
+    # Files written by protobuf (ours and the original's) decode in one vectorised
+    # pass; any other valid encoding, and every error, goes through protobuf.
+    arrays = wire_format.ParseDelfFeatures(string)
+    if arrays is not None:
+        return arrays
     delf_features = feature_pb2.DelfFeatures()
     try:
         delf_features.ParseFromString(string)
