@@ -34,7 +34,9 @@ setuptools.setup(
         # ASMK as HOW uses it: faiss k-means for 65,536-word codebooks; the
         # authors' asmk package is only compared against (tests, benchmarks).
         "asmk": ["faiss-cpu>=1.8"],
+        # ELFM search: a compiled popcount kernel (NumPy/faiss fallbacks without it).
+        "elfm": ["numba>=0.60"],
         "test": ["pytest>=8", "pytest-xdist>=3", "grpcio-tools>=1.75", "faiss-cpu>=1.8",
-                 "asmk>=0.1.1", "ruff>=0.15"],
+                 "asmk>=0.1.1", "ruff>=0.15", "numba>=0.60"],
     },
 )

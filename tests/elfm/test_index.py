@@ -6,7 +6,8 @@ import pytest
 from delf_tf.elfm import functional as F
 from delf_tf.elfm import index as elfm_index
 
-BACKENDS = ["numpy"] + (["faiss"] if elfm_index._faiss is not None else [])
+BACKENDS = (["numpy"] + (["faiss"] if elfm_index._faiss is not None else [])
+            + (["numba"] if elfm_index._numba is not None else []))
 
 
 def _random_codes(rng, count, dim=128, max_clusters=4):

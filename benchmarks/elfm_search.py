@@ -1,0 +1,113 @@
+"""ELFM search speed on synthetic codes of the real size (K = 10 codes of D = 2048 bits).
+
+Times, in one process, ms per query for database sizes 10k, 100k, 1M:
+  exhaustive   ElfmIndex.search over every image, wall and process CPU time: numba kernel,
+               faiss `hammings` (up to --faiss_max images), NumPy xor + bitwise_count (up
+               to --numpy_max images); queries go in batches of 16, as the index does;
+  loop         the plain NumPy loop over images (functional.elfm_similarity per image),
+               timed on --loop_images images and scaled to N (it is linear in N);
+  shortlist    ElfmIndex.search restricted to --shortlist images per query (the second
+               stage after a global-descriptor search), plus a float32 global search
+               (retrieval.search.global_search, D = 2048) timed at up to 100k images and
+               scaled to N.
+Checks that the backends return identical rankings. Writes benchmarks/results/elfm_search.json.
+
+Usage: .venv/bin/python benchmarks/elfm_search.py [--sizes 10000,100000,1000000]
+       [--num_queries 16] [--numpy_max 100000] [--loop_images 2000] [--shortlist 10000]
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from delf_tf.elfm import functional as F
+from delf_tf.elfm import index as elfm_index
+from delf_tf.retrieval import search
+
+_RESULT = os.path.join(os.path.dirname(__file__), "results", "elfm_search.json")
+_K, _DIM = 10, 2048
+
+
+def _timed(fn, repeats=1):
+    """(best wall seconds, CPU seconds of that run, output)."""
+    best, best_cpu = float("inf"), 0.0
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        wall = time.perf_counter() - start
+        if wall < best:
+            best, best_cpu = wall, time.process_time() - start_cpu
+    return best, best_cpu, out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--num_queries", type=int, default=16)
+    parser.add_argument("--numpy_max", type=int, default=100000)
+    parser.add_argument("--faiss_max", type=int, default=1000000)
+    parser.add_argument("--loop_images", type=int, default=2000)
+    parser.add_argument("--shortlist", type=int, default=10000)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, size=[max(sizes), _K, _DIM // 8], dtype=np.uint8)
+    counts = np.full([max(sizes)], _K, np.uint8)
+    queries = [rng.integers(0, 256, size=[_K, _DIM // 8], dtype=np.uint8)
+               for _ in range(args.num_queries)]
+
+    loop_seconds, _, _ = _timed(lambda: [F.elfm_similarity(queries[0], c, _DIM)
+                                      for c in codes[:args.loop_images]])
+    loop_per_image = loop_seconds / args.loop_images
+    global_n = min(max(sizes), 100000)
+    global_index = rng.standard_normal([global_n, _DIM], dtype=np.float32)
+    global_queries = rng.standard_normal([args.num_queries, _DIM], dtype=np.float32)
+    global_seconds, _, _ = _timed(lambda: search.global_search(global_queries, global_index,
+                                                            args.shortlist), 2)
+    global_per_image_query = global_seconds / args.num_queries / global_n
+    del global_index
+
+    if elfm_index._numba is not None:  # compile the kernel outside the timings
+        elfm_index.ElfmIndex(codes[:2], counts[:2], _DIM).search(queries[:1], backend="numba")
+    rows = []
+    for n in sizes:
+        index = elfm_index.ElfmIndex(codes[:n], counts[:n], _DIM)
+        row = {"images": n, "bytes_per_image_codes": _K * _DIM // 8 + 1}
+        backends = (["numba"] if elfm_index._numba is not None else []) + (
+                ["faiss"] if elfm_index._faiss is not None and n <= args.faiss_max else []) + (
+                ["numpy"] if n <= args.numpy_max else [])
+        rankings = {}
+        for backend in backends:
+            seconds, cpu, results = _timed(lambda: index.search(queries, top_k=100, backend=backend))
+            row[f"exhaustive_{backend}_ms_per_query"] = 1000 * seconds / len(queries)
+            row[f"exhaustive_{backend}_cpu_ms_per_query"] = 1000 * cpu / len(queries)
+            rankings[backend] = [ids for ids, _ in results]
+        reference = next(iter(rankings.values()))
+        row["backends_agree"] = all(np.array_equal(a, b) for other in rankings.values()
+                                    for a, b in zip(reference, other))
+        row["loop_ms_per_query"] = 1000 * loop_per_image * n
+        best = min(v for k, v in row.items() if k.startswith("exhaustive_"))
+        row["speedup_vs_loop"] = row["loop_ms_per_query"] / best
+        if args.shortlist < n:
+            shortlist = np.stack([rng.choice(n, args.shortlist, replace=False)
+                                  for _ in queries])
+            seconds, _, _ = _timed(lambda: index.search(queries, top_k=100, shortlist=shortlist))
+            row["shortlist_size"] = args.shortlist
+            row["shortlist_elfm_ms_per_query"] = 1000 * seconds / len(queries)
+            row["global_search_ms_per_query_scaled"] = 1000 * global_per_image_query * n
+        rows.append(row)
+        print(json.dumps(row))
+    result = {"K": _K, "D": _DIM, "num_queries": args.num_queries,
+              "loop_images_timed": args.loop_images, "global_images_timed": global_n,
+              "faiss": elfm_index._faiss is not None, "rows": rows}
+    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
+    with open(_RESULT, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {_RESULT}")
+
+
+if __name__ == "__main__":
+    main()
