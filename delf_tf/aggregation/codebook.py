@@ -24,7 +24,10 @@ from delf_tf.retrieval import dataset
 
 CODEBOOK_FILENAME = "codebook.datum"
 # The original's k-means estimator stored its centers under this variable name.
-_CHECKPOINT_VARIABLE = "clusters"
+# Checkpoint names of a codebook: a TF1-saver variable `clusters` (the original's k-means
+# estimator) or the object-graph key of tf.train.Checkpoint(codebook=variable).
+_CHECKPOINT_NAMES = ("clusters", "clusters/.ATTRIBUTES/VARIABLE_VALUE", "codebook",
+                     "codebook/.ATTRIBUTES/VARIABLE_VALUE")
 # Above this many (features x clusters) distance evaluations per iteration,
 # exact Lloyd iterations get too slow on a CPU and mini-batches are used.
 _MAX_EXACT_KMEANS_WORK = 2e9
@@ -168,7 +171,8 @@ def WriteCodebook(codebook: np.ndarray, path: str) -> None:
 
 def ReadCodebook(path: str) -> np.ndarray:
     """Reads a codebook float32 [K, D] from a DatumProto file, or from a
-    TensorFlow checkpoint (prefix or directory) with a `clusters` variable."""
+    TensorFlow checkpoint (prefix or directory) holding it as a variable named
+    `clusters` (TF1 saver) or under the key `codebook` (tf.train.Checkpoint(codebook=v))."""
     path = os.fspath(path)
     if not path:
         raise ValueError("codebook_path is empty")
@@ -192,11 +196,11 @@ def _read_checkpoint_codebook(path: str) -> np.ndarray:
         raise ValueError(
             f"Codebook {path} is neither a DatumProto file nor a checkpoint: {e}") from e
     names = reader.get_variable_to_shape_map()
-    for name in (_CHECKPOINT_VARIABLE, f"{_CHECKPOINT_VARIABLE}/.ATTRIBUTES/VARIABLE_VALUE"):
+    for name in _CHECKPOINT_NAMES:
         if name in names:
             return np.asarray(reader.get_tensor(name))
-    raise ValueError(
-        f"Checkpoint {path} has no '{_CHECKPOINT_VARIABLE}' variable (has: {sorted(names)})")
+    raise ValueError(f"Checkpoint {path} has neither a 'clusters' variable nor a 'codebook' "
+                     f"entry (has: {sorted(names)})")
 
 
 def ClusterDatasetFeatures(
