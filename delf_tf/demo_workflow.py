@@ -14,10 +14,10 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
-# The tools run as subprocesses live in <repo>/tools, next to this package.
-_REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_TOOLS_DIR = os.path.join(_REPO_DIR, "tools")
-_CONFIGS_DIR = os.path.join(_REPO_DIR, "configs")
+from delf_tf import config as config_lib
+
+# The shipped configs (a checkout's configs/, or delf_tf/configs in an installed wheel).
+_CONFIGS_DIR = config_lib.PackagedConfigDir()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +80,8 @@ class _Stages:
         self._print_lock = threading.Lock()
 
     def run_tool(self, stage: str, tool: str, **flag_values) -> None:
-        """Runs tools/<tool>.py with --flag=value arguments; raises naming the log on failure."""
+        """Runs tool <tool> (`python -m delf_tf.tools.<tool>`) with --flag=value arguments;
+        raises naming the log on failure."""
         self.run_tools(stage, [(stage, tool, flag_values)])
 
     def run_tools(self, stage: str, jobs: list[tuple[str, str, dict]], parallel: int = 2) -> None:
@@ -108,7 +109,7 @@ class _Stages:
                 args.append(f"--{flag}" if value else f"--no{flag}")
             else:
                 args.append(f"--{flag}={value}")
-        command = [sys.executable, os.path.join(_TOOLS_DIR, tool + ".py")] + args
+        command = [sys.executable, "-m", f"delf_tf.tools.{tool}"] + args
         log_path = os.path.join(self.log_dir, re.sub(r"\W+", "_", name).strip("_") + ".log")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         tail: list[str] = []

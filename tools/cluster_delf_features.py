@@ -1,49 +1,5 @@
-r"""Trains a visual-word codebook by k-means over local features of the index
-images of a Revisited-format dataset (the original's cluster_delf_features).
-
-Writes `<output_cluster_dir>/codebook.datum` (a DatumProto float [K, D]) for
-AggregationConfig.codebook_path.
-
-Example:
-  python tools/cluster_delf_features.py --dataset_file_path=gnd_roxford5k.mat \
-    --features_dir=features --feature_extension=.delg_local \
-    --num_clusters=1024 --output_cluster_dir=parameters/k1024_codebook
-"""
-
-from absl import app, flags
-
-from delf_tf.aggregation import codebook
-
-_DATASET_FILE_PATH = flags.DEFINE_string(
-    "dataset_file_path", "/tmp/gnd_roxford5k.mat",
-    "Dataset file for Revisited Oxford or Paris dataset, in .mat format; the "
-    "features of its index images (imlist) are clustered.")
-_FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", "/tmp/features", "Directory where the local feature files are located.")
-_FEATURE_EXTENSION = flags.DEFINE_string(
-    "feature_extension", ".delf",
-    "Extension of the local feature files (.delf for DELF, .delg_local for DELG).")
-_OUTPUT_CLUSTER_DIR = flags.DEFINE_string(
-    "output_cluster_dir", "/tmp/clusters",
-    "Directory where the codebook (codebook.datum) is written.")
-_NUM_CLUSTERS = flags.DEFINE_integer("num_clusters", 1024, "Number of clusters (codebook size).")
-_NUM_ITERATIONS = flags.DEFINE_integer(
-    "num_iterations", 50, "Maximum k-means iterations (passes over the data for mini-batches).")
-_MAX_NUM_FEATURES = flags.DEFINE_integer(
-    "max_num_features", 0,
-    "If positive, k-means runs on this many descriptors sampled uniformly at random.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the sampling and of the k-means initialisation.")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    codebook.ClusterDatasetFeatures(
-        _DATASET_FILE_PATH.value, _FEATURES_DIR.value, _OUTPUT_CLUSTER_DIR.value,
-        num_clusters=_NUM_CLUSTERS.value, num_iterations=_NUM_ITERATIONS.value,
-        max_num_features=_MAX_NUM_FEATURES.value, feature_extension=_FEATURE_EXTENSION.value,
-        seed=_SEED.value)
-
+"""Shim: runs the tool of this name in delf_tf/tools/ (the console script delf-<name>)."""
+from delf_tf.tools import run_tool
 
 if __name__ == "__main__":
-    app.run(main)
+    run_tool("cluster_delf_features")

@@ -1,39 +1,5 @@
-"""Exports a trained DELG model (local features and global descriptors) as a SavedModel.
-
-The multi-scale pyramid, receptive boxes, attention threshold, top-k selection and
-the per-scale global descriptors run inside the graph; signature `serving_default`
-(SPEC §8).
-
-  python tools/export_local_and_global_model.py --ckpt_path=/tmp/delg/delf_weights \\
-      --export_path=/tmp/delg_export
-"""
-
-import sys
-
-import export_flags
-from absl import app, flags
-
-from delf_tf.extraction import export
-
-FLAGS = flags.FLAGS
-
-export_flags.define_export_flags(with_iou_threshold=True)
-flags.adopt_module_key_flags(export_flags)
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    architecture, explicit = export_flags.architecture_from_flags()
-    try:
-        export.ExportLocalAndGlobalModel(FLAGS.ckpt_path, FLAGS.export_path,
-                                         architecture=architecture, explicit=explicit,
-                                         iou_threshold=FLAGS.iou_threshold,
-                                 overwrite=FLAGS.overwrite)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
-    print(f"Exported DELG local+global model to {FLAGS.export_path}")
-
+"""Shim: runs the tool of this name in delf_tf/tools/ (the console script delf-<name>)."""
+from delf_tf.tools import run_tool
 
 if __name__ == "__main__":
-    app.run(main)
+    run_tool("export_local_and_global_model")

@@ -63,7 +63,9 @@ def TrainCodebook(
     """
     # scikit-learn is needed only to train, so reading codebooks and
     # aggregating never import it.
-    from sklearn import cluster
+    from delf_tf.optional import import_optional
+
+    cluster = import_optional("sklearn.cluster", "aggregation")
     from threadpoolctl import threadpool_limits
 
     descriptors = np.asarray(descriptors, dtype=np.float32)

@@ -142,9 +142,11 @@ _DISTRACTOR_CLUTTER = (3, 7)
 
 def load_photo(name: str) -> np.ndarray:
     """Loads a bundled scikit-image photo as uint8 RGB [H, W, 3] (no download)."""
-    import skimage.data  # pylint: disable=g-import-not-at-top
+    from delf_tf.optional import import_optional  # pylint: disable=g-import-not-at-top
 
-    loader: Callable[[], np.ndarray] | None = getattr(skimage.data, name, None)
+    skimage_data = import_optional("skimage.data", "demo")
+
+    loader: Callable[[], np.ndarray] | None = getattr(skimage_data, name, None)
     if loader is None:
         raise ValueError(f"skimage.data has no image {name!r}")
     image = loader()

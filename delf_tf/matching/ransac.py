@@ -103,7 +103,10 @@ def _opencv_affine(src, dst, residual_threshold, max_trials, seed, no_model) -> 
 
 
 def _skimage_affine(src, dst, residual_threshold, max_trials, seed, no_model) -> RansacResult:
-    from skimage import measure, transform
+    from delf_tf.optional import import_optional
+
+    measure = import_optional("skimage.measure", "demo")
+    transform = import_optional("skimage.transform", "demo")
 
     with warnings.catch_warnings():
         # Degenerate samples and "no inliers found" are expected outcomes here.

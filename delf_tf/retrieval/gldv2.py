@@ -305,3 +305,44 @@ def retrieval_report(
     rows += [f"{name:<20}{_format(public):>12}{_format(private):>12}"
              for name, (public, private) in values.items()]
     return "\n".join(rows)
+
+
+def WriteRetrievalPredictions(
+    file_path: str, predictions: RetrievalPredictions,
+    max_predictions: int = DEFAULT_MAX_PREDICTIONS,
+) -> None:
+    """Writes a retrieval predictions CSV (`id,images`, ids space separated, best first).
+
+    Args:
+      file_path: output CSV, written atomically.
+      predictions: test image id -> index image ids ranked best first (e.g. the ranking of
+        delf-search); only the first `max_predictions` of each are written (the metric reads
+        100). Ids must not contain spaces or commas.
+    """
+    from delf_tf.io import atomic
+
+    lines = ["id,images"]
+    for test_id, ranked in predictions.items():
+        ids = [str(i) for i in list(ranked)[:max_predictions]]
+        for value in (str(test_id), *ids):
+            if not value or any(c in value for c in " ,\n\r\""):
+                raise ValueError(f"GLDv2 image id {value!r} is empty or contains a space, comma,"
+                                 " quote or newline")
+        lines.append(f"{test_id},{' '.join(ids)}")
+    atomic.write_bytes_atomic(os.fspath(file_path), ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def WriteRecognitionPredictions(file_path: str, predictions: RecognitionPredictions) -> None:
+    """Writes a recognition predictions CSV (`id,landmarks` with "<landmark_id> <score>").
+
+    Args:
+      predictions: test image id -> {'class': landmark id, 'score': confidence}; an empty
+        mapping writes an empty prediction (the image is predicted as no landmark).
+    """
+    from delf_tf.io import atomic
+
+    lines = ["id,landmarks"]
+    for test_id, prediction in predictions.items():
+        value = f"{int(prediction['class'])} {float(prediction['score']):.6g}" if prediction else ""
+        lines.append(f"{test_id},{value}")
+    atomic.write_bytes_atomic(os.fspath(file_path), ("\n".join(lines) + "\n").encode("utf-8"))

@@ -1,0 +1,73 @@
+"""The command-line tools: one absl module per job, each with `main(argv)`.
+
+Every tool in `TOOLS` can be run four ways, all the same program:
+
+    delf-extract-features --help              # console script (pip install)
+    python -m delf_tf.tools.extract_features --help
+    python -m delf_tf extract_features --help
+    python tools/extract_features.py --help   # from a checkout: a 4-line shim
+
+Adding a tool: write `delf_tf/tools/<name>.py` (absl flags at module level, `def main(argv)`,
+`if __name__ == "__main__": app.run(main)`), add `"<name>"` to `TOOLS` below, and copy any
+shim in `tools/` to `tools/<name>.py` with the name changed. setup.py reads `TOOLS` and makes
+the console script `delf-<name with dashes>`; tests/tools/test_registry.py checks that the
+module, the shim and the entry point all exist.
+
+Importing this package defines no flags and imports no TensorFlow; a tool's flags are
+defined when its own module is imported, so one process runs one tool.
+"""
+
+import importlib
+import sys
+from typing import NoReturn
+
+# One line per tool (module name in delf_tf/tools/; console script delf-<name-with-dashes>).
+TOOLS = (
+    "build_image_dataset",
+    "train",
+    "import_original_weights",
+    "export_local_model",
+    "export_global_model",
+    "export_local_and_global_model",
+    "extract_features",
+    "extract_delg_features",
+    "match_images",
+    "perform_retrieval",
+    "search",
+    "compute_retrieval_metrics",
+    "compute_recognition_metrics",
+    "cluster_delf_features",
+    "extract_aggregation",
+    "perform_aggregated_retrieval",
+    "train_asmk_codebook",
+    "build_asmk_index",
+    "query_asmk_index",
+    "make_demo_data",
+    "run_demo",
+)
+
+
+def script_name(tool: str) -> str:
+    """Console-script name of a tool: 'extract_features' -> 'delf-extract-features'."""
+    return "delf-" + tool.replace("_", "-")
+
+
+def run_tool(tool: str) -> NoReturn:
+    """Runs tool `tool` (a name in TOOLS) on sys.argv, as `python delf_tf/tools/<tool>.py` would.
+
+    Used by the console scripts and the tools/*.py shims, whose `__main__` module is not the
+    tool's module: the tool's flags are declared key flags of the running script (so `--help`
+    lists them) and its docstring becomes the usage text.
+    """
+    if tool not in TOOLS:
+        sys.exit(f"Unknown delf_tf tool {tool!r}; the tools are: {', '.join(TOOLS)}")
+    from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+    module = importlib.import_module(f"{__name__}.{tool}")
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and module.__doc__:
+        main_module.__doc__ = module.__doc__
+    app.run(module.main)
+    raise AssertionError("unreachable: app.run exits")

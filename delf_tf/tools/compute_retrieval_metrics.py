@@ -1,0 +1,39 @@
+r"""Google Landmarks v2 retrieval metrics of a predictions CSV against a solution CSV.
+
+Prints, for the Public and Private splits: mAP@100, mean precision at
+1/5/10/50/100 and the mean/median position of the first relevant image.
+
+Example:
+  python tools/compute_retrieval_metrics.py --solution_path=retrieval_solution.csv \
+      --predictions_path=my_predictions.csv
+"""
+
+import sys
+
+from absl import app, flags
+
+from delf_tf.retrieval import gldv2
+
+flags.DEFINE_string("solution_path", "/tmp/solution.csv",
+                    "Solution CSV: id,images,Usage (images space separated; Usage "
+                    "Public/Private/Ignored).")
+flags.DEFINE_string("predictions_path", "/tmp/predictions.csv",
+                    "Predictions CSV: id,images (space separated, best first).")
+flags.DEFINE_integer("max_predictions", gldv2.DEFAULT_MAX_PREDICTIONS,
+                     "Predictions per query that count (mAP@k).")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        print(gldv2.retrieval_report(FLAGS.solution_path, FLAGS.predictions_path,
+                                     FLAGS.max_predictions))
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"Error: {e}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,55 @@
+r"""Extracts aggregated representations (VLAD, ASMK, ASMK* or their regional
+variants) of the images of a Revisited-format dataset from their local
+features (the original's extract_aggregation).
+
+Writes `<output_aggregation_dir>/<image name><ext>` DatumPairProto files, ext
+one of .vlad .asmk .asmk_star .rvlad .rasmk .rasmk_star.
+
+Example:
+  python tools/extract_aggregation.py --dataset_file_path=gnd_roxford5k.mat \
+    --features_dir=features --feature_extension=.delg_local \
+    --aggregation_config_path=configs/index_aggregation_config.pbtxt \
+    --output_aggregation_dir=aggregation/index
+"""
+
+from absl import app, flags
+
+from delf_tf.aggregation import aggregation_extraction
+from delf_tf.retrieval import dataset
+
+_DATASET_FILE_PATH = flags.DEFINE_string(
+    "dataset_file_path", "/tmp/gnd_roxford5k.mat",
+    "Dataset file for Revisited Oxford or Paris dataset, in .mat format.")
+_FEATURES_DIR = flags.DEFINE_string(
+    "features_dir", "/tmp/features", "Directory where the local feature files are located.")
+_FEATURE_EXTENSION = flags.DEFINE_string(
+    "feature_extension", ".delf",
+    "Extension of the local feature files (.delf for DELF, .delg_local for DELG).")
+_AGGREGATION_CONFIG_PATH = flags.DEFINE_string(
+    "aggregation_config_path", "/tmp/aggregation_config.pbtxt",
+    "Path to the AggregationConfig pbtxt to use.")
+_OUTPUT_AGGREGATION_DIR = flags.DEFINE_string(
+    "output_aggregation_dir", "/tmp/aggregation",
+    "Directory where the aggregated representations are written.")
+_INDEX_MAPPING_PATH = flags.DEFINE_string(
+    "index_mapping_path", "",
+    "Optional CSV (columns name,index_image_id,box_id) naming the region feature files of "
+    "each image, for regional aggregation; without it an image is one region. Ignored "
+    "without use_regional_aggregation in the config.")
+_USE_QUERY_IMAGES = flags.DEFINE_boolean(
+    "use_query_images", False,
+    "If True, processes the query images of the dataset; otherwise the index images.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    query_list, index_list, _ = dataset.ReadDatasetFile(_DATASET_FILE_PATH.value)
+    aggregation_extraction.ExtractAggregatedRepresentationsToFiles(
+        query_list if _USE_QUERY_IMAGES.value else index_list, _FEATURES_DIR.value,
+        _AGGREGATION_CONFIG_PATH.value, _INDEX_MAPPING_PATH.value,
+        _OUTPUT_AGGREGATION_DIR.value, _FEATURE_EXTENSION.value)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,61 @@
+"""Imports weights of the original DELF/DELG (TF2) into a delf_tf checkpoint with sidecar.
+
+Accepts the original's `<logdir>/delf_weights` (Keras-2 save_weights), a training checkpoint
+`<logdir>/delf_tf2-ckpt/ckpt-N` (or the delf_tf2-ckpt directory: its latest checkpoint), or an
+exported SavedModel directory. The model (DELF or DELG, backbone depth, autoencoder and
+embedding sizes, classes) is read from the weights; every source variable no model variable
+takes, and every model variable the source lacks, is listed. The output is what training
+writes (`<output_prefix>.index/.data-*` + `<output_prefix>.json`), so the export tools,
+`--imagenet_checkpoint`-free fine-tuning and `load_model` use it directly.
+
+  python tools/import_original_weights.py --source_path=/tmp/delg/delf_weights \\
+      --output_prefix=/tmp/delg_tf/delf_weights
+  python tools/export_local_and_global_model.py --ckpt_path=/tmp/delg_tf/delf_weights \\
+      --export_path=/tmp/delg_tf/export
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from delf_tf.models import original_weights
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("source_path", None,
+                    "The original's weights: a checkpoint prefix (delf_weights, ckpt-N), a "
+                    "checkpoint directory (delf_tf2-ckpt) or a SavedModel directory.")
+flags.DEFINE_string("output_prefix", None,
+                    "delf_tf checkpoint prefix to write (plus <output_prefix>.json).")
+flags.DEFINE_boolean("block3_strides", True,
+                     "The original model's --block3_strides (not recorded in its weights).")
+flags.DEFINE_boolean("include_classifiers", True,
+                     "Import the training heads (attention classifier, desc classifier or "
+                     "cosine weights) when the source has them.")
+flags.DEFINE_boolean("allow_missing", False,
+                     "Write the checkpoint even if the source lacks some model variables "
+                     "(they keep their initial values).")
+flags.DEFINE_boolean("overwrite", False, "Replace an existing checkpoint at --output_prefix.")
+flags.mark_flags_as_required(["source_path", "output_prefix"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if os.path.exists(FLAGS.output_prefix + ".index") and not FLAGS.overwrite:
+        sys.exit(f"Error: --output_prefix={FLAGS.output_prefix} already holds a checkpoint; "
+                 "pass --overwrite to replace it")
+    try:
+        _, report = original_weights.ImportOriginalWeights(
+                FLAGS.source_path, FLAGS.output_prefix, block3_strides=FLAGS.block3_strides,
+                include_classifiers=FLAGS.include_classifiers,
+                allow_missing=FLAGS.allow_missing)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"Error: {e}")
+    print(report.summary())
+    print(f"Wrote {FLAGS.output_prefix} (+ .json)")
+
+
+if __name__ == "__main__":
+    app.run(main)

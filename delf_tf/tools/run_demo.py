@@ -1,0 +1,115 @@
+"""Runs the whole DELG workflow on the embedded demo data set, with the real tools.
+
+Stages (each one a tool of this repository run as a subprocess, as a user would):
+  1. make_demo_data            render the landmark set from scikit-image's photos
+  2. build_image_dataset       GLDv2 CSVs -> TFRecord shards (train/validation)
+  3. train                     DELG with the autoencoder (local + global features)
+  4. export_local_and_global_model
+  5. extract_delg_features     query + index, float and binarized (DELG*) local descriptors
+  6. perform_retrieval         global only, then re-ranked by geometric verification
+and the same export/extract/retrieve stages for the untrained model (fresh weights
+of the same architecture), then a metrics table, a match picture and an attention
+map for one query. The attention threshold of each DelfConfig is the median
+attention seen at the end of training (`<logdir>/attention_stats.json`, SPEC §8).
+
+Example:
+  python tools/run_demo.py --output_dir=demo_output
+"""
+
+import os
+
+from absl import app, flags
+
+from delf_tf import demo_workflow
+
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", "demo_output", "Directory for everything the demo writes (reused stages "
+    "are not skipped: it is rewritten).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the data rendering, training and RANSAC.")
+_NUM_LANDMARKS = flags.DEFINE_integer("num_landmarks", 12, "Landmarks in the demo set.")
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", 256, "Longer side of the rendered demo images, in pixels.")
+_TRAIN_PER_LANDMARK = flags.DEFINE_integer(
+    "train_per_landmark", 24, "Training images per landmark (2 of them noisy, not in "
+    "train_clean.csv).")
+_QUERIES_PER_LANDMARK = flags.DEFINE_integer(
+    "queries_per_landmark", 2, "Query images per landmark.")
+_INDEX_PER_LANDMARK = flags.DEFINE_list(
+    "index_per_landmark", ["4", "3", "1"], "Easy, hard and junk index images per landmark.")
+_NUM_DISTRACTORS = flags.DEFINE_integer(
+    "num_distractors", 40, "Index images without any landmark.")
+_BACKBONE = flags.DEFINE_enum(
+    "backbone", "resnet_tiny", ["resnet_tiny", "resnet50", "resnet101"],
+    "Backbone of the DELG model (resnet_tiny keeps the demo within minutes on a CPU).")
+_TRAIN_IMAGE_SIZE = flags.DEFINE_integer("train_image_size", 128, "Training crop side.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Training batch size.")
+_MAX_ITERS = flags.DEFINE_integer("max_iters", 300, "Training steps.")
+_INITIAL_LR = flags.DEFINE_float(
+    "initial_lr", 0.03, "Initial learning rate (linear decay to 0 at --max_iters); higher than "
+    "the original's 0.01 because the demo trains from scratch for a few hundred steps.")
+_IMAGE_SCALES = flags.DEFINE_list(
+    "image_scales", ["0.70710677", "1.0", "1.4142135", "2.0"],
+    "Extraction pyramid scales (the DELG configs use 7, from 0.25 to 2.0; the demo images "
+    "are small, so the smallest scales would yield a feature map of a cell or two).")
+_GLOBAL_SCALES_IND = flags.DEFINE_list(
+    "global_scales_ind", ["0", "1", "2"],
+    "Indices into --image_scales pooled into the global descriptor (0.7071, 1, 1.4142 as the "
+    "DELG configs).")
+_MAX_FEATURE_NUM = flags.DEFINE_integer(
+    "max_feature_num", 1000, "Local features kept per image (highest attention first).")
+_NUM_TO_RERANK = flags.DEFINE_integer(
+    "num_to_rerank", 20,
+    "Top non-junk images re-ranked by geometric verification. ROxford re-ranks 100 of ~5000 "
+    "(2%); on the demo's ~140 index images 100 would be nearly all of them, so the shortlist "
+    "is scaled down.")
+_UNTRAINED = flags.DEFINE_boolean(
+    "untrained", True, "Also run export/extract/retrieve with fresh (untrained) weights.")
+_ASMK_CODEBOOK_SIZE = flags.DEFINE_integer(
+    "asmk_codebook_size", 1024,
+    "Visual words of the ASMK* codebook trained on the index features (capped at a quarter "
+    "of the number of index descriptors).")
+
+
+def _parse_list(holder: flags.FlagHolder, cast: type, length: int | None = None) -> tuple:
+    """The comma-separated flag's values cast to `cast`; UsageError naming the flag if not."""
+    try:
+        values = tuple(cast(v) for v in holder.value)
+    except ValueError as e:
+        raise app.UsageError(f"--{holder.name}: {e}") from None
+    if length is not None and len(values) != length:
+        raise app.UsageError(f"--{holder.name} takes {length} values, got {len(values)}")
+    return values
+
+
+def _config_from_flags() -> demo_workflow.DemoConfig:
+    """DemoConfig from the flags, validating the list flags."""
+    if len(_INDEX_PER_LANDMARK.value) != 3:
+        raise app.UsageError("--index_per_landmark takes three counts: easy,hard,junk")
+    return demo_workflow.DemoConfig(
+        output_dir=_OUTPUT_DIR.value, seed=_SEED.value, num_landmarks=_NUM_LANDMARKS.value,
+        image_size=_IMAGE_SIZE.value, train_per_landmark=_TRAIN_PER_LANDMARK.value,
+        queries_per_landmark=_QUERIES_PER_LANDMARK.value,
+        index_per_landmark=_parse_list(_INDEX_PER_LANDMARK, int, 3),
+        num_distractors=_NUM_DISTRACTORS.value, backbone=_BACKBONE.value,
+        train_image_size=_TRAIN_IMAGE_SIZE.value, batch_size=_BATCH_SIZE.value,
+        max_iters=_MAX_ITERS.value, initial_lr=_INITIAL_LR.value,
+        image_scales=_parse_list(_IMAGE_SCALES, float),
+        global_scales_ind=_parse_list(_GLOBAL_SCALES_IND, int),
+        max_feature_num=_MAX_FEATURE_NUM.value, num_to_rerank=_NUM_TO_RERANK.value,
+        untrained=_UNTRAINED.value, asmk_codebook_size=_ASMK_CODEBOOK_SIZE.value)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    config = _config_from_flags()
+    # Quiets TensorFlow's C++ start-up logs here and in every tool run below.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        demo_workflow.RunDemo(config)
+    except RuntimeError as e:
+        raise SystemExit(f"Error: {e}") from None
+
+
+if __name__ == "__main__":
+    app.run(main)

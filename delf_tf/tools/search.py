@@ -1,0 +1,147 @@
+r"""Searches a folder of database images for each query image: features -> ranked results.
+
+Extracts features of the query and database images with an exported model (the DelfConfig's
+model_path; cached under --output_dir/features, so a second run only ranks), ranks the
+database for every query and writes --output_dir/results.csv and results.json (image names,
+paths, scores and inlier counts), optionally a Google Landmarks v2 retrieval predictions CSV.
+
+Methods (--method):
+  delg_global  global descriptors only (cosine similarity).
+  delg         global ranking, top --num_to_rerank re-ranked by geometric verification
+               (RANSAC inliers of the local features) [default].
+  delg_star    as delg with binarized local descriptors (DELG*).
+  delf         local features only: every database image verified, ranked by inliers.
+
+Images are named by file name without extension; a database image named like the query is
+left out of that query's results, so queries may come from the database folder itself.
+
+Example:
+  delf-search --query_images=my_queries/ --index_images=my_photos/ \
+      --delf_config_path=my_delg_config.pbtxt --output_dir=search_results
+  python tools/search.py --query_images='queries/*.jpg' --index_images=index_list.txt ...
+"""
+
+import logging
+import os
+import sys
+
+from absl import app, flags
+
+from delf_tf.retrieval import image_search
+
+_QUERY_IMAGES = flags.DEFINE_string(
+    "query_images", None, "Query images: a folder (searched recursively), a text file with one "
+    "image path per line, or a glob pattern in quotes.")
+_INDEX_IMAGES = flags.DEFINE_string(
+    "index_images", None, "Database images: a folder (searched recursively), a text file with "
+    "one image path per line, or a glob pattern in quotes.")
+_DELF_CONFIG_PATH = flags.DEFINE_string(
+    "delf_config_path", None, "DelfConfig pbtxt (path, or the name of a shipped config) whose "
+    "model_path is the exported model; set its score_threshold from the training job's "
+    "attention_stats.json.")
+_METHOD = flags.DEFINE_enum("method", "delg", list(image_search.METHODS),
+                            "Ranking method (see the description above).")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "search_results",
+                                  "Where results.csv, results.json and the feature cache go.")
+_FEATURES_DIR = flags.DEFINE_string(
+    "features_dir", None, "Feature cache (default <output_dir>/features); images whose feature "
+    "files exist there are not extracted again: delete it after changing the model or config.")
+_NUM_RESULTS = flags.DEFINE_integer("num_results", 100, "Results written per query.")
+_NUM_TO_RERANK = flags.DEFINE_integer(
+    "num_to_rerank", image_search.DEFAULT_NUM_TO_RERANK,
+    "Database images verified per query (delg, delg_star).")
+_DESCRIPTOR_MATCHING_THRESHOLD = flags.DEFINE_float(
+    "descriptor_matching_threshold", 0.9,
+    "Max Euclidean distance of a putative local descriptor match.")
+_RANSAC_RESIDUAL_THRESHOLD = flags.DEFINE_float(
+    "ransac_residual_threshold", 10.0, "Max transfer error in pixels of a RANSAC inlier.")
+_USE_RATIO_TEST = flags.DEFINE_boolean(
+    "use_ratio_test", False, "Keep a match if d1 < threshold * d2 instead of d1 < threshold.")
+_RANSAC_SEED = flags.DEFINE_integer("ransac_seed", 0, "Seed of RANSAC (reproducible results).")
+_GLDV2_PREDICTIONS_PATH = flags.DEFINE_string(
+    "gldv2_predictions_path", None, "Also write a Google Landmarks v2 retrieval predictions CSV "
+    "(id,images with the best 100 database ids) here, for delf-compute-retrieval-metrics.")
+
+flags.mark_flags_as_required(["query_images", "index_images", "delf_config_path"])
+
+
+def _search() -> None:
+    from delf_tf import config as config_lib
+    from delf_tf.extraction import extractor as extractor_lib
+    from delf_tf.retrieval import gldv2
+
+    method = _METHOD.value
+    config = config_lib.ReadDelfConfig(_DELF_CONFIG_PATH.value)
+    use_global = method != "delf"
+    use_local = method != "delg_global"
+    if (use_global and not config.use_global_features) or (
+            use_local and not config.use_local_features):
+        raise ValueError(
+            f"--method={method} needs {'global' if use_global else ''}"
+            f"{' and ' if use_global and use_local else ''}{'local' if use_local else ''} "
+            f"features, but {_DELF_CONFIG_PATH.value} has use_global_features="
+            f"{config.use_global_features}, use_local_features={config.use_local_features}")
+    query_paths = image_search.ListImages(_QUERY_IMAGES.value)
+    index_paths = image_search.ListImages(_INDEX_IMAGES.value)
+    query_names = image_search.ImageNames(query_paths)
+    index_names = image_search.ImageNames(index_paths)
+    features_dir = _FEATURES_DIR.value or os.path.join(_OUTPUT_DIR.value, "features")
+    if method == "delg_star":
+        features_dir = os.path.join(features_dir, "binarized")
+    query_dir = os.path.join(features_dir, "query")
+    index_dir = os.path.join(features_dir, "index")
+
+    extract = extractor_lib.MakeExtractor(config,
+                                          binarize_local_descriptors=method == "delg_star")
+    failed = []
+    for paths, names, folder in ((query_paths, query_names, query_dir),
+                                 (index_paths, index_names, index_dir)):
+        failed += image_search.ExtractFeatures(extract, paths, names, folder,
+                                               config.use_global_features,
+                                               config.use_local_features)
+    if failed:
+        kept = set(failed)
+        query_paths, query_names = _without(query_paths, query_names, kept)
+        index_paths, index_names = _without(index_paths, index_names, kept)
+    results = image_search.Rank(
+        method, query_names, index_names, index_paths, query_dir, index_dir,
+        num_results=_NUM_RESULTS.value, num_to_rerank=_NUM_TO_RERANK.value,
+        ransac_seed=_RANSAC_SEED.value,
+        descriptor_matching_threshold=_DESCRIPTOR_MATCHING_THRESHOLD.value,
+        ransac_residual_threshold=_RANSAC_RESIDUAL_THRESHOLD.value,
+        use_ratio_test=_USE_RATIO_TEST.value)
+    written = image_search.WriteResults(_OUTPUT_DIR.value, method, query_paths, query_names,
+                                        results)
+    if _GLDV2_PREDICTIONS_PATH.value:
+        gldv2.WriteRetrievalPredictions(
+            _GLDV2_PREDICTIONS_PATH.value,
+            {name: [m.name for m in matches] for name, matches in results.items()})
+        written["gldv2"] = _GLDV2_PREDICTIONS_PATH.value
+    for name in query_names[:5]:
+        best = results[name][0] if results[name] else None
+        print(f"{name}: " + (f"{best.name} (score {best.score:.4g}"
+                             + (f", {best.inliers} inliers" if best.inliers is not None else "")
+                             + ")" if best else "no results"))
+    print(f"Wrote {', '.join(written.values())} ({len(query_names)} queries, "
+          f"{len(index_names)} database images, method {method})")
+    if failed:
+        sys.exit(f"Error: {len(failed)} images could not be read: {', '.join(failed)}")
+
+
+def _without(paths, names, failed):
+    kept = [(p, n) for p, n in zip(paths, names) if p not in failed]
+    return [p for p, _ in kept], [n for _, n in kept]
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.getLogger("delf_tf").setLevel(logging.INFO)
+    try:
+        _search()
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"Error: {e}")
+
+
+if __name__ == "__main__":
+    app.run(main)
