@@ -175,8 +175,16 @@ def ExtractAggregatedRepresentationsToFiles(
     os.makedirs(output_aggregation_dir, exist_ok=True)
     for name, (data, words) in zip(image_names, representations):
         datum_io.WritePairToFile(
-            data, words.astype(np.uint32), os.path.join(output_aggregation_dir, name + extension))
+            data, FileVisualWords(words), os.path.join(output_aggregation_dir, name + extension))
     print(f"Wrote {len(image_names)} {extension} files to {output_aggregation_dir}", flush=True)
+
+
+def FileVisualWords(words) -> np.ndarray:
+    """Visual words as stored in a DatumPair file, uint32 [W]; VLAD's -1 (no visual words)
+    is stored as an empty list."""
+    if np.ndim(words) == 0:
+        return np.zeros([0], dtype=np.uint32)
+    return np.asarray(words).astype(np.uint32)
 
 
 def AggregationFiles(

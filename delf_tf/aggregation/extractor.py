@@ -2,7 +2,6 @@
 `feature_aggregation_extractor`): VLAD, ASMK, ASMK* and their regional
 variants R-VLAD, R-ASMK, R-ASMK*, driven by an AggregationConfig."""
 
-import itertools
 
 import numpy as np
 
@@ -13,6 +12,10 @@ from delf_tf.protos import aggregation_config_pb2
 
 _CONFIG = aggregation_config_pb2.AggregationConfig
 _TYPE_NAMES = {_CONFIG.VLAD: "VLAD", _CONFIG.ASMK: "ASMK", _CONFIG.ASMK_STAR: "ASMK_STAR"}
+
+
+# Extract's second output for VLAD, which has no visual words (as the original).
+VLAD_VISUAL_WORDS = -1
 
 
 def AggregationTypeName(aggregation_config: aggregation_config_pb2.AggregationConfig) -> str:
@@ -51,9 +54,6 @@ class ExtractAggregatedRepresentation:
             raise ValueError(
                 f"num_assignments must be in [1, codebook_size={self._num_words}], "
                 f"got {self._num_assignments}")
-        if self._type == "ASMK_STAR" and self._dim % 8:
-            raise ValueError(
-                f"ASMK_STAR needs feature_dimensionality divisible by 8, got {self._dim}")
         if codebook is None:
             codebook = codebook_lib.ReadCodebook(aggregation_config.codebook_path)
         codebook = np.asarray(codebook, dtype=np.float32)
@@ -82,24 +82,35 @@ class ExtractAggregatedRepresentation:
 
         Returns:
           (data, visual_words):
-            VLAD: float32 [K*D], int32 [0];
+            VLAD: float32 [K*D], -1 (visual words do not apply);
             ASMK: float32 [W*D] per-word L2-normalised residual sums, int32 [W];
-            ASMK*: uint8 [W*D/8] packed sign bits, int32 [W];
+            ASMK*: uint8 [W*ceil(D/8)] sign bits packed per word (each word's bits
+              padded with zeros to whole bytes), int32 [W];
           with the W words ascending.
+
+        Regional aggregation (num_features_per_region): each region's VLAD is
+        L2-normalised (an empty region's is zero). R-VLAD is their sum divided by
+        the number of regions, empty ones included, then L2-normalised if
+        configured; R-ASMK / R-ASMK* sum the normalised regional VLADs per word
+        (so each region is weighted by its whole-VLAD norm, not per word) and then
+        select and normalise the words as ASMK does.
         """
         features = self._check_features(features)
         region_sizes = self._check_regions(num_features_per_region, len(features))
         assignments = functional.assign(
             features, self._codebook, self._num_assignments, self._batch_size)
 
-        if self._type == "VLAD":
-            data = self._vlad(features, assignments, region_sizes)
-            return data, np.zeros([0], dtype=np.int32)
-
         if region_sizes is None:
             words, sums = functional.sum_residuals_by_word(features, self._codebook, assignments)
         else:
-            words, sums = self._regional_asmk_sums(features, assignments, region_sizes)
+            words, sums = self._regional_word_sums(features, assignments, region_sizes)
+        if self._type == "VLAD":
+            vlad = functional.vlad_from_word_sums(words, sums, self._num_words, False)
+            if region_sizes is not None and len(region_sizes):
+                vlad /= len(region_sizes)
+            if self._use_l2_normalization:
+                vlad = l2_normalize(vlad)
+            return vlad, VLAD_VISUAL_WORDS
         words, descriptors = functional.select_and_normalize_words(words, sums)
         if self._type == "ASMK_STAR":
             descriptors = functional.binarize(descriptors)
@@ -137,33 +148,17 @@ class ExtractAggregatedRepresentation:
                 f"{num_features} features")
         return sizes
 
-    def _vlad(self, features, assignments, region_sizes) -> np.ndarray:
-        if region_sizes is None:
-            words, sums = functional.sum_residuals_by_word(features, self._codebook, assignments)
-            return functional.vlad_from_word_sums(
-                words, sums, self._num_words, self._use_l2_normalization)
-        # R-VLAD: VLAD per region (normalised if configured), summed, and the
-        # sum normalised again; empty regions contribute nothing.
-        total = np.zeros([self._num_words * self._dim], dtype=np.float32)
-        bounds = np.r_[0, np.cumsum(region_sizes)]
-        for start, end in itertools.pairwise(bounds):
-            if start == end:
-                continue
-            words, sums = functional.sum_residuals_by_word(
-                features[start:end], self._codebook, assignments[start:end])
-            total += functional.vlad_from_word_sums(
-                words, sums, self._num_words, self._use_l2_normalization)
-        if self._use_l2_normalization:
-            total = l2_normalize(total)
-        return total
-
-    def _regional_asmk_sums(self, features, assignments, region_sizes):
-        # R-ASMK: each region's ASMK descriptors (per-word normalised residual
-        # sums) are summed per word over regions; the caller selects and
-        # normalises the sums again.
+    def _regional_word_sums(self, features, assignments, region_sizes):
+        """Per word, the sum over regions of the region's residual sum divided by the
+        norm of the region's whole VLAD: (words int64 [W] ascending, float32 [W, D])."""
         words, vectors = functional.residuals(features, self._codebook, assignments)
         regions = np.repeat(np.arange(len(region_sizes)), region_sizes * self._num_assignments)
         # One key per (region, word) pair aggregates all regions in one pass.
         keys, sums = functional.sum_by_key(regions * self._num_words + words, vectors)
-        keys, region_descriptors = functional.select_and_normalize_words(keys, sums)
-        return functional.sum_by_key(keys % self._num_words, region_descriptors)
+        region_of_key = keys // self._num_words
+        squared_norms = np.bincount(region_of_key, weights=np.einsum("kd,kd->k", sums, sums),
+                                    minlength=len(region_sizes))
+        norms = np.sqrt(squared_norms)[region_of_key]
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        return functional.sum_by_key(keys % self._num_words,
+                                     (sums * scale[:, None]).astype(np.float32))

@@ -153,11 +153,14 @@ def select_and_normalize_words(
 
 
 def binarize(descriptors: np.ndarray) -> np.ndarray:
-    """ASMK*: sign bits (> 0) of float [W, D] packed big-endian into uint8 [W, D/8]."""
-    dim = descriptors.shape[1]
-    if dim % 8:
-        raise ValueError(f"ASMK* needs a feature dimensionality divisible by 8, got {dim}")
+    """ASMK*: sign bits (> 0) of float [W, D] packed big-endian into uint8
+    [W, ceil(D/8)], each word's bits padded with zeros to whole bytes (any D)."""
     return binary_codes.binarize(descriptors)
+
+
+def packed_row_size(dim: int) -> int:
+    """Bytes per word of ASMK* data of dimensionality `dim`: ceil(dim / 8)."""
+    return (int(dim) + 7) // 8
 
 
 def hamming_similarity(codes_1: np.ndarray, codes_2: np.ndarray, num_bits: int) -> np.ndarray:

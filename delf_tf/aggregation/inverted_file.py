@@ -42,7 +42,8 @@ class AsmkInvertedFile:
         self._use_l2_normalization = aggregation_config.use_l2_normalization
         self._alpha = aggregation_config.alpha
         self._tau = aggregation_config.tau
-        row_size = self._dim // 8 if self._type == "ASMK_STAR" else self._dim
+        row_size = (functional.packed_row_size(self._dim) if self._type == "ASMK_STAR"
+                    else self._dim)
         row_dtype = np.uint8 if self._type == "ASMK_STAR" else np.float32
         # CSR layout: entries of word w are rows offsets[w]:offsets[w + 1].
         self._offsets = np.zeros([self._num_words + 1], dtype=np.int64)

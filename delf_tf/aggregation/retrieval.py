@@ -57,7 +57,8 @@ def RankIndexImages(
 
 def RepresentationBytes(representations: Representations) -> np.ndarray:
     """Serialized DatumPairProto size of each representation (bytes [N])."""
-    return np.array([len(datum_io.SerializePairToString(d, w.astype(np.uint32)))
+    return np.array([len(datum_io.SerializePairToString(
+                         d, aggregation_extraction.FileVisualWords(w)))
                      for d, w in representations], dtype=np.int64)
 
 

@@ -28,7 +28,7 @@ def ReshapeAsmkData(
                 not np.issubdtype(data.dtype, np.unsignedinteger) or data.max(initial=0) > 255):
             raise ValueError(f"ASMK_STAR data must be packed uint8 bits, got {data.dtype}")
         data = data.astype(np.uint8)
-        row_size = dim // 8
+        row_size = functional.packed_row_size(dim)
     else:
         data = data.astype(np.float32)
         row_size = dim
@@ -59,9 +59,6 @@ class SimilarityAggregatedRepresentation:
         self._use_l2_normalization = aggregation_config.use_l2_normalization
         self._alpha = aggregation_config.alpha
         self._tau = aggregation_config.tau
-        if self._type == "ASMK_STAR" and self._dim % 8:
-            raise ValueError(
-                f"ASMK_STAR needs feature_dimensionality divisible by 8, got {self._dim}")
 
     def ComputeSimilarity(
         self,

@@ -50,7 +50,7 @@ def test_assign_batch_size_does_not_change_result():
 def test_vlad():
     data, words = _extractor(Config.VLAD, use_l2_normalization=False).Extract(FEATURES)
     np.testing.assert_allclose(data, [0.2, 0.1, 0.1, 0.2, 0.1, -0.2], atol=1e-6)
-    assert words.size == 0
+    assert words == -1  # visual words do not apply to VLAD (as the original)
     data, _ = _extractor(Config.VLAD).Extract(FEATURES)
     np.testing.assert_allclose(data, _unit([0.2, 0.1, 0.1, 0.2, 0.1, -0.2]), atol=1e-6)
     assert data.dtype == np.float32 and data.shape == (6,)
@@ -105,11 +105,11 @@ def test_empty_features(aggregation_type, regional):
                            use_regional_aggregation=regional)
     for empty in (np.zeros([0, 8]), np.zeros([0])):
         data, words = extractor.Extract(empty, np.array([0, 0]) if regional else None)
-        assert words.size == 0
         if aggregation_type == Config.VLAD:
+            assert words == -1
             np.testing.assert_array_equal(data, np.zeros(24))
         else:
-            assert data.size == 0
+            assert words.size == 0 and data.size == 0
             assert data.dtype == (np.uint8 if aggregation_type == Config.ASMK_STAR
                                   else np.float32)
 
@@ -122,14 +122,17 @@ def test_regional_vlad_with_empty_region():
     np.testing.assert_allclose(data, _unit(_unit(region_0) + _unit(region_2)), atol=1e-6)
     data, _ = _extractor(Config.VLAD, use_regional_aggregation=True,
                          use_l2_normalization=False).Extract(FEATURES, regions)
-    np.testing.assert_allclose(data, region_0 + region_2, atol=1e-6)
+    # Unnormalised: the mean of the normalised regional VLADs, the empty region counted.
+    np.testing.assert_allclose(data, (_unit(region_0) + _unit(region_2)) / 3, atol=1e-6)
 
 
 def test_regional_asmk_with_empty_region():
     data, words = _extractor(Config.ASMK, use_regional_aggregation=True).Extract(
         FEATURES, np.array([2, 0, 2]))
     np.testing.assert_array_equal(words, [0, 1, 2])
-    expected_word_1 = _unit(_unit([-0.1, 0.3]) + _unit([0.2, -0.1]))
+    # Each region's residual sums are divided by the norm of the region's whole VLAD.
+    expected_word_1 = _unit(np.array([-0.1, 0.3]) / np.sqrt(0.15)
+                            + np.array([0.2, -0.1]) / np.sqrt(0.1))
     np.testing.assert_allclose(
         data.reshape(3, 2), [_unit([0.2, 0.1]), expected_word_1, _unit([0.1, -0.2])], atol=1e-6)
 
@@ -167,8 +170,6 @@ def test_config_and_input_errors():
         ExtractAggregatedRepresentation(
             Config(codebook_size=4, feature_dimensionality=2, aggregation_type=Config.ASMK),
             codebook=CODEBOOK)
-    with pytest.raises(ValueError, match="divisible by 8"):
-        _extractor(Config.ASMK_STAR)
     with pytest.raises(ValueError, match="num_assignments"):
         _extractor(Config.ASMK, num_assignments=4)
     with pytest.raises(ValueError, match="Invalid aggregation_type"):
