@@ -23,6 +23,8 @@ WORD_NORM_THRESHOLD = 1e-6
 # busy 2-core machine, 450 x 128 features against 256 words took 105 ms with
 # 2 OpenBLAS threads and 4 ms with 1), so they run single-threaded.
 _SINGLE_THREAD_MAX_WORDS = 8192
+# Up to this many words per feature, assignment takes repeated argmax passes.
+_MAX_REPEATED_ARGMAX = 8
 
 
 def assign(
@@ -63,6 +65,15 @@ def assign(
             scores -= half_sq_norms
             if num_assignments == 1:
                 nearest = np.argmax(scores, axis=1)[:, None]
+            elif num_assignments <= _MAX_REPEATED_ARGMAX:
+                # A few row-wise argmax passes are several times faster than a
+                # partial sort of every row (8192 words: 0.03 s vs 0.28 s for
+                # 1000 features and 5 words); ties still go to the lower id.
+                nearest = np.empty([len(batch), num_assignments], dtype=np.int64)
+                rows = np.arange(len(batch))
+                for a in range(num_assignments):
+                    nearest[:, a] = np.argmax(scores, axis=1)
+                    scores[rows, nearest[:, a]] = -np.inf
             else:
                 candidates = np.argpartition(scores, -num_assignments, axis=1)
                 candidates = np.sort(candidates[:, -num_assignments:], axis=1)
