@@ -59,8 +59,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from asmk import asmk_method
-    from asmk import codebook as asmk_codebook
-    from asmk import index as asmk_index
 
     rng = np.random.default_rng(0)
     parts = rng.normal(size=[4 * args.num_words, _DIM])
