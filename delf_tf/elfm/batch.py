@@ -1,0 +1,146 @@
+"""ELFM over a Revisited Oxford/Paris-style dataset: extraction, index building, evaluation.
+
+Files per image (see descriptor.py for their layout): `<name>.elfm` (packed codes) and, with
+save_float, `<name>.elfm_float` (the float representatives, for the cosine ablation).
+"""
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from delf_tf.elfm import descriptor
+from delf_tf.elfm import functional as F
+from delf_tf.elfm import index as elfm_index
+from delf_tf.io import datum_io
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("medium", "hard")
+
+
+def ExtractElfmFeatures(model_path: str, dataset_file_path: str, images_dir: str,
+                        image_set: str, output_features_dir: str, *, save_float: bool = False,
+                        num_shards: int = 1, shard_index: int = 0,
+                        image_extension: str = ".jpg", **extractor_options) -> list[str]:
+    """ELFM files of a Revisited dataset's query (cropped to their box) or index images.
+
+    model_path: DELG checkpoint prefix or ELFM SavedModel; extractor_options go to
+    ElfmExtractor (scales, num_features, num_clusters, gem_power, max_image_size). Existing
+    outputs are skipped. Returns the names of images that could not be read.
+    """
+    from delf_tf import utils
+    from delf_tf.elfm import extraction
+    from delf_tf.extraction import batch
+    from delf_tf.retrieval import dataset
+
+    if image_set not in batch.IMAGE_SETS:
+        raise ValueError(f"image_set must be one of {batch.IMAGE_SETS}, got {image_set!r}")
+    query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
+    names = query_list if image_set == "query" else index_list
+    os.makedirs(output_features_dir, exist_ok=True)
+    extractor = extraction.ElfmExtractor(model_path, **extractor_options)
+    failures = []
+    selected = batch.shard(names, num_shards, shard_index)
+    start = time.perf_counter()
+    for done, (position, name) in enumerate(selected, 1):
+        codes_path = os.path.join(output_features_dir, name + descriptor.CODES_EXTENSION)
+        float_path = os.path.join(output_features_dir, name + descriptor.FLOAT_EXTENSION)
+        if os.path.exists(codes_path) and (not save_float or os.path.exists(float_path)):
+            continue
+        try:
+            image = utils.RgbLoader(os.path.join(images_dir, name + image_extension))
+            resize_factor = 1.0
+            if image_set == "query":
+                image, resize_factor = batch.crop_query_image(image, ground_truth[position]["bbx"])
+        except (FileNotFoundError, ValueError) as e:
+            logger.error("Skipping %s: %s", name, e)
+            failures.append(name)
+            continue
+        result, _, _ = extractor(np.asarray(image), resize_factor)
+        if save_float:
+            datum_io.WriteToFile(result.representatives, float_path)
+        # Codes last: the .elfm file marks the image as done.
+        descriptor.WriteCodesToFile(result.codes, result.dim, codes_path)
+        if done % 50 == 0 or done == len(selected):
+            elapsed = time.perf_counter() - start
+            logger.info("ELFM extraction: %d/%d images, %.1f s", done, len(selected), elapsed)
+    return failures
+
+
+def _read_codes(features_dir: str, names: Sequence[str]):
+    paths = [os.path.join(features_dir, n + descriptor.CODES_EXTENSION) for n in names]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} ELFM file(s) missing, e.g. {missing[0]}")
+    codes, dims = zip(*(descriptor.ReadCodesFromFile(p) for p in paths)) if paths else ((), ())
+    if len(set(dims)) > 1:
+        raise ValueError(f"ELFM files in {features_dir} mix code widths {sorted(set(dims))}")
+    return list(codes), (dims[0] if dims else 0)
+
+
+def BuildElfmIndex(features_dir: str, names: Sequence[str], output_path: str,
+                   num_clusters: int | None = None) -> elfm_index.ElfmIndex:
+    """`<features_dir>/<name>.elfm` for every name -> index file at `output_path`."""
+    codes, dim = _read_codes(features_dir, names)
+    index = elfm_index.ElfmIndex.from_codes(codes, dim, names, num_clusters)
+    index.save(output_path)
+    return index
+
+
+def _float_rankings(query_dir, index_dir, query_list, index_list):
+    """Full rankings int [Q, N] by the float (cosine) ELFM similarity."""
+    def read(directory, names):
+        return [datum_io.ReadFromFile(os.path.join(directory, n + descriptor.FLOAT_EXTENSION))
+                for n in names]
+
+    queries, images = read(query_dir, query_list), read(index_dir, index_list)
+    scores = np.array([[F.float_similarity(q, c) if len(q) and len(c) else 0.0
+                        for c in images] for q in queries])
+    return np.lexsort((np.broadcast_to(np.arange(len(images)), scores.shape), -scores), axis=1)
+
+
+def EvaluateElfm(dataset_file_path: str, query_features_dir: str, output_dir: str, *,
+                 index_path: str | None = None, index_features_dir: str | None = None,
+                 use_float: bool = False, backend: str = "auto",
+                 log: Callable[[str], None] = print) -> dict[str, float]:
+    """ELFM retrieval on a Revisited dataset -> `<output_dir>/metrics.txt`; returns mAP per
+    protocol. The index comes from `index_path` (an ElfmIndex file whose names must be the
+    dataset's index list) or is built in memory from `index_features_dir`. use_float ranks
+    by the cosine variant (needs the .elfm_float files of both sides)."""
+    from delf_tf.retrieval import dataset, evaluation
+
+    query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
+    _, medium_gt, hard_gt = dataset.ParseEasyMediumHardGroundTruth(ground_truth)
+    protocol_gt = {"medium": medium_gt, "hard": hard_gt}
+    start = time.perf_counter()
+    if use_float:
+        if index_features_dir is None:
+            raise ValueError("the float variant needs index_features_dir (.elfm_float files)")
+        ranks = _float_rankings(query_features_dir, index_features_dir, query_list, index_list)
+    else:
+        if index_path is not None:
+            index = elfm_index.ElfmIndex.load(index_path)
+            if index.names != list(index_list):
+                raise ValueError(f"{index_path} does not hold the index images of "
+                                 f"{dataset_file_path} in its order")
+        elif index_features_dir is not None:
+            codes, dim = _read_codes(index_features_dir, index_list)
+            index = elfm_index.ElfmIndex.from_codes(codes, dim, index_list)
+        else:
+            raise ValueError("give index_path or index_features_dir")
+        queries, dim = _read_codes(query_features_dir, query_list)
+        if queries and dim != index.dim:
+            raise ValueError(f"query codes have {dim} bits, the index {index.dim}")
+        ranks = np.stack([ids for ids, _ in index.search(queries, backend=backend)])
+    log(f"ELFM search ({'float' if use_float else 'binary'}): {len(query_list)} queries, "
+        f"{len(index_list)} images, {time.perf_counter() - start:.2f} s")
+    os.makedirs(output_dir, exist_ok=True)
+    evaluation.save_npy(os.path.join(output_dir, "ranks.npy"), ranks.astype(np.int32))
+    rankings = dict.fromkeys(PROTOCOLS, ranks)
+    mean_ap, mean_precisions, _ = evaluation.save_metrics(
+            rankings, protocol_gt, dataset.DEFAULT_PR_RANKS, output_dir)
+    log(evaluation.format_metrics_table(mean_ap, mean_precisions, dataset.DEFAULT_PR_RANKS))
+    return mean_ap
