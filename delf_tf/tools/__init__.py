@@ -42,6 +42,11 @@ TOOLS = (
     "train_asmk_codebook",
     "build_asmk_index",
     "query_asmk_index",
+    "export_elfm_model",
+    "extract_elfm_features",
+    "build_elfm_index",
+    "perform_elfm_retrieval",
+    "draw_elfm_match_map",
     "make_demo_data",
     "run_demo",
 )

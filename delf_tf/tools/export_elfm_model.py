@@ -1,0 +1,35 @@
+"""Exports an ELFM SavedModel from a DELG checkpoint.
+
+The SavedModel has two functions: ExtractFeatures (serving_default; input_image uint8
+[H, W, 3], input_scales float32 [S], input_max_feature_num int32 -> boxes, features (the
+backbone's last feature map, all scales merged, top N by L2 norm), scales, scores (norms))
+and Whiten (the model's whitening FC, float32 [k, D] -> [k, Dg]).
+
+  python tools/export_elfm_model.py --ckpt_path=/tmp/delg/delf_weights \\
+      --export_path=/tmp/elfm_export
+"""
+
+import sys
+
+from absl import app, flags
+
+from delf_tf.elfm import extraction
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("ckpt_path", "/tmp/delg/delf_weights",
+                    "Checkpoint prefix of a trained DELG model (with its .json sidecar).")
+flags.DEFINE_string("export_path", "/tmp/elfm_export", "Directory of the SavedModel to write.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        extraction.ExportElfmModel(FLAGS.ckpt_path, FLAGS.export_path)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"Error: {e}")
+
+
+if __name__ == "__main__":
+    app.run(main)
