@@ -170,7 +170,7 @@ def _train_flags(config: DemoConfig, tfrecord_dir: str, logdir: str,
 def _save_untrained_weights(config: DemoConfig, trained_prefix: str, run: _Run,
                             train_dir: str, image_size: int) -> None:
     """Saves fresh weights of the trained model's architecture, and their attention
-    statistics over training images (what training records, SPEC §8)."""
+    statistics over training images (what training records)."""
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from PIL import Image  # pylint: disable=g-import-not-at-top

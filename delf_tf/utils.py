@@ -41,7 +41,7 @@ def ResizeImage(
     config: delf_config_pb2.DelfConfig,
     resize_factor: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resizes an image following the DelfConfig size rules (SPEC §4).
+    """Resizes an image following the DelfConfig size rules (the original's ResizeImage).
 
     Args:
       image: uint8 [H, W, 3].

@@ -1,4 +1,4 @@
-"""RgbLoader and ResizeImage (SPEC §4), including every example listed there."""
+"""RgbLoader and ResizeImage, including the original's documented resize examples."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""Builds Google Landmarks TFRecord shards from a folder of JPEGs and GLDv2 CSVs (SPEC §6).
+"""Builds Google Landmarks TFRecord shards (the original's record format) from a folder
+of JPEGs and GLDv2 CSVs.
 
 The library behind `tools/build_image_dataset.py`. Inputs:
 
@@ -167,7 +168,7 @@ def _int64_feature(value: int) -> tf.train.Feature:
 def MakeExample(
     entry: ImageEntry, encoded: bytes, height: int, width: int, image_format: str,
 ) -> tf.train.Example:
-    """The SPEC §6 record; the label is left out for unlabelled (test) images."""
+    """The original's tf.train.Example record; no label for unlabelled (test) images."""
     feature = {
             "image/height": _int64_feature(height),
             "image/width": _int64_feature(width),
@@ -300,6 +301,32 @@ def BuildImageDataset(
     """
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    splits, relabeling = _read_splits(
+        train_directory, test_directory, train_csv_path, train_clean_csv_path, test_csv_path,
+        generate_train_validation_splits, validation_split_size, seed)
+    progress(", ".join(f"{name}: {len(split)} images" for name, split in splits.items()))
+
+    os.makedirs(output_directory, exist_ok=True)
+    # Missing files are cheap to find up front; the user gets the complete list before
+    # any image is decoded.
+    missing = {entry.image_id: f"missing file {entry.path}"
+               for split in splits.values() for entry in split
+               if not os.path.isfile(entry.path)}
+    if missing and not skip_missing_images:
+        raise ImageErrors(missing)
+    errors: dict[str, str] = dict(missing)
+    counts = _write_all_shards(splits, relabeling, output_directory, num_shards, errors,
+                               skip_missing_images, progress)
+    if errors:
+        progress(f"Skipped {len(errors)} missing or unreadable image(s): "
+                 + ", ".join(sorted(errors)[:20]) + (" ..." if len(errors) > 20 else ""))
+    progress("Done: " + ", ".join(f"{name}: {n} records" for name, n in counts.items()))
+    return counts
+
+
+def _read_splits(train_directory, test_directory, train_csv_path, train_clean_csv_path,
+                 test_csv_path, generate_train_validation_splits, validation_split_size, seed):
+    """({split name: entries}, relabeling or None) from the CSV files."""
     splits: dict[str, list[ImageEntry]] = {}
     relabeling = None
     if train_clean_csv_path:
@@ -321,18 +348,14 @@ def BuildImageDataset(
     if not splits:
         raise ValueError("Nothing to build: give train_csv_path, train_clean_csv_path "
                          "or test_csv_path")
-    progress(", ".join(f"{name}: {len(split)} images" for name, split in splits.items()))
+    return splits, relabeling
 
-    os.makedirs(output_directory, exist_ok=True)
-    # Missing files are cheap to find up front; the user gets the complete list before
-    # any image is decoded.
-    missing = {entry.image_id: f"missing file {entry.path}"
-               for split in splits.values() for entry in split
-               if not os.path.isfile(entry.path)}
-    if missing and not skip_missing_images:
-        raise ImageErrors(missing)
 
-    errors: dict[str, str] = dict(missing)
+def _write_all_shards(splits, relabeling, output_directory, num_shards, errors,
+                      skip_missing_images, progress) -> dict[str, int]:
+    """Writes every split's shards (and the relabeling file) all or nothing;
+    `errors` gains the images that could not be read."""
+    missing = set(errors)
     writer = _ShardWriter(output_directory)
     counts = {}
     try:
@@ -347,8 +370,4 @@ def BuildImageDataset(
     except BaseException:
         writer.abort()
         raise
-    if errors:
-        progress(f"Skipped {len(errors)} missing or unreadable image(s): "
-                 + ", ".join(sorted(errors)[:20]) + (" ..." if len(errors) > 20 else ""))
-    progress("Done: " + ", ".join(f"{name}: {n} records" for name, n in counts.items()))
     return counts

@@ -445,9 +445,6 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
     Returns:
       The DemoDataset describing what was written.
     """
-    # Imported here: the retrieval package owns the Revisited file format.
-    from delf_tf.retrieval import dataset as revisited  # pylint: disable=g-import-not-at-top
-
     config.validate()
     log = log or (lambda _: None)
     train_dir = os.path.join(output_dir, "train")
@@ -462,11 +459,52 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
     id_rng = np.random.default_rng([config.seed, 0])
     landmark_ids = sorted(int(v) for v in id_rng.choice(200000, config.num_landmarks,
                                                         replace=False))
+    train_rows, clean = _render_training_set(config, materials, patches, landmark_ids, train_dir)
+    log(f"demo data: {len(train_rows)} training images of {len(names)} landmarks")
+    train_csv_path, train_clean_csv_path = _write_gldv2_csvs(output_dir, train_rows, clean)
+    entries = _render_index_set(config, materials, patches, images_dir)
+    imlist = [e[0] for e in entries]
+    log(f"demo data: {len(imlist)} index images ({config.num_distractors} distractors)")
+    qimlist, gnd = _render_queries(config, materials, patches, entries, images_dir)
+    log(f"demo data: {len(qimlist)} queries")
 
-    # Training set (GLDv2): `noisy` renders barely show the landmark and are
-    # listed in train.csv only, as GLDv2's cleaning drops such images.
+    dataset_file_path = os.path.join(output_dir, "gnd_demo.mat")
+    # The .mat file stores 1-based ids, as gnd_roxford5k.mat does.
+    _revisited().WriteDatasetFile(
+        dataset_file_path, imlist, qimlist,
+        [{**g, **{k: g[k] + 1 for k in ("easy", "hard", "junk")}} for g in gnd])
+    info = {
+        "seed": config.seed,
+        "config": dataclasses.asdict(config),
+        "landmarks": [{"name": n, "source": LANDMARK_SOURCES[n][0],
+                       "region_yyxx": list(LANDMARK_SOURCES[n][1]),
+                       "landmark_id": landmark_ids[i]} for i, n in enumerate(names)],
+        "num_train": len(train_rows),
+        "num_train_clean": sum(len(v) for v in clean.values()),
+        "num_index": len(imlist),
+        "num_queries": len(qimlist),
+    }
+    _write_text(os.path.join(output_dir, "demo_info.json"), json.dumps(info, indent=2) + "\n")
+    return DemoDataset(root=output_dir, train_dir=train_dir, train_csv_path=train_csv_path,
+                       train_clean_csv_path=train_clean_csv_path, images_dir=images_dir,
+                       dataset_file_path=dataset_file_path, landmarks=names,
+                       landmark_ids=landmark_ids, imlist=imlist, qimlist=qimlist, gnd=gnd)
+
+
+def _revisited():
+    # Imported late: the retrieval package owns the Revisited file format.
+    from delf_tf.retrieval import dataset as revisited
+
+    return revisited
+
+
+def _render_training_set(config, materials, patches, landmark_ids, train_dir):
+    """GLDv2 training images: (train.csv rows, {landmark id: clean image ids}).
+
+    `noisy` renders barely show the landmark and are listed in train.csv only,
+    as GLDv2's cleaning drops such images."""
     train_rows, clean = [], {lid: [] for lid in landmark_ids}
-    for li, name in enumerate(names):
+    for li, name in enumerate(patches):
         for k in range(config.train_per_landmark):
             rng = _image_rng(config.seed, _ROLE_TRAIN, li, k)
             noisy = k >= config.train_per_landmark - config.noisy_per_landmark
@@ -479,8 +517,11 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
                                landmark_ids[li]))
             if not noisy:
                 clean[landmark_ids[li]].append(image_id)
-    log(f"demo data: {len(train_rows)} training images of {len(names)} landmarks")
+    return train_rows, clean
 
+
+def _write_gldv2_csvs(output_dir, train_rows, clean) -> tuple[str, str]:
+    """Writes train.csv and train_clean.csv; returns their paths."""
     train_csv = io.StringIO()
     writer = csv.writer(train_csv, lineterminator="\n")
     writer.writerow(["id", "url", "landmark_id"])
@@ -493,10 +534,15 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
     writer.writerows((lid, " ".join(ids)) for lid, ids in clean.items())
     train_clean_csv_path = os.path.join(output_dir, "train_clean.csv")
     _write_text(train_clean_csv_path, clean_csv.getvalue())
+    return train_csv_path, train_clean_csv_path
 
-    # Index set (Revisited): easy, hard and junk views per landmark, then
-    # distractors; the order is shuffled so no rank is given away by position.
-    entries: list[tuple[str, int, str]] = []  # (name, landmark index or -1, kind)
+
+def _render_index_set(config, materials, patches, images_dir) -> list[tuple[str, int, str]]:
+    """Revisited index images: easy, hard and junk views per landmark, then
+    distractors, in a shuffled order so no rank is given away by position.
+    Returns (name, landmark index or -1, kind) per image, in index order."""
+    names = list(patches)
+    entries: list[tuple[str, int, str]] = []
     for li, name in enumerate(names):
         kinds = (["easy"] * config.easy_per_landmark + ["hard"] * config.hard_per_landmark +
                  ["junk"] * config.junk_per_landmark)
@@ -516,11 +562,13 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
             image, _ = render_scene(rng, materials, patches[names[li]], config.image_size,
                                     views[kind])
         _write_jpeg(os.path.join(images_dir, image_name + ".jpg"), image, rng.integers(80, 96))
-    imlist = [e[0] for e in entries]
-    log(f"demo data: {len(imlist)} index images ({config.num_distractors} distractors)")
+    return entries
 
+
+def _render_queries(config, materials, patches, entries, images_dir):
+    """Query images and their ground truth (0-based ids): (qimlist, gnd)."""
     qimlist, gnd = [], []
-    for li, name in enumerate(names):
+    for li, name in enumerate(patches):
         positives = {kind: np.array([i for i, e in enumerate(entries)
                                      if e[1] == li and e[2] == kind], np.int64)
                      for kind in ("easy", "hard", "junk")}
@@ -531,26 +579,4 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
             _write_jpeg(os.path.join(images_dir, query_name + ".jpg"), image, 92)
             qimlist.append(query_name)
             gnd.append({**positives, "bbx": box})
-    log(f"demo data: {len(qimlist)} queries")
-
-    dataset_file_path = os.path.join(output_dir, "gnd_demo.mat")
-    # The .mat file stores 1-based ids, as gnd_roxford5k.mat does.
-    revisited.WriteDatasetFile(
-        dataset_file_path, imlist, qimlist,
-        [{**g, **{k: g[k] + 1 for k in ("easy", "hard", "junk")}} for g in gnd])
-    info = {
-        "seed": config.seed,
-        "config": dataclasses.asdict(config),
-        "landmarks": [{"name": n, "source": LANDMARK_SOURCES[n][0],
-                       "region_yyxx": list(LANDMARK_SOURCES[n][1]),
-                       "landmark_id": landmark_ids[i]} for i, n in enumerate(names)],
-        "num_train": len(train_rows),
-        "num_train_clean": sum(len(v) for v in clean.values()),
-        "num_index": len(imlist),
-        "num_queries": len(qimlist),
-    }
-    _write_text(os.path.join(output_dir, "demo_info.json"), json.dumps(info, indent=2) + "\n")
-    return DemoDataset(root=output_dir, train_dir=train_dir, train_csv_path=train_csv_path,
-                       train_clean_csv_path=train_clean_csv_path, images_dir=images_dir,
-                       dataset_file_path=dataset_file_path, landmarks=names,
-                       landmark_ids=landmark_ids, imlist=imlist, qimlist=qimlist, gnd=gnd)
+    return qimlist, gnd

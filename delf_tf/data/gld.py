@@ -1,4 +1,4 @@
-"""tf.data reader for Google Landmarks TFRecords (the original's `CreateDataset`, SPEC §6).
+"""tf.data reader for Google Landmarks TFRecords (the original's `CreateDataset`).
 
 Records are those written by `delf_tf.data.builder`. Images are decoded with 3 channels
 (grayscale and CMYK JPEGs included), augmented or plainly resized to a square, and normalised
@@ -11,14 +11,14 @@ import tensorflow as tf
 
 from delf_tf.models import normalize_images
 
-# Number of classes of each known dataset version (SPEC §6).
+# Number of classes of each known dataset version (GLDv1, GLDv2 full and clean).
 DATASET_NUM_CLASSES = {
         "gld_v1": 14951,
         "gld_v2": 203094,
         "gld_v2_clean": 81313,
 }
 
-# Augmentation parameters of the original (SPEC §6).
+# Augmentation parameters of the original (Inception-style random crop).
 MIN_OBJECT_COVERED = 0.1
 ASPECT_RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 AREA_RANGE = (0.08, 1.0)
@@ -47,7 +47,7 @@ def GetNumberOfClasses(dataset_version: str) -> int:
 
 
 def ParseExample(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Parses one serialized record into its SPEC §6 features (scalars)."""
+    """Parses one serialized record into its features (scalars), e.g. image/encoded."""
     return tf.io.parse_single_example(serialized, _FEATURES)
 
 
@@ -57,7 +57,8 @@ def DecodeImage(encoded: tf.Tensor) -> tf.Tensor:
 
 
 def AugmentImage(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
-    """Random crop (SPEC §6 parameters) resized to [image_size, image_size] with 'area'.
+    """Random crop (the original's area and aspect-ratio ranges) resized to
+    [image_size, image_size] with 'area'.
 
     Args:
       image: uint8 [H, W, 3].
@@ -119,7 +120,7 @@ def CreateDataset(
       file_pattern: glob of TFRecord shards (e.g. '/tmp/data/train*').
       image_size: S, the side of the square output images.
       batch_size: B (per input pipeline: the per-replica batch size under tf.distribute).
-      augmentation: random crop per SPEC §6 instead of a plain resize.
+      augmentation: the original's random crop instead of a plain resize.
       seed: seeds file order, shuffling and augmentation; None draws a random seed.
       deterministic: keep element order fixed through the parallel stages (slower); with a
         seed this makes the batches reproducible.
@@ -134,23 +135,8 @@ def CreateDataset(
         raise ValueError(f"No files match {file_pattern!r}")
     if seed is None:
         seed = int(tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64))
-    files = tf.data.Dataset.from_tensor_slices(filenames)
-    shard_by_record = num_input_pipelines > 1 and len(filenames) < num_input_pipelines
-    if num_input_pipelines > 1 and not shard_by_record:
-        files = files.shard(num_input_pipelines, input_pipeline_id)
-    if shuffle_buffer_size > 0:
-        files = files.shuffle(len(filenames), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        files = files.repeat()
-    dataset = files.interleave(
-            tf.data.TFRecordDataset,
-            cycle_length=min(len(filenames), 8),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic)
-    if shard_by_record:
-        dataset = dataset.shard(num_input_pipelines, input_pipeline_id)
-    if shuffle_buffer_size > 0:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
+    dataset = _records(filenames, seed, deterministic, repeat, shuffle_buffer_size,
+                       num_input_pipelines, input_pipeline_id)
 
     def parse(index: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         features = ParseExample(serialized)
@@ -170,3 +156,26 @@ def CreateDataset(
     # Sharding is done above, per input pipeline; tf.distribute must not shard again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options)
+
+
+def _records(filenames, seed, deterministic, repeat, shuffle_buffer_size, num_input_pipelines,
+             input_pipeline_id) -> tf.data.Dataset:
+    """Serialized records of this input pipeline's share, shuffled and repeated."""
+    files = tf.data.Dataset.from_tensor_slices(filenames)
+    shard_by_record = num_input_pipelines > 1 and len(filenames) < num_input_pipelines
+    if num_input_pipelines > 1 and not shard_by_record:
+        files = files.shard(num_input_pipelines, input_pipeline_id)
+    if shuffle_buffer_size > 0:
+        files = files.shuffle(len(filenames), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        files = files.repeat()
+    dataset = files.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(filenames), 8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic)
+    if shard_by_record:
+        dataset = dataset.shard(num_input_pipelines, input_pipeline_id)
+    if shuffle_buffer_size > 0:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
+    return dataset

@@ -1,4 +1,4 @@
-"""Export for serving and multi-scale feature extraction (SPEC §8).
+"""Export for serving and multi-scale feature extraction.
 
 Modules: feature_extractor (receptive boxes, keypoints, PCA/L2 post-processing,
 the original's names), postprocess (L2, PCA files, binarize), pyramid (the

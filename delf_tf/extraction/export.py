@@ -1,7 +1,7 @@
 """SavedModel export of DELF / DELG models with the extraction algorithm in-graph.
 
 Three tf.Module wrappers, one per model kind, each with a `serving_default`
-signature named exactly as SPEC §8:
+signature named exactly as the original's exporters name it:
 
   local (DELF):        input_image uint8[None,None,3], input_scales float32[None],
                        input_max_feature_num int32[], input_abs_thres float32[]

@@ -1,9 +1,9 @@
 """`MakeExtractor`: a SavedModel + DelfConfig -> a function image -> features.
 
-Any SavedModel whose `serving_default` signature follows SPEC §8 works: ours, or
-one exported by the original's TF2 exporters. The DelfConfig supplies the image
-size rules, scales, max features, attention threshold, global scale indices and
-PCA/whitening; binarisation (DELG*) is optional.
+Any SavedModel whose `serving_default` signature follows the original's (see
+extraction/export.py) works: ours, or one exported by the original's TF2 exporters. The
+DelfConfig supplies the image size rules, scales, max features, attention threshold, global
+scale indices and PCA/whitening; binarisation (DELG*) is optional.
 """
 
 import logging
@@ -162,94 +162,125 @@ def MakeExtractor(config: delf_config_pb2.DelfConfig,
         raise ValueError("DelfConfig enables neither use_local_features nor use_global_features")
     model, serving = _load_serving_function(config)
     _check_serving_function(serving, config, config.model_path)
-    accepted = serving.inputs
+    _warn_if_iou_ignored(config)
+    local_pca, global_pca = _load_pca(config)
+    feed_values = _feed_values(config, serving.inputs)
+    local_dim, global_dim = _output_dims(serving, local_pca, global_pca,
+                                         binarize_local_descriptors)
 
-    local_config = config.delf_local_config
-    global_config = config.delf_global_config
-    if config.use_local_features and local_config.iou_threshold < 1.0:
-        # The signature has no IoU input (SPEC §8): NMS is fixed when exporting.
+    def extract(image, resize_factor: float = 1.0) -> Features:
+        resized, scale_factors = utils.ResizeImage(as_rgb_array(image), config, resize_factor)
+        if min(resized.shape[:2]) < MIN_IMAGE_SIDE:
+            return _empty_features(config, local_dim, global_dim, binarize_local_descriptors)
+        feed = {name: value for name, value in feed_values.items() if name in serving.inputs}
+        outputs = serving(input_image=tf.constant(resized), **feed)
+        features: Features = {}
+        if config.use_global_features:
+            features["global_descriptor"] = _global_descriptor(
+                outputs, config.delf_global_config, global_pca)
+        if config.use_local_features:
+            features["local_features"] = _local_features(
+                outputs, config.delf_local_config, local_pca, scale_factors,
+                binarize_local_descriptors)
+        return features
+
+    # Keeps the loaded model (and so the signature's variables) alive.
+    extract.model = model
+    return extract
+
+
+def _warn_if_iou_ignored(config: delf_config_pb2.DelfConfig) -> None:
+    iou_threshold = config.delf_local_config.iou_threshold
+    if config.use_local_features and iou_threshold < 1.0:
+        # The serving signature has no IoU input: NMS is fixed when exporting.
         logger.warning("delf_local_config.iou_threshold=%g is not applied: the NMS IoU is "
                        "fixed at export time (the export tools' --iou_threshold)",
-                       local_config.iou_threshold)
+                       iou_threshold)
+
+
+def _load_pca(config: delf_config_pb2.DelfConfig):
+    """(local, global) PcaParameters, each None unless that branch uses PCA."""
+    local_config, global_config = config.delf_local_config, config.delf_global_config
     local_pca = (postprocess.LoadPcaParameters(local_config.pca_parameters)
                  if config.use_local_features and local_config.use_pca else None)
     global_pca = (postprocess.LoadPcaParameters(global_config.pca_parameters)
                   if config.use_global_features and global_config.use_pca else None)
+    return local_pca, global_pca
+
+
+def _feed_values(config: delf_config_pb2.DelfConfig, accepted) -> dict[str, tf.Tensor]:
+    """The serving inputs besides the image, from the config (checked)."""
     if not config.image_scales and "input_scales" in accepted:
         raise ValueError("DelfConfig.image_scales is empty")
-
-    scales_ind = (list(global_config.image_scales_ind)
+    scales_ind = (list(config.delf_global_config.image_scales_ind)
                   or list(range(len(config.image_scales))))
     for index in scales_ind:
         if not 0 <= index < max(len(config.image_scales), 1):
             raise ValueError(f"delf_global_config.image_scales_ind {index} is out of range "
                              f"for {len(config.image_scales)} image_scales")
-    feed_values = {
+    local_config = config.delf_local_config
+    return {
             "input_scales": tf.constant(list(config.image_scales), tf.float32),
             "input_max_feature_num": tf.constant(local_config.max_feature_num, tf.int32),
             "input_abs_thres": tf.constant(local_config.score_threshold, tf.float32),
             "input_global_scales_ind": tf.constant(scales_ind, tf.int32),
     }
 
+
+def _output_dims(serving, local_pca, global_pca, binarize: bool) -> tuple[int, int]:
+    """(local descriptor width, global descriptor width) of the extractor's outputs."""
     local_dim = local_pca.output_dim if local_pca else serving.outputs.get("features", 0)
-    if binarize_local_descriptors:
+    if binarize:
         local_dim = (local_dim + 7) // 8
     global_dim = global_pca.output_dim if global_pca else max(
             serving.outputs.get("global_descriptors", 0),
             serving.outputs.get("global_descriptor", 0))
+    return local_dim, global_dim
 
-    def empty_features() -> Features:
-        features: Features = {}
-        if config.use_global_features:
-            features["global_descriptor"] = np.zeros([global_dim], np.float32)
-        if config.use_local_features:
-            features["local_features"] = {
-                    "locations": np.zeros([0, 2], np.float32),
-                    "descriptors": np.zeros(
-                            [0, local_dim], np.uint8 if binarize_local_descriptors else np.float32),
-                    "scales": np.zeros([0], np.float32),
-                    "attention": np.zeros([0], np.float32),
-            }
-        return features
 
-    def extract(image, resize_factor: float = 1.0) -> Features:
-        resized, scale_factors = utils.ResizeImage(as_rgb_array(image), config, resize_factor)
-        if min(resized.shape[:2]) < MIN_IMAGE_SIDE:
-            return empty_features()
-        feed = {name: value for name, value in feed_values.items() if name in accepted}
-        outputs = serving(input_image=tf.constant(resized), **feed)
+def _empty_features(config, local_dim: int, global_dim: int, binarize: bool) -> Features:
+    """The outputs for an image too small to extract anything from."""
+    features: Features = {}
+    if config.use_global_features:
+        features["global_descriptor"] = np.zeros([global_dim], np.float32)
+    if config.use_local_features:
+        features["local_features"] = {
+                "locations": np.zeros([0, 2], np.float32),
+                "descriptors": np.zeros([0, local_dim], np.uint8 if binarize else np.float32),
+                "scales": np.zeros([0], np.float32),
+                "attention": np.zeros([0], np.float32),
+        }
+    return features
 
-        features: Features = {}
-        if config.use_global_features:
-            if "global_descriptors" in outputs:
-                per_scale = np.reshape(outputs["global_descriptors"].numpy(),
-                                       [-1, outputs["global_descriptors"].shape[-1]])
-            else:
-                per_scale = outputs["global_descriptor"].numpy().reshape(1, -1)
-            per_scale = feature_extractor.PostProcessDescriptors(
-                    per_scale, global_config.use_pca, global_pca)
-            features["global_descriptor"] = postprocess.l2_normalize(per_scale.sum(axis=0))
-        if config.use_local_features:
-            boxes = outputs["boxes"].numpy()
-            raw_descriptors = outputs["features"].numpy()
-            locations, descriptors = feature_extractor.DelfFeaturePostProcessing(
-                    boxes, raw_descriptors.reshape(len(boxes), raw_descriptors.shape[-1]),
-                    local_config.use_pca,
-                    local_pca)
-            if not local_config.use_resized_coordinates:
-                locations = locations / scale_factors
-            if binarize_local_descriptors:
-                descriptors = postprocess.binarize(descriptors)
-            scales = (outputs["scales"].numpy() if "scales" in outputs
-                      else np.ones([len(boxes)], np.float32))
-            features["local_features"] = {
-                    "locations": locations.astype(np.float32),
-                    "descriptors": descriptors,
-                    "scales": scales.reshape(-1).astype(np.float32),
-                    "attention": outputs["scores"].numpy().reshape(-1).astype(np.float32),
-            }
-        return features
 
-    # Keeps the loaded model (and so the signature's variables) alive.
-    extract.model = model
-    return extract
+def _global_descriptor(outputs, global_config, global_pca) -> np.ndarray:
+    """Per-scale descriptors post-processed, summed and L2-normalised: float32 [Dg]."""
+    if "global_descriptors" in outputs:
+        per_scale = np.reshape(outputs["global_descriptors"].numpy(),
+                               [-1, outputs["global_descriptors"].shape[-1]])
+    else:
+        per_scale = outputs["global_descriptor"].numpy().reshape(1, -1)
+    per_scale = feature_extractor.PostProcessDescriptors(
+            per_scale, global_config.use_pca, global_pca)
+    return postprocess.l2_normalize(per_scale.sum(axis=0))
+
+
+def _local_features(outputs, local_config, local_pca, scale_factors, binarize: bool) -> dict:
+    """Locations (y, x), descriptors, scales and attention of the selected features."""
+    boxes = outputs["boxes"].numpy()
+    raw_descriptors = outputs["features"].numpy()
+    locations, descriptors = feature_extractor.DelfFeaturePostProcessing(
+            boxes, raw_descriptors.reshape(len(boxes), raw_descriptors.shape[-1]),
+            local_config.use_pca, local_pca)
+    if not local_config.use_resized_coordinates:
+        locations = locations / scale_factors
+    if binarize:
+        descriptors = postprocess.binarize(descriptors)
+    scales = (outputs["scales"].numpy() if "scales" in outputs
+              else np.ones([len(boxes)], np.float32))
+    return {
+            "locations": locations.astype(np.float32),
+            "descriptors": descriptors,
+            "scales": scales.reshape(-1).astype(np.float32),
+            "attention": outputs["scores"].numpy().reshape(-1).astype(np.float32),
+    }

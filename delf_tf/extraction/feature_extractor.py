@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from delf_tf.extraction import postprocess
 
-# Receptive field of a block3 cell of ResNet-50 (SPEC §8), in input pixels.
+# Receptive field of a block3 cell of ResNet-50 (the original's constants), in input pixels.
 RECEPTIVE_FIELD = 291
 RECEPTIVE_PADDING = 145
 STRIDE_WITH_BLOCK3_STRIDES = 32

@@ -7,7 +7,8 @@ original's, both through protobuf) lay every feature out the same way:
 
     DelfFeatures.feature (1, LEN) ->
       descriptor (1, LEN) -> shape (1, LEN) -> packed int64 dims
-                             float_list (2, LEN) -> packed float32 | uint32_list (3, LEN) -> packed varints
+                             float_list (2, LEN) -> packed float32
+                           | uint32_list (3, LEN) -> packed varints
       x (2, fixed32), y (3), scale (4), orientation (5), strength (6)
 
 These functions decode exactly that layout, for all features at once, and

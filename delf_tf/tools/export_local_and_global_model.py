@@ -2,7 +2,7 @@
 
 The multi-scale pyramid, receptive boxes, attention threshold, top-k selection and
 the per-scale global descriptors run inside the graph; signature `serving_default`
-(SPEC §8).
+as the original's.
 
   python tools/export_local_and_global_model.py --ckpt_path=/tmp/delg/delf_weights \\
       --export_path=/tmp/delg_export

@@ -1,7 +1,7 @@
 """Exports a trained DELF model (local features) as a SavedModel for serving.
 
 The multi-scale pyramid, receptive boxes, attention threshold and top-k selection
-run inside the graph; signature `serving_default` (SPEC §8).
+run inside the graph; signature `serving_default` as the original's.
 
   python tools/export_local_model.py --ckpt_path=/tmp/delf/delf_weights \\
       --export_path=/tmp/delf_export

@@ -10,7 +10,7 @@ Stages (each one a tool of this repository run as a subprocess, as a user would)
 and the same export/extract/retrieve stages for the untrained model (fresh weights
 of the same architecture), then a metrics table, a match picture and an attention
 map for one query. The attention threshold of each DelfConfig is the median
-attention seen at the end of training (`<logdir>/attention_stats.json`, SPEC §8).
+attention seen at the end of training (`<logdir>/attention_stats.json`).
 
 Example:
   python tools/run_demo.py --output_dir=demo_output

@@ -38,7 +38,7 @@ flags.DEFINE_integer("max_iters", _DEFAULTS.max_iters, "Number of training steps
 flags.DEFINE_boolean("block3_strides", _DEFAULTS.block3_strides,
                      "Stride 32 at block3 (a 1x1 max-pool after stage 4), as the original.")
 flags.DEFINE_boolean("use_augmentation", _DEFAULTS.use_augmentation,
-                     "Random crops for training (SPEC §6) instead of a plain resize.")
+                     "Random crops for training (the original's) instead of a plain resize.")
 flags.DEFINE_string("imagenet_checkpoint", None,
                     "Keras HDF5 file of ImageNet backbone weights, loaded before the first "
                     "step.")

@@ -1,4 +1,5 @@
-"""Training statistics: attention percentiles (SPEC §8 threshold), activation sparsity."""
+"""Training statistics: attention percentiles (the extraction threshold is chosen from
+them), activation sparsity."""
 
 import json
 

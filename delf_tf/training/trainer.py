@@ -1,11 +1,12 @@
 """The DELF/DELG training loop: one loop for both models under any tf.distribute strategy.
 
-SPEC §7: SGD with momentum 0.9, learning rate decaying linearly from `initial_lr` to 0 at
-`max_iters`, gradients clipped by global norm 10 (after summing over replicas, so the clip sees
-the true global gradient), losses from `delf_tf.models.compute_losses` averaged over the global
-batch. Model + optimizer + step are checkpointed in `<logdir>/delf_tf2-ckpt` (resumed
-automatically); export weights go to `<logdir>/delf_weights`; TensorBoard summaries to
-`<logdir>/train_logs`; attention percentiles to `<logdir>/attention_stats.json` (SPEC §8).
+As the original's train.py: SGD with momentum 0.9, learning rate decaying linearly from
+`initial_lr` to 0 at `max_iters`, gradients clipped by global norm 10 (after summing over
+replicas, so the clip sees the true global gradient), losses from
+`delf_tf.models.compute_losses` averaged over the global batch. Model + optimizer + step are
+checkpointed in `<logdir>/delf_tf2-ckpt` (resumed automatically); export weights go to
+`<logdir>/delf_weights`; TensorBoard summaries to `<logdir>/train_logs`; attention percentiles
+to `<logdir>/attention_stats.json` (the extraction threshold is chosen from them).
 """
 
 import dataclasses
@@ -39,7 +40,7 @@ _LABEL_ERROR_TAG = "Label out of range"
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Every flag of tools/train.py (SPEC §7 names and defaults)."""
+    """Every flag of tools/train.py (the original's names and defaults)."""
     logdir: str = "/tmp/delf"
     train_file_pattern: str = "/tmp/data/train*"
     validation_file_pattern: str = "/tmp/data/validation*"
@@ -150,7 +151,8 @@ class _Trainer:
                              f"number of replicas ({replicas})")
 
         with strategy.scope():
-            # SPEC §0: model and optimizer fully built inside the scope before strategy.run.
+            # Model and optimizer fully built inside the scope before strategy.run: variables
+            # created later would not be mirrored across replicas.
             self.model = BuildModel(config, self.num_classes)
             if config.imagenet_checkpoint:
                 model_weights.load_imagenet_weights(self.model.backbone,

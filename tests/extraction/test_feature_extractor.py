@@ -1,4 +1,4 @@
-"""Receptive boxes, keypoint centres and descriptor post-processing (SPEC §8 examples)."""
+"""Receptive boxes, keypoint centres and descriptor post-processing (worked examples)."""
 
 import numpy as np
 import pytest

@@ -20,7 +20,7 @@ def fake_model(images):
 
 
 def reference(image, scales, abs_thres, max_feature_num):
-    """NumPy version of SPEC §8's algorithm over fake_model."""
+    """NumPy version of the original's pyramid algorithm over fake_model."""
     boxes, features, feature_scales, scores, global_rows = [], [], [], [], []
     normalized = normalize_images(image)
     for scale in scales:

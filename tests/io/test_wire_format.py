@@ -131,7 +131,8 @@ def test_corrupted_bytes_give_the_protobuf_result_or_error():
             expected = None
         fast = wire_format.ParseDelfFeatures(data)
         if fast is not None:
-            assert expected is not None, f"trial {trial}: protobuf rejects what the fast path accepted"
+            assert expected is not None, (
+                f"trial {trial}: protobuf rejects what the fast path accepted")
             _assert_same(fast, expected)
 
 

@@ -1,4 +1,4 @@
-"""The generated messages: field numbers/types/defaults of SPEC §2, and that the
+"""The generated messages: the original's field numbers/types/defaults, and that the
 committed *_pb2 modules match the .proto files."""
 
 import os

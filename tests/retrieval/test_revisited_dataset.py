@@ -1,4 +1,4 @@
-"""Revisited Oxford/Paris ground truth, protocols and metrics (SPEC §9 numbers)."""
+"""Revisited Oxford/Paris ground truth, protocols and metrics (reference numbers)."""
 
 import pathlib
 
