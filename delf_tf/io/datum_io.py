@@ -32,7 +32,7 @@ def ArrayToDatum(arr: np.ndarray) -> datum_pb2.DatumProto:
 
 def DatumToArray(datum: datum_pb2.DatumProto) -> np.ndarray:
     """Converts a DatumProto to an array (float32 or uint32) of its shape."""
-    kind = datum.WhichOneof("kind")
+    kind = datum.WhichOneof("kind_oneof")
     if kind == "float_list":
         values = np.asarray(datum.float_list.value, dtype=np.float32)
     elif kind == "uint32_list":

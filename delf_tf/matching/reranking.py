@@ -82,12 +82,12 @@ def check_local_features_file(path: str) -> tuple[int, int, bool]:
     if not features.feature:
         return 0, 0, False
     first = features.feature[0].descriptor
-    kind = first.WhichOneof("kind")
+    kind = first.WhichOneof("kind_oneof")
     if kind is None:
         raise ValueError(f"{path}: feature 0 has no descriptor values")
     size = len(getattr(first, kind).value)
     for i, feature in enumerate(features.feature):
-        if feature.descriptor.WhichOneof("kind") != kind or \
+        if feature.descriptor.WhichOneof("kind_oneof") != kind or \
                 len(getattr(feature.descriptor, kind).value) != size:
             raise ValueError(f"{path}: feature {i} has a different descriptor type or size")
     return len(features.feature), size, kind == "uint32_list"

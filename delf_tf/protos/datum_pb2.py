@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x65lf_tf/protos/datum.proto\x12\x0e\x64\x65lf_tf.protos\"\x1d\n\nDatumShape\x12\x0f\n\x03\x64im\x18\x01 \x03(\x03\x42\x02\x10\x01\"\x1e\n\tFloatList\x12\x11\n\x05value\x18\x01 \x03(\x02\x42\x02\x10\x01\"\x1f\n\nUint32List\x12\x11\n\x05value\x18\x01 \x03(\rB\x02\x10\x01\"\xa3\x01\n\nDatumProto\x12)\n\x05shape\x18\x01 \x01(\x0b\x32\x1a.delf_tf.protos.DatumShape\x12/\n\nfloat_list\x18\x02 \x01(\x0b\x32\x19.delf_tf.protos.FloatListH\x00\x12\x31\n\x0buint32_list\x18\x03 \x01(\x0b\x32\x1a.delf_tf.protos.Uint32ListH\x00\x42\x06\n\x04kind\"g\n\x0e\x44\x61tumPairProto\x12)\n\x05\x66irst\x18\x01 \x01(\x0b\x32\x1a.delf_tf.protos.DatumProto\x12*\n\x06second\x18\x02 \x01(\x0b\x32\x1a.delf_tf.protos.DatumProto')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x65lf_tf/protos/datum.proto\x12\x0e\x64\x65lf_tf.protos\"\x1d\n\nDatumShape\x12\x0f\n\x03\x64im\x18\x01 \x03(\x03\x42\x02\x10\x01\"\x1e\n\tFloatList\x12\x11\n\x05value\x18\x01 \x03(\x02\x42\x02\x10\x01\"\x1f\n\nUint32List\x12\x11\n\x05value\x18\x01 \x03(\rB\x02\x10\x01\"\xa9\x01\n\nDatumProto\x12)\n\x05shape\x18\x01 \x01(\x0b\x32\x1a.delf_tf.protos.DatumShape\x12/\n\nfloat_list\x18\x02 \x01(\x0b\x32\x19.delf_tf.protos.FloatListH\x00\x12\x31\n\x0buint32_list\x18\x03 \x01(\x0b\x32\x1a.delf_tf.protos.Uint32ListH\x00\x42\x0c\n\nkind_oneof\"g\n\x0e\x44\x61tumPairProto\x12)\n\x05\x66irst\x18\x01 \x01(\x0b\x32\x1a.delf_tf.protos.DatumProto\x12*\n\x06second\x18\x02 \x01(\x0b\x32\x1a.delf_tf.protos.DatumProto')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,7 +44,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UINT32LIST']._serialized_start=109
   _globals['_UINT32LIST']._serialized_end=140
   _globals['_DATUMPROTO']._serialized_start=143
-  _globals['_DATUMPROTO']._serialized_end=306
-  _globals['_DATUMPAIRPROTO']._serialized_start=308
-  _globals['_DATUMPAIRPROTO']._serialized_end=411
+  _globals['_DATUMPROTO']._serialized_end=312
+  _globals['_DATUMPAIRPROTO']._serialized_start=314
+  _globals['_DATUMPAIRPROTO']._serialized_end=417
 # @@protoc_insertion_point(module_scope)

@@ -182,12 +182,12 @@ def ComputePRAtRanks(
 
     Precision at k is capped at the last positive's rank: with positives at
     0-based ranks [0, 2, 5], ranks (1, 5, 10) give precisions [1, 0.4, 0.5]
-    and recalls [1/3, 2/3, 1]. No positives -> two empty arrays.
+    and recalls [1/3, 2/3, 1]. No positives -> zeros for every rank.
     """
     positive_ranks = np.asarray(positive_ranks, dtype=np.int64)
     num_positives = len(positive_ranks)
     if not num_positives:
-        return np.array([]), np.array([])
+        return np.zeros([len(desired_pr_ranks)]), np.zeros([len(desired_pr_ranks)])
     one_based = np.sort(positive_ranks) + 1
     ks = np.asarray(desired_pr_ranks, dtype=np.int64)
     recalls = np.searchsorted(one_based, ks, side="right") / num_positives
@@ -213,7 +213,9 @@ def ComputeMetrics(
       (mean_average_precision, mean_precisions [K], mean_recalls [K],
       average_precisions [Q], precisions [Q, K], recalls [Q, K]). Queries
       without positives get NaN per-query values and are left out of the means
-      (the means are NaN if no query has positives).
+      (the means are NaN if no query has positives). A ranking may leave out
+      index images (a top-k ranking): AP and P/R are computed over the positives
+      it contains, and a query none of whose positives it contains gets 0.
     """
     sorted_index_ids = np.asarray(sorted_index_ids)
     if sorted_index_ids.ndim != 2:
@@ -315,6 +317,8 @@ def ReadMetricsFile(
     for start in range(0, len(lines), 4):
         name, map_line, precision_line, recall_line = lines[start:start + 4]
         name = name.strip()
+        if name in mean_average_precision:
+            raise ValueError(f"{metrics_path}: protocol {name} is found a second time")
         if not map_line.strip().startswith("mAP="):
             raise ValueError(f"{metrics_path}: expected 'mAP=<value>', got {map_line!r}")
         try:

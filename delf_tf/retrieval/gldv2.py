@@ -140,7 +140,7 @@ def GlobalAveragePrecision(
     ignore_non_gt_test_images: bool = False,
 ) -> float:
     """Recognition GAP (micro-AP): predictions sorted by score, descending
-    (ties keep their input order); the precision at each correct prediction is
+    (ties by test image id, as the original); the precision at each correct prediction is
     summed and divided by the number of test images with ground truth.
 
     With `ignore_non_gt_test_images`, predictions for non-landmark images
@@ -151,7 +151,7 @@ def GlobalAveragePrecision(
     num_with_gt = sum(1 for ids in recognition_solution.values() if len(ids))
     if not num_with_gt:
         return float("nan")
-    ranked = sorted(predictions.items(), key=lambda item: -float(item[1]["score"]))
+    ranked = sorted(predictions.items(), key=lambda item: (-float(item[1]["score"]), item[0]))
     position = num_correct = 0
     total = 0.0
     for test_id, prediction in ranked:

@@ -90,9 +90,15 @@ def test_aggregation_enum_values():
         "INVALID": 0, "VLAD": 1, "ASMK": 2, "ASMK_STAR": 3}
 
 
-def test_datum_kind_is_a_oneof():
-    oneof = datum_pb2.DatumProto.DESCRIPTOR.oneofs_by_name["kind"]
+def test_datum_kind_is_a_oneof_named_as_the_original():
+    oneof = datum_pb2.DatumProto.DESCRIPTOR.oneofs_by_name["kind_oneof"]
     assert [f.name for f in oneof.fields] == ["float_list", "uint32_list"]
+    datum = datum_pb2.DatumProto()
+    datum.shape.dim.extend([2])
+    datum.uint32_list.value.extend([7, 300])
+    assert datum.WhichOneof("kind_oneof") == "uint32_list"
+    # The oneof's name is not on the wire: the bytes are the original's.
+    assert datum.SerializeToString() == b"\n\x03\n\x01\x02\x1a\x05\n\x03\x07\xac\x02"
 
 
 def _strip_json_names(messages) -> None:

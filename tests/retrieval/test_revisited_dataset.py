@@ -29,8 +29,10 @@ def test_precision_recall_at_ranks():
     precisions, recalls = dataset.ComputePRAtRanks(np.array([0, 2, 5]), [1, 5, 10])
     np.testing.assert_allclose(precisions, [1, 0.4, 0.5])
     np.testing.assert_allclose(recalls, [1 / 3, 2 / 3, 1])
+    # No positives: zeros for every rank (as the original).
     precisions, recalls = dataset.ComputePRAtRanks(np.array([]), [1, 5])
-    assert precisions.size == 0 and recalls.size == 0
+    np.testing.assert_array_equal(precisions, [0.0, 0.0])
+    np.testing.assert_array_equal(recalls, [0.0, 0.0])
 
 
 def test_protocols():
