@@ -53,7 +53,18 @@ flags.DEFINE_float("delg_scale_factor_init", _DEFAULTS.delg_scale_factor_init,
                    "DELG cosine classifier scale s.")
 flags.DEFINE_float("delg_arcface_margin", _DEFAULTS.delg_arcface_margin,
                    "DELG ArcFace margin m.")
-flags.DEFINE_integer("image_size", _DEFAULTS.image_size, "Side of the training images.")
+flags.DEFINE_integer("image_size", _DEFAULTS.image_size,
+                     "Side of the training images (the ELFM baseline uses 512).")
+flags.DEFINE_boolean("delg_learnable_scale", _DEFAULTS.delg_learnable_scale,
+                     "Train the ArcFace scale (temperature), starting from "
+                     "--delg_scale_factor_init (the ELFM baseline: learnable, sqrt(D) = 45.25 "
+                     "for D = 2048, margin 0.15).")
+flags.DEFINE_enum("lr_schedule", _DEFAULTS.lr_schedule, ["linear", "cosine"],
+                  "Learning-rate decay from --initial_lr to 0 at --max_iters: linear (the "
+                  "original DELF/DELG) or cosine (the ELFM baseline).")
+flags.DEFINE_float("weight_decay", _DEFAULTS.weight_decay,
+                   "SGD weight decay (Keras' decoupled form: each step subtracts "
+                   "lr * weight_decay * variable); 0 = none, the ELFM baseline uses 1e-4.")
 flags.DEFINE_boolean("use_autoencoder", _DEFAULTS.use_autoencoder,
                      "Train the local-feature autoencoder (dimension reduction).")
 flags.DEFINE_float("reconstruction_loss_weight", _DEFAULTS.reconstruction_loss_weight,

@@ -74,6 +74,10 @@ class TrainConfig:
     num_eval_batches: int = 100
     debug: bool = False
     deterministic: bool = False  # same seed -> same weights (fixed input order, op determinism)
+    # Options of the ELFM baseline (Hu & Bors 2022); the defaults keep the DELG recipe.
+    delg_learnable_scale: bool = False  # train the ArcFace scale (temperature)
+    lr_schedule: str = "linear"  # "linear" (to 0 at max_iters) or "cosine"
+    weight_decay: float = 0.0
 
 
 def _use_single_threaded_kernels(progress: Callable[[str], None]) -> None:
@@ -113,6 +117,7 @@ def BuildModel(config: TrainConfig, num_classes: int) -> Delf:
                      embedding_layer_dim=config.delg_embedding_layer_dim,
                      scale_factor_init=config.delg_scale_factor_init,
                      arcface_margin=config.delg_arcface_margin,
+                     learnable_scale=config.delg_learnable_scale,
                      **common)
     else:
         model = Delf(**common)
@@ -120,6 +125,29 @@ def BuildModel(config: TrainConfig, num_classes: int) -> Delf:
     # Variables do not depend on the image size; a small input builds them cheaply.
     model.build_for_input(64)
     return model
+
+
+LR_SCHEDULES = ("linear", "cosine")
+
+
+def LearningRateSchedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
+    """initial_lr decaying to 0 at max_iters: linearly, or along a half cosine."""
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(config.initial_lr,
+                                                      decay_steps=config.max_iters, alpha=0.0)
+    if config.lr_schedule != "linear":
+        raise ValueError(f"--lr_schedule must be one of {LR_SCHEDULES}, got "
+                         f"{config.lr_schedule!r}")
+    return keras.optimizers.schedules.PolynomialDecay(
+            config.initial_lr, decay_steps=config.max_iters, end_learning_rate=0.0, power=1.0)
+
+
+def BuildOptimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """SGD with momentum, the learning-rate schedule and weight decay of `config`."""
+    if config.weight_decay < 0:
+        raise ValueError(f"--weight_decay must be >= 0, got {config.weight_decay}")
+    return keras.optimizers.SGD(learning_rate=LearningRateSchedule(config), momentum=MOMENTUM,
+                                weight_decay=config.weight_decay or None)
 
 
 def _num_classes(config: TrainConfig) -> int:
@@ -158,10 +186,7 @@ class _Trainer:
                 model_weights.load_imagenet_weights(self.model.backbone,
                                                     config.imagenet_checkpoint)
                 progress(f"Loaded ImageNet weights from {config.imagenet_checkpoint}")
-            schedule = keras.optimizers.schedules.PolynomialDecay(
-                    config.initial_lr, decay_steps=config.max_iters, end_learning_rate=0.0,
-                    power=1.0)
-            optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=MOMENTUM)
+            optimizer = BuildOptimizer(config)
             # float16 needs loss scaling; bfloat16 (TPU) has float32's range and does not.
             self.loss_scaling = (config.mixed_precision
                                  and config.distribution_strategy != "tpu")
