@@ -25,7 +25,9 @@ import time
 import numpy as np
 
 from delf_tf.io import atomic, datum_io, feature_io
+from delf_tf.matching import reranking
 from delf_tf.protos import datum_pb2, feature_pb2
+from delf_tf.retrieval import evaluation
 
 _RESULT = os.path.join(os.path.dirname(__file__), "results", "feature_read.json")
 
@@ -108,6 +110,19 @@ def main() -> None:
         results["binarized_local"] = _compare(
             "DELG* local (16 bytes)", binary, feature_io.ReadFromFile,
             _protobuf_read_features, args.repeats)
+        new_check = lambda: evaluation.check_local_feature_files(local, log=lambda _: None)  # noqa: E731
+        old_check = lambda: [reranking.check_local_features_file(p) for p in local]  # noqa: E731
+        (new_s, old_s), (new_cpu, old_cpu) = (
+            _best_times([new_check, old_check], args.repeats, timer)
+            for timer in (time.perf_counter, time.process_time))
+        results["up_front_check"] = {
+            "ours_ms_per_file": 1e3 * new_s / len(local),
+            "full_parse_ms_per_file": 1e3 * old_s / len(local),
+            "speedup": old_s / new_s, "speedup_cpu": old_cpu / new_cpu}
+        print(f"{'perform_retrieval check':26s} first feature"
+              f" {1e3 * new_s / len(local):6.3f} ms/file vs full parse"
+              f" {1e3 * old_s / len(local):7.3f} ms/file = {old_s / new_s:5.0f}x"
+              f" (CPU {old_cpu / new_cpu:.0f}x)")
         results["global"] = _compare(
             "DELG global (2048-D)", global_, datum_io.ReadFromFile,
             _protobuf_read_datum, args.repeats)

@@ -382,3 +382,53 @@ def ParseDatum(buf: bytes) -> np.ndarray | None:
     data = np.frombuffer(buf, dtype=np.uint8)
     values = _decode_packed_varints(data, np.array([values_start]), np.array([len(buf)]), count)
     return None if values is None else values.reshape(dims)
+
+
+def PeekFirstFeature(head: bytes, file_size: int) -> tuple[int, bool] | None:
+    """(descriptor value count, bit-packed?) of the first feature of a
+    DelfFeatures file, from its first bytes `head` and its size.
+
+    Reads only the tags and lengths up to the first descriptor's values (a few
+    dozen bytes) and checks that the first feature is laid out as above and
+    ends inside the file. None when it cannot tell; callers then parse the
+    whole file. `bit-packed` is True for uint32_list descriptors.
+    """
+    end = len(head)
+    if not head or head[0] != _TAG_LEN_1:
+        return None
+    read = _read_varint(head, 1, end)
+    if read is None or read[0] + read[1] > file_size:
+        return None
+    record_end = read[0] + read[1]
+    if read[1] >= end or head[read[1]] != _TAG_LEN_1:
+        return None
+    read = _read_varint(head, read[1] + 1, end)
+    if read is None:
+        return None
+    datum_start, datum_end = read[1], read[0] + read[1]
+    if datum_end + _TAIL_BYTES != record_end or datum_start >= end:
+        return None
+    if head[datum_start] != _TAG_LEN_1:
+        return None
+    read = _read_varint(head, datum_start + 1, end)
+    if read is None or read[0] + read[1] >= end:
+        return None
+    list_pos = read[0] + read[1]
+    dims = _shape_dims(head, read[1], list_pos)
+    list_tag = head[list_pos]
+    if dims is None or list_tag not in (_TAG_FLOAT_LIST, _TAG_UINT32_LIST):
+        return None
+    read = _read_varint(head, list_pos + 1, end)
+    if read is None or read[0] + read[1] != datum_end or read[1] >= end:
+        return None
+    if head[read[1]] != _TAG_LEN_1:
+        return None
+    read = _read_varint(head, read[1] + 1, end)
+    if read is None or read[0] + read[1] != datum_end:
+        return None
+    count, values_len = int(np.prod(dims, dtype=object)), read[0]
+    if list_tag == _TAG_FLOAT_LIST:
+        ok = values_len == 4 * count
+    else:
+        ok = count <= values_len <= 5 * count
+    return (count, list_tag == _TAG_UINT32_LIST) if ok and count > 0 else None

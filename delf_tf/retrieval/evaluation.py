@@ -5,8 +5,10 @@ verification, metrics per protocol.
 Features are read from `<query_features_dir>/<query>.delg_global` (DatumProto,
 [D]) and `.delg_local` (DelfFeatures; uint8 descriptors are binarized DELG* and
 match by Hamming distance), and likewise for index images. Every file the run
-needs is checked before any work starts, so a missing or broken file stops the
-run at once with its name instead of after hours of re-ranking.
+needs is checked before any work starts (global files in full, local files by
+their first feature), so a missing file or one of another descriptor type or
+size stops the run at once with its name instead of after hours of re-ranking;
+a local file broken further in raises, naming it, when re-ranking reads it.
 
 Outputs in `output_dir`: `metrics.txt` (SaveMetricsFile format; keys medium,
 hard and, with verification, medium_after_gv, hard_after_gv), the rankings as
@@ -22,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from delf_tf.io import atomic, datum_io
+from delf_tf.io import atomic, datum_io, wire_format
 from delf_tf.io.files import require_files
 from delf_tf.matching import reranking
 from delf_tf.matching.params import VerificationParams
@@ -59,13 +61,37 @@ def read_global_descriptors(paths: Sequence[str]) -> np.ndarray:
     return np.stack(descriptors).astype(np.float32)
 
 
+# Enough bytes for the tags and lengths of a file's first feature up to its values.
+_HEAD_BYTES = 256
+
+
+def _first_feature_layout(path: str) -> tuple[int, int, bool]:
+    """(has features, descriptor size, binary) from the head of a local feature
+    file; files the head cannot vouch for are parsed in full."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(_HEAD_BYTES)
+    if size == 0:
+        return 0, 0, False
+    layout = wire_format.PeekFirstFeature(head, size)
+    if layout is None:
+        return reranking.check_local_features_file(path)
+    return 1, layout[0], layout[1]
+
+
 def check_local_feature_files(paths: Sequence[str],
                               log: Callable[[str], None] = print) -> None:
-    """Validates local feature files: readable, and one descriptor type and
-    size across all files that have features. Raises ValueError naming the file."""
+    """Checks up front that local feature files start with a valid feature and
+    share one descriptor type and size (files with features). Raises
+    ValueError naming the file.
+
+    Only the first feature's tags and lengths are read (tens of microseconds a
+    file); the rest of a file is decoded, and checked, when re-ranking reads it,
+    and a broken one then raises naming it. Most index files are never read.
+    """
     reference = None
     for i, path in enumerate(paths):
-        num_features, size, binary = reranking.check_local_features_file(path)
+        num_features, size, binary = _first_feature_layout(path)
         if num_features:
             if reference is None:
                 reference = (size, binary, path)
@@ -74,7 +100,7 @@ def check_local_feature_files(paths: Sequence[str],
                 raise ValueError(
                     f"{path}: {size}-value {kind[bool(binary)]} descriptors, but {reference[2]} "
                     f"has {reference[0]}-value {kind[bool(reference[1])]} descriptors")
-        if (i + 1) % 1000 == 0:
+        if (i + 1) % 100_000 == 0:
             log(f"Checked {i + 1}/{len(paths)} local feature files")
 
 

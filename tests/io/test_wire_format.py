@@ -160,3 +160,19 @@ def test_datum_matches_protobuf(array):
     assert got.dtype == expected.dtype and got.shape == expected.shape
     assert got.flags.writeable
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("descriptors", [
+    np.ones([5, 128], np.float32),
+    np.packbits(np.random.default_rng(0).random([5, 256]) > 0.5, axis=1),
+    np.ones([2, 4100], np.float32),
+])
+def test_peek_first_feature_reads_type_and_size_from_the_head(descriptors):
+    data = _serialized(len(descriptors), descriptors)
+    binary = descriptors.dtype == np.uint8
+    assert wire_format.PeekFirstFeature(data[:256], len(data)) == (descriptors.shape[1], binary)
+    # The first feature must end inside the file.
+    first_record = len(data) // len(descriptors)
+    assert wire_format.PeekFirstFeature(data[:256], first_record - 1 if not binary else 20) is None
+    assert wire_format.PeekFirstFeature(b"\x0a\xff\xff\xff garbage", 13) is None
+    assert wire_format.PeekFirstFeature(b"", 0) is None

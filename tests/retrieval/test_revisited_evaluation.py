@@ -185,3 +185,19 @@ def test_rerank_all_is_the_engine_per_query(tmp_path):
         for protocol in ("medium", "hard"):
             np.testing.assert_array_equal(
                 np.load(out / f"ranks_after_gv_{protocol}.npy")[i], engine[protocol])
+
+
+def test_local_files_are_checked_by_their_head_then_in_full_when_read(tmp_path):
+    gnd_path, query_dir, index_dir = _make_dataset(tmp_path)
+    path = os.path.join(index_dir, "img_1.delg_local")
+    with open(path, "rb") as f:
+        data = f.read()
+    evaluation.check_local_feature_files([path])
+    # Cut in the middle of the last feature: the head is intact, so the up-front
+    # check passes, and reading the file for verification names it.
+    with open(path, "wb") as f:
+        f.write(data[:-7])
+    evaluation.check_local_feature_files([path])
+    with pytest.raises(ValueError, match="img_1.delg_local"):
+        evaluation.evaluate_revisited(gnd_path, query_dir, index_dir, str(tmp_path / "o"),
+                                      use_geometric_verification=True, log=lambda _: None)
