@@ -42,11 +42,22 @@ def CalculateReceptiveBoxes(height, width, rf, stride, padding) -> tf.Tensor:
     return tf.concat([top_left, bottom_right], axis=1)
 
 
+def NormalizePixelValues(image, pixel_value_offset: float = 128.0,
+                         pixel_value_scale: float = 128.0) -> tf.Tensor:
+    """(image - pixel_value_offset) / pixel_value_scale as float32 (the original's name;
+    the defaults are the normalisation every delf_tf model uses)."""
+    image = tf.cast(image, tf.float32)
+    return (image - pixel_value_offset) / pixel_value_scale
+
+
 def CalculateKeypointCenters(boxes):
     """Box centres: boxes [N, 4] (ymin, xmin, ymax, xmax) -> [N, 2] (y, x).
 
-    Accepts a tensor or an array and returns the same kind.
+    Accepts a tensor, an array or nested lists; a tensor gives a tensor, anything
+    else a float NumPy array.
     """
+    if not isinstance(boxes, (tf.Tensor, np.ndarray)):
+        boxes = np.asarray(boxes, dtype=np.float32)
     return (boxes[:, :2] + boxes[:, 2:]) / 2.0
 
 

@@ -115,6 +115,25 @@ class Delf(keras.Model):
             outputs["attn_logits"] = self.att_fc(attn_pooled)
         return {key: tf.cast(value, tf.float32) for key, value in outputs.items()}
 
+    def global_and_local_forward_pass(self, images, training: bool = True):
+        """The original's training forward, by its name and output order.
+
+        images: normalised float32 [B,H,W,3]. Returns (desc_prelogits [B,Dg] (the global
+        descriptor), attn_prelogits [B,C] (attention-pooled features), attn_scores
+        [B,h,w,1] (attention probabilities), backbone_blocks {"block0".."block4": map},
+        dim_expanded_features [B,h,w,1024] or None, dim_reduced_features [B,h,w,D'] or
+        None). block3 is stop-gradient'ed before the attention and the autoencoder.
+        """
+        backbone_blocks: dict[str, tf.Tensor] = {}
+        desc_prelogits = self.backbone.build_call(images, training=training,
+                                                  intermediates_dict=backbone_blocks)
+        block3 = tf.stop_gradient(backbone_blocks["block3"])
+        attn_prelogits, outputs = self._local_branch(block3, training)
+        expanded = outputs.get("expanded")
+        reduced = outputs["local_features"] if self.autoencoder is not None else None
+        return (desc_prelogits, attn_prelogits, outputs["attention_prob"], backbone_blocks,
+                expanded, reduced)
+
     @property
     def min_input_size(self) -> int:
         """Smallest image side (pixels) the network accepts (the backbone's)."""

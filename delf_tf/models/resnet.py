@@ -259,6 +259,15 @@ class ResNet(keras.Model):
             out.update({layer.name: layer for layer in block.named_layers()})
         return out
 
+    def build_call(self, inputs, training: bool = True, intermediates_dict=None):
+        """The original's ResNet50.build_call: the pooled (or embedded) output; when
+        `intermediates_dict` is a dict it receives the endpoints by name ("block0",
+        "block0mp", "block1".."block4")."""
+        output, endpoints = self(inputs, training=training)
+        if intermediates_dict is not None:
+            intermediates_dict.update(endpoints)
+        return output
+
     def call(self, images, training=False):
         endpoints = {}
         x = tf.nn.relu(self.bn_conv1(self.conv1(images), training=training))

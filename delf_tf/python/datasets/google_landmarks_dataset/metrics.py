@@ -1,0 +1,6 @@
+"""The original's `delf.python.datasets.google_landmarks_dataset.metrics`:
+this module is `delf_tf.retrieval.gldv2`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.retrieval.gldv2")

@@ -1,0 +1,6 @@
+"""The original's `delf.python.detect_to_retrieve.aggregation_extraction`:
+this module is `delf_tf.aggregation.aggregation_extraction`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.aggregation.aggregation_extraction")

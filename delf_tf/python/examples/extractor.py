@@ -1,0 +1,6 @@
+"""The original's `delf.python.examples.extractor`:
+this module is `delf_tf.extraction.extractor`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.extraction.extractor")

@@ -1,0 +1,6 @@
+"""The original's `delf.python.feature_io`:
+this module is `delf_tf.io.feature_io`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.io.feature_io")

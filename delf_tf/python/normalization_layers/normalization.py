@@ -1,0 +1,6 @@
+"""The original's `delf.python.normalization_layers.normalization`:
+this module is `delf_tf.models.normalization`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.models.normalization")

@@ -1,0 +1,6 @@
+"""The original's `delf.python.pooling_layers.pooling`:
+this module is `delf_tf.models.pooling`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.models.pooling")

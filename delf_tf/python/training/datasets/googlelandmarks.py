@@ -1,0 +1,6 @@
+"""The original's `delf.python.training.datasets.googlelandmarks`:
+this module is `delf_tf.data.gld`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.data.gld")

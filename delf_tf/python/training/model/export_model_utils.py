@@ -1,0 +1,6 @@
+"""The original's `delf.python.training.model.export_model_utils`:
+this module is `delf_tf.extraction.pyramid`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.extraction.pyramid")

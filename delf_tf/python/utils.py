@@ -1,0 +1,6 @@
+"""The original's `delf.python.utils`:
+this module is `delf_tf.utils`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.utils")
