@@ -47,6 +47,7 @@ TOOLS = (
     "build_elfm_index",
     "perform_elfm_retrieval",
     "draw_elfm_match_map",
+    "export_how_model",
     "make_demo_data",
     "run_demo",
 )
