@@ -50,7 +50,7 @@ setuptools.setup(
         "absl-py>=2.0",
         "numpy>=2.0",
         "scipy>=1.13",
-        "pillow>=10.0",
+        "pillow>=10.1",  # ImageFont.load_default(size=...) for picture captions
         "opencv-python-headless>=4.9",
         "h5py>=3.10",
         "threadpoolctl>=3",

@@ -363,13 +363,18 @@ def _save_pictures(config: DemoConfig, stages: _Stages, run: _Run, data: Any,
         features_1_path=os.path.join(features, "query", query_name + ".delg_local"),
         features_2_path=os.path.join(features, "index", index_name + ".delg_local"),
         descriptor_matching_threshold=1.0, ransac_seed=config.seed,
+        title=f"query {query_name} (crop) vs its best-ranked positive {index_name}",
+        method=f"DELG {run.name} model, float local features",
         output_image=os.path.join(pictures, "match.png"))
+    threshold = config_lib.ReadDelfConfig(
+        run.path("delf_config.pbtxt")).delf_local_config.score_threshold
     stages.run_function("attention picture", _save_attention_picture, run.weights_prefix,
-                        crop, os.path.join(pictures, "attention.png"))
+                        crop, threshold, os.path.join(pictures, "attention.png"))
 
 
-def _save_attention_picture(weights_prefix: str, image: Any, output_path: str) -> None:
-    """Image | attention map (upsampled, colour-mapped) | overlay, side by side."""
+def _save_attention_picture(weights_prefix: str, image: Any, threshold: float,
+                            output_path: str) -> None:
+    """Image | attention map | overlay (below-threshold places dimmed) | colour bar."""
     import cv2  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
 
@@ -383,14 +388,10 @@ def _save_attention_picture(weights_prefix: str, image: Any, output_path: str) -
     big = cv2.resize(pixels, (pixels.shape[1] * 2, pixels.shape[0] * 2),
                      interpolation=cv2.INTER_LINEAR)
     _, attention, _ = model.build_call(preprocessing.normalize_images(big[None]))
-    attention = attention.numpy()[0, ..., 0]
-    attention = (attention - attention.min()) / max(float(np.ptp(attention)), 1e-12)
-    heat = cv2.resize(attention, (pixels.shape[1], pixels.shape[0]),
-                      interpolation=cv2.INTER_NEAREST)
-    colours = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    overlay = (0.5 * pixels + 0.5 * colours).astype(np.uint8)
-    gap = np.full((pixels.shape[0], 8, 3), 255, np.uint8)
-    picture = np.concatenate([pixels, gap, colours, gap, overlay], axis=1)
+    picture = visualization.draw_attention(
+        pixels, attention.numpy()[0, ..., 0], threshold=threshold,
+        caption=["DELG attention (trained model, image at 2x scale)",
+                 f"score_threshold {threshold:.4g} = median attention at the end of training"])
     atomic.write_bytes_atomic(output_path, visualization.encode_image(picture, "PNG"))
 
 

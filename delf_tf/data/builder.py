@@ -9,7 +9,9 @@ The library behind `tools/build_image_dataset.py`. Inputs:
   written next to the shards.
 - `test.csv` (`id,...`): the test set, written without labels.
 
-Images are `<dir>/<id>.jpg` (the GLDv2 nested layout `<dir>/a/b/c/<id>.jpg` is found too).
+Images are `<dir>/<id>.jpg` (the GLDv2 nested layout `<dir>/a/b/c/<id>.jpg` is found too); the
+directory may also be a glob pattern as in the original's `--train_directory=train/*/*/*/`, whose
+`*.jpg` matches are looked up by id.
 Shards are named `{train,validation,test}-{shard:05d}-of-{N:05d}`; `image/encoded` holds the
 original file bytes. Missing or unreadable images are reported by id: the build fails with the
 full list, or skips them when asked. Shards are written under temporary names and renamed only
@@ -19,6 +21,8 @@ when the whole build succeeded, so a failed build leaves no partial dataset behi
 import concurrent.futures
 import csv
 import dataclasses
+import functools
+import glob
 import io
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -58,12 +62,24 @@ class ImageEntry:
 
 def image_path(directory: str, image_id: str) -> str:
     """Returns `<directory>/<id>.jpg`, or the GLDv2 nested `<dir>/a/b/c/<id>.jpg` if only
-    that exists."""
+    that exists. A `directory` with glob characters (`train/*/*/*/`) names the folders whose
+    `*.jpg` files are the images; an id without a match gets `<directory>/<id>.jpg`, which is
+    then reported missing."""
+    if any(c in directory for c in "*?["):
+        found = _jpegs_matching(directory).get(image_id)
+        return found if found else os.path.join(directory, image_id + ".jpg")
     flat = os.path.join(directory, image_id + ".jpg")
     if os.path.exists(flat) or len(image_id) < 3:
         return flat
     nested = os.path.join(directory, image_id[0], image_id[1], image_id[2], image_id + ".jpg")
     return nested if os.path.exists(nested) else flat
+
+
+@functools.lru_cache(maxsize=4)
+def _jpegs_matching(directory_pattern: str) -> dict[str, str]:
+    """id -> path of every `<directory_pattern>/*.jpg` (one glob per pattern and process)."""
+    paths = sorted(glob.glob(os.path.join(directory_pattern, "*.jpg")))
+    return {os.path.splitext(os.path.basename(path))[0]: path for path in paths}
 
 
 def _read_csv_rows(path: str, required_columns: Sequence[str]) -> list[dict[str, str]]:

@@ -25,13 +25,17 @@ def match_images(
     features_2_path: str,
     output_image: str | None,
     params: VerificationParams = DEFAULT_VERIFICATION,
+    title: str | None = None,
+    method: str | None = None,
 ) -> reranking.VerificationResult:
     """Matches each image-2 descriptor to its nearest image-1 descriptor and
     fits an affine map from image-1 to image-2 locations with RANSAC.
 
     Features are DelfFeatures files with locations (y, x) in the pixels of the
     image files. If `output_image` is set, the two images side by side with a
-    line per inlier are written there (format from the extension, atomically).
+    line per inlier are written there (format from the extension, atomically),
+    captioned with `title` (default: the two file names) and '<method>: N inliers
+    of M putative matches' (method default: the descriptor kind found in the files).
 
     Returns the VerificationResult; query ids refer to image 2, index ids to
     image 1.
@@ -43,12 +47,26 @@ def match_images(
         image_1 = np.asarray(utils.RgbLoader(image_1_path))
         image_2 = np.asarray(utils.RgbLoader(image_2_path))
         inliers = result.inliers
+        if title is None:
+            title = f"{os.path.basename(image_1_path)} vs {os.path.basename(image_2_path)}"
+        if method is None:
+            method = describe_features(features_1)
         picture = visualization.draw_matches(
             image_1, image_2, features_1.locations[result.index_ids[inliers]],
-            features_2.locations[result.query_ids[inliers]])
+            features_2.locations[result.query_ids[inliers]],
+            caption=visualization.match_caption(title, method, result.num_inliers,
+                                                len(result.query_ids)))
         extension = os.path.splitext(output_image)[1].lower()
         image_format = Image.registered_extensions().get(extension)
         if image_format is None:
             raise ValueError(f"unknown picture format for {output_image} (use .png or .jpg)")
         atomic.write_bytes_atomic(output_image, visualization.encode_image(picture, image_format))
     return result
+
+
+def describe_features(features: reranking.LocalFeatures) -> str:
+    """'local features, 128-D float' or 'binarized local features (DELG*), 128 bits'."""
+    descriptors = features.descriptors
+    if descriptors.binary:
+        return f"binarized local features (DELG*), {descriptors.dim} bits"
+    return f"local features, {descriptors.dim}-D float"

@@ -1,9 +1,11 @@
-"""Side-by-side pictures of feature matches (match_images, MatchFeatures)."""
+"""Pictures: side-by-side feature matches (match_images, MatchFeatures) and attention maps,
+each with a caption saying what is shown (method, inlier count, threshold)."""
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 _LINE_COLOR = (0, 96, 255)
 _POINT_COLOR = (255, 200, 0)
@@ -15,6 +17,7 @@ def draw_matches(
     locations_1: np.ndarray,
     locations_2: np.ndarray,
     line_width: int = 1,
+    caption: str | Sequence[str] | None = None,
 ) -> np.ndarray:
     """Draws image_1 and image_2 side by side with a line per match.
 
@@ -22,9 +25,12 @@ def draw_matches(
       image_1, image_2: uint8 [H, W, 3] (grayscale [H, W] is accepted).
       locations_1, locations_2: [M, 2] matched points as (y, x) in pixels of
         the respective image; row i of both is one match.
+      caption: text line(s) drawn in a white band above the pictures (e.g. the
+        image names, the method and the inlier count).
 
     Returns:
-      uint8 [max(H1, H2), W1 + W2, 3]; the shorter image is padded with black.
+      uint8 [max(H1, H2) (+ caption band), W1 + W2, 3]; the shorter image is
+      padded with black.
     """
     image_1, image_2 = _as_rgb(image_1), _as_rgb(image_2)
     locations_1 = np.asarray(locations_1, dtype=np.float64).reshape(-1, 2)
@@ -45,7 +51,108 @@ def draw_matches(
         for x, y in ((x1, y1), (x2 + offset, y2)):
             draw.ellipse([x - radius, y - radius, x + radius, y + radius],
                          outline=_POINT_COLOR)
-    return np.asarray(picture)
+    return add_caption(np.asarray(picture), caption)
+
+
+def match_caption(title: str, method: str, num_inliers: int, num_putative: int) -> list[str]:
+    """The caption of a match picture: title, then '<method>: N inliers of M putative matches'."""
+    return [title, f"{method}: {num_inliers} inliers of {num_putative} putative matches"]
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _font_size(width: int) -> int:
+    return int(np.clip(width // 45, 11, 22))
+
+
+def add_caption(picture: np.ndarray, caption: str | Sequence[str] | None) -> np.ndarray:
+    """Adds a white band with the caption's lines (black text) above `picture`."""
+    if not caption:
+        return np.asarray(picture)
+    lines = [caption] if isinstance(caption, str) else list(caption)
+    picture = _as_rgb(picture)
+    font = _font(_font_size(picture.shape[1]))
+    line_height = int(font.getbbox("Ag")[3]) + 4
+    band = Image.new("RGB", (picture.shape[1], line_height * len(lines) + 6), (255, 255, 255))
+    draw = ImageDraw.Draw(band)
+    for i, line in enumerate(lines):
+        draw.text((4, 3 + i * line_height), line, fill=(0, 0, 0), font=font)
+    return np.concatenate([np.asarray(band), picture], axis=0)
+
+
+def draw_attention(
+    image: np.ndarray,
+    attention: np.ndarray,
+    threshold: float | None = None,
+    caption: str | Sequence[str] | None = None,
+) -> np.ndarray:
+    """Image | attention map | overlay, with a colour bar of the attention scores.
+
+    Args:
+      image: uint8 [H, W, 3].
+      attention: float [h, w] attention scores (e.g. the model's attention at one
+        scale), stretched over the image with nearest-neighbour sampling.
+      threshold: the DelfConfig's score_threshold: marked on the colour bar; in the
+        overlay, places scoring below it (no feature is kept there) are dimmed.
+      caption: text line(s) above the picture.
+
+    Returns:
+      uint8 [H (+ caption band), 3 W + colour bar, 3].
+    """
+    import cv2  # pylint: disable=g-import-not-at-top
+
+    pixels = _as_rgb(image)
+    height, width = pixels.shape[:2]
+    attention = np.asarray(attention, dtype=np.float64)
+    if attention.ndim != 2 or not attention.size:
+        raise ValueError(f"attention must be [h, w], got shape {attention.shape}")
+    low, high = float(attention.min()), float(attention.max())
+    if threshold is not None:
+        low, high = min(low, threshold), max(high, threshold)
+    span = max(high - low, 1e-12)
+    grid = cv2.resize(attention, (width, height), interpolation=cv2.INTER_NEAREST)
+    colours = _colour_map((grid - low) / span)
+    if threshold is not None:
+        keep = (grid >= threshold)[..., None]
+        overlay = np.where(keep, 0.5 * pixels + 0.5 * colours, 0.3 * pixels).astype(np.uint8)
+    else:
+        overlay = (0.5 * pixels + 0.5 * colours).astype(np.uint8)
+    gap = np.full((height, 6, 3), 255, np.uint8)
+    bar = _colour_bar(height, low, high, threshold)
+    picture = np.concatenate([pixels, gap, colours, gap, overlay, gap, bar], axis=1)
+    return add_caption(picture, caption)
+
+
+def _colour_map(values: np.ndarray) -> np.ndarray:
+    """float [..] in [0, 1] -> uint8 [.., 3] RGB (OpenCV's perceptually uniform viridis)."""
+    import cv2  # pylint: disable=g-import-not-at-top
+
+    levels = (np.clip(values, 0.0, 1.0) * 255).astype(np.uint8)
+    return cv2.applyColorMap(levels, cv2.COLORMAP_VIRIDIS)[..., ::-1]
+
+
+def _colour_bar(height: int, low: float, high: float, threshold: float | None) -> np.ndarray:
+    """A vertical colour bar (high at the top) with its max/min and the threshold labelled."""
+    font = _font(max(10, min(16, height // 12)))
+    bar_width, label_width = 14, 90
+    canvas = Image.new("RGB", (bar_width + label_width, height), (255, 255, 255))
+    ramp = np.linspace(1.0, 0.0, height)[:, None].repeat(bar_width, axis=1)
+    canvas.paste(Image.fromarray(_colour_map(ramp)), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    text_height = int(font.getbbox("0")[3])
+    draw.text((bar_width + 3, 0), f"{high:.4g}", fill=(0, 0, 0), font=font)
+    draw.text((bar_width + 3, height - text_height - 2), f"{low:.4g}", fill=(0, 0, 0), font=font)
+    if threshold is not None:
+        y = int(round((high - threshold) / max(high - low, 1e-12) * (height - 1)))
+        draw.line([(0, y), (bar_width + 2, y)], fill=(255, 0, 0), width=2)
+        label_y = int(np.clip(y - text_height // 2, text_height + 2, height - 2 * text_height - 4))
+        draw.text((bar_width + 3, label_y), f"thr {threshold:.4g}", fill=(200, 0, 0), font=font)
+    return np.asarray(canvas)
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:

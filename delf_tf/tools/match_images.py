@@ -39,6 +39,11 @@ flags.DEFINE_integer("ransac_max_trials", ransac.DEFAULT_MAX_TRIALS, "Number of 
 flags.DEFINE_enum("ransac_backend", "opencv", list(ransac.BACKENDS),
                   "RANSAC implementation: OpenCV (fast) or scikit-image (the original's).")
 
+flags.DEFINE_string("title", None, "First caption line of the picture (default: the two "
+                    "image file names).")
+flags.DEFINE_string("method", None, "Method named in the caption before the inlier count, e.g. "
+                    "'DELG (trained)' (default: the kind of descriptors in the feature files).")
+
 FLAGS = flags.FLAGS
 
 
@@ -52,7 +57,8 @@ def main(argv):
                 descriptor_matching_threshold=FLAGS.descriptor_matching_threshold,
                 ransac_residual_threshold=FLAGS.ransac_residual_threshold,
                 use_ratio_test=FLAGS.use_ratio_test, ransac_seed=FLAGS.ransac_seed,
-                max_trials=FLAGS.ransac_max_trials, ransac_backend=FLAGS.ransac_backend))
+                max_trials=FLAGS.ransac_max_trials, ransac_backend=FLAGS.ransac_backend),
+            title=FLAGS.title, method=FLAGS.method)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"Error: {e}")
     print(f"Found {result.num_inliers} inliers")

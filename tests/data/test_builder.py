@@ -150,6 +150,32 @@ def test_nested_gldv2_layout(tmp_path):
     assert builder.image_path(str(tmp_path / "train"), "abcdef").endswith("a/b/c/abcdef.jpg")
 
 
+def test_original_glob_form_of_train_directory(tmp_path):
+    """The original's `--train_directory=gldv2_dataset/train/*/*/*/` finds the nested images."""
+    rng = np.random.default_rng(2)
+    ids = ["abc001", "abd002", "xyz003"]
+    for image_id in ids:
+        folder = tmp_path / "train" / image_id[0] / image_id[1] / image_id[2]
+        os.makedirs(folder, exist_ok=True)
+        _write_jpeg(str(folder / f"{image_id}.jpg"), rng)
+    with open(tmp_path / "train.csv", "w") as f:
+        f.write("id,url,landmark_id\n")
+        f.writelines(f"{image_id},http://x,{k}\n" for k, image_id in enumerate(ids))
+    counts = builder.BuildImageDataset(
+            train_directory=str(tmp_path / "train" / "*" / "*" / "*") + "/",
+            output_directory=str(tmp_path / "out"), train_csv_path=str(tmp_path / "train.csv"),
+            num_shards=1, progress=lambda message: None)
+    assert counts == {"train": 3}
+    with open(tmp_path / "train.csv", "a") as f:
+        f.write("nothere,http://x,9\n")
+    with pytest.raises(builder.ImageErrors, match="nothere"):
+        builder.BuildImageDataset(
+                train_directory=str(tmp_path / "train" / "*" / "*" / "*") + "/",
+                output_directory=str(tmp_path / "out2"),
+                train_csv_path=str(tmp_path / "train.csv"), num_shards=1,
+                progress=lambda message: None)
+
+
 def _broken_folder(gld_folder, tmp_path):
     """A copy of the CSV with one missing and one corrupt image added."""
     with open(gld_folder / "train.csv") as f:

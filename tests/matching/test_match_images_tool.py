@@ -35,8 +35,11 @@ def test_match_images_prints_inliers_and_saves_picture(scene, tmp_path):
     assert done.returncode == 0, done.stderr
     num_inliers = int(done.stdout.split("Found ")[1].split()[0])
     assert num_inliers >= 45
-    picture = Image.open(tmp_path / "match.png")
-    assert picture.size == (1024, 512)
+    picture = np.asarray(Image.open(tmp_path / "match.png").convert("RGB"))
+    # The two 512 px images side by side under a caption band (names, method, inliers).
+    assert picture.shape[1] == 1024 and 512 + 20 < picture.shape[0] < 512 + 80
+    band = picture[:picture.shape[0] - 512]
+    assert (band == 255).all(axis=-1).mean() > 0.8 and (band < 100).all(axis=-1).any()
 
     os.remove(tmp_path / "image_2.delf")
     failed = _run(*args, f"--output_image={tmp_path / 'other.png'}")
