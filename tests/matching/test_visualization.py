@@ -35,7 +35,8 @@ def test_match_caption_and_picture():
 def test_attention_map_has_colour_bar_threshold_and_dimmed_overlay():
     image = np.full([64, 64, 3], 200, np.uint8)
     attention = np.array([[0.0, 1.0], [2.0, 4.0]])
-    picture = visualization.draw_attention(image, attention, threshold=1.5, caption="DELG attention")
+    picture = visualization.draw_attention(image, attention, threshold=1.5,
+                                           caption="DELG attention")
     width = picture.shape[1]
     assert width > 3 * 64 + 14  # image | map | overlay | bar
     body = picture[picture.shape[0] - 64:]
