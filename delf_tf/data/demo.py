@@ -580,3 +580,56 @@ def _render_queries(config, materials, patches, entries, images_dir):
             qimlist.append(query_name)
             gnd.append({**positives, "bbx": box})
     return qimlist, gnd
+
+
+def WriteSfmTuplesDatabase(demo_dir: str, output_root: str, name: str = "demo-SfM",
+                           val_fraction: float = 0.25, pairs_per_landmark: int = 8,
+                           seed: int = 0) -> str:
+    """The demo's clean training images as an SfM-style tuples database (clusters = landmarks).
+
+    Writes <output_root>/train/<name>/<name>.pkl and the images under .../ims/ in the SfM
+    layout (hard links, copies where links fail) and links <output_root>/test/demo/ to the
+    demo's Revisited set (gnd_demo.mat, jpg/), so the global-features training job reads the
+    demo as it reads SfM-120k and Revisited Oxford. With a dozen landmarks there are too few
+    to hold some out as SfM's val split does: the last `val_fraction` of each landmark's
+    images form the "val" split instead. Returns the database path.
+    """
+    import shutil
+
+    # Imported here: the global-features package owns the SfM format.
+    from delf_tf.global_features import sfm
+
+    with open(os.path.join(demo_dir, "train_clean.csv"), newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    splits: dict[str, tuple[list[str], list[int]]] = {"train": ([], []), "val": ([], [])}
+    for cluster, (_, images) in enumerate(rows):
+        ids = images.split()
+        num_val = max(1, int(round(len(ids) * val_fraction))) if len(ids) >= 4 else 0
+        for position, image_id in enumerate(ids):
+            split = "val" if position >= len(ids) - num_val else "train"
+            splits[split][0].append(image_id)
+            splits[split][1].append(cluster)
+    train_root = os.path.join(output_root, "train", name)
+    ims_root = os.path.join(train_root, "ims")
+    for cids, _ in splits.values():
+        for cid in cids:
+            target = sfm.cid2filename(cid, ims_root)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            source = os.path.join(demo_dir, "train", cid + ".jpg")
+            if not os.path.exists(target):
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copyfile(source, target)
+    database = {split: sfm.SplitFromClusters(cids, clusters, pairs_per_landmark,
+                                             seed=seed + offset)
+                for offset, (split, (cids, clusters)) in enumerate(splits.items()) if cids}
+    path = os.path.join(train_root, f"{name}.pkl")
+    sfm.WriteSfmDatabase(path, database)
+    test_root = os.path.join(output_root, "test", "demo")
+    os.makedirs(test_root, exist_ok=True)
+    for entry in ("gnd_demo.mat", "jpg"):
+        link = os.path.join(test_root, entry)
+        if not os.path.lexists(link):
+            os.symlink(os.path.abspath(os.path.join(demo_dir, entry)), link)
+    return path

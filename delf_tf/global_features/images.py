@@ -1,0 +1,67 @@
+"""Images from a list of files as a tf.data pipeline: decode, optional box crop, max-side resize.
+
+As the original's ImagesFromList: an image larger than `image_size` on its longer side is
+shrunk (aspect ratio kept, antialiased) so that side is `image_size`; smaller images are left
+as they are. Files may have any extension or none (SfM images have none): the format is
+detected from the bytes (JPEG, PNG, GIF, BMP).
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_IMAGE_SIZE = 1024
+NO_BOX = (-1.0, -1.0, -1.0, -1.0)
+
+
+def boxes_array(bbxs: Sequence | None, count: int) -> np.ndarray:
+    """None entries -> NO_BOX; returns float32 [count, 4] as [x1, y1, x2, y2]."""
+    if bbxs is None:
+        return np.tile(np.float32(NO_BOX), (count, 1))
+    if len(bbxs) != count:
+        raise ValueError(f"{len(bbxs)} bounding boxes for {count} images")
+    return np.asarray([NO_BOX if b is None else [float(v) for v in b] for b in bbxs],
+                      np.float32).reshape(count, 4)
+
+
+def load_image(path, box, image_size: int):
+    """Graph function: file path (string []), box float32 [4] ([x1, y1, x2, y2] in pixels, or
+    all -1 for none) -> uint8 [H, W, 3] with max(H, W) <= image_size."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image = tf.ensure_shape(image, [None, None, 3])
+
+    def crop():
+        shape = tf.shape(image)
+        x1 = tf.clip_by_value(tf.cast(tf.floor(box[0]), tf.int32), 0, shape[1] - 1)
+        y1 = tf.clip_by_value(tf.cast(tf.floor(box[1]), tf.int32), 0, shape[0] - 1)
+        x2 = tf.clip_by_value(tf.cast(tf.math.ceil(box[2]), tf.int32), x1 + 1, shape[1])
+        y2 = tf.clip_by_value(tf.cast(tf.math.ceil(box[3]), tf.int32), y1 + 1, shape[0])
+        return image[y1:y2, x1:x2]
+
+    image = tf.cond(box[0] >= 0, crop, lambda: image)
+    return resize_max_side(image, image_size)
+
+
+def resize_max_side(image, image_size: int):
+    """uint8 [H, W, 3] -> uint8 with its longer side at most image_size (never enlarged)."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    factor = tf.minimum(1.0, float(image_size) / tf.reduce_max(shape))
+    size = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), 1)
+    resized = tf.image.resize(image, size, method="bilinear", antialias=True)
+    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    return tf.cond(factor < 1.0, lambda: resized, lambda: image)
+
+
+def ImagesFromList(paths: Sequence[str], image_size: int = DEFAULT_IMAGE_SIZE,
+                   bbxs: Sequence | None = None,
+                   num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
+    """Dataset of uint8 [H, W, 3] images, in list order, decoded in parallel.
+
+    bbxs: None or one entry per image, None or [x1, y1, x2, y2] (crop before resizing).
+    """
+    boxes = boxes_array(bbxs, len(paths))
+    dataset = tf.data.Dataset.from_tensor_slices((list(paths), boxes))
+    return dataset.map(lambda p, b: load_image(p, b, image_size),
+                       num_parallel_calls=num_parallel_calls,
+                       deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,69 @@
+"""Hard-negative mining and the tuples / images-from-list pipelines."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from delf_tf.global_features import images, sfm, tuples
+
+
+def test_mining_picks_nearest_negatives_of_other_clusters_one_per_cluster():
+    # 1-D descriptors on the unit circle: angle = similarity order.
+    angles = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    pool = np.stack([np.cos(angles), np.sin(angles)], 1)
+    pool_clusters = np.array([7, 1, 1, 2, 3, 3, 4])   # pool[0] shares the query's cluster
+    query = pool[:1]
+    negatives = tuples.mine_hard_negatives(query, pool, np.array([7]), pool_clusters, neg_num=3)
+    # nearest first; cluster 7 skipped; pool[2] skipped (cluster 1 used by pool[1]).
+    assert negatives.tolist() == [[1, 3, 4]]
+    with pytest.raises(ValueError, match="neg_num=5"):
+        tuples.mine_hard_negatives(query, pool, np.array([7]), pool_clusters, neg_num=5)
+
+
+def _write_images(tmp_path, count):
+    rng = np.random.default_rng(0)
+    cids = [f"{i:08x}" for i in range(count)]
+    for cid in cids:
+        path = tmp_path / sfm.cid2filename(cid, "ims")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:   # no extension, as SfM images
+            Image.fromarray(rng.integers(0, 255, [40, 60, 3], dtype=np.uint8)).save(f, "PNG")
+    return cids
+
+
+def test_images_from_list_crops_and_shrinks(tmp_path):
+    cids = _write_images(tmp_path, 2)
+    paths = [sfm.cid2filename(c, str(tmp_path / "ims")) for c in cids]
+    out = list(images.ImagesFromList(paths, image_size=30, bbxs=[None, [10, 5, 30, 25]]))
+    assert out[0].shape == (20, 30, 3)     # 40x60 shrunk to max side 30
+    assert out[1].shape == (20, 20, 3)     # crop 20x20 already fits
+    original = np.asarray(Image.open(paths[1]))
+    np.testing.assert_array_equal(out[1].numpy(), original[5:25, 10:30])
+    assert next(iter(images.ImagesFromList(paths, image_size=100))).shape == (40, 60, 3)
+
+
+def test_tuples_dataset_mines_with_the_describer(tmp_path):
+    cids = _write_images(tmp_path, 8)
+    split = sfm.SfmSplit(cids, np.array([0, 0, 1, 1, 2, 2, 3, 3]), np.array([0, 2]),
+                         np.array([1, 3]))
+    data = tuples.TuplesDataset(split, str(tmp_path / "ims"),
+                                tuples.TuplesConfig(neg_num=2, query_size=5, pool_size=8,
+                                                    image_size=32))
+    # A fake network: one-hot of the image's position plus a shared component that makes
+    # image 4 (then 6, then the other query) nearest to each query.
+    index = {p: i for i, p in enumerate(data.paths)}
+
+    def describe(paths, bbxs):
+        out = np.zeros([len(paths), 9], np.float32)
+        for row, p in enumerate(paths):
+            i = index[p]
+            out[row, i] = 1.0
+            out[row, 8] = {0: 1.0, 2: 1.0, 4: 5.0, 6: 4.0}.get(i, 0.0)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    data.create_epoch_tuples(describe)
+    by_query = {int(t[0]): t.tolist() for t in data.tuples}
+    assert by_query[0] == [0, 1, 4, 6] and by_query[2] == [2, 3, 4, 6]
+    elements = list(data.dataset(shuffle=False))
+    assert len(elements) == 2 and len(elements[0]) == 4
+    assert all(image.shape == (21, 32, 3) for image in elements[0])
