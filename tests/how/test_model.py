@@ -91,3 +91,26 @@ def test_shapes_geometry_and_global_descriptor():
     assert how_model.receptive_field(r50, 3, 1) == (feature_extractor.RECEPTIVE_FIELD, 16)
     no_last = how_model.HowNet("resnet18", drop_last_stage=True, output_dim=16)
     assert no_last.input_dim == 256 and no_last.stride == 16
+
+
+def test_whitening_initialised_from_training_images():
+    from delf_tf.how import whitening
+
+    net = how_model.HowNet("resnet_tiny", output_dim=8)
+    net.build_for_input()
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, size=[96, 128, 3], dtype=np.uint8) for _ in range(4)]
+    projection, mean = whitening.InitializeWhitening(net, images, num_features=6)
+    descriptors = np.concatenate([whitening.StrongestSmoothedDescriptors(net, im, 6)
+                                  for im in images])
+    assert descriptors.shape == (24, net.input_dim)
+    # The model's o(ū) on those descriptors is white: zero mean, identity covariance.
+    out = net.whitening(tf.constant(descriptors[None, None])).numpy()[0, 0]
+    np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(np.cov(out.T, bias=True), np.eye(8), atol=1e-2)
+    # Only the strongest cells are used.
+    strengths, smoothed = net.smoothed_features(
+        tf.cast(images[0][None], tf.float32) / 128.0 - 1.0)
+    top = np.argsort(-strengths.numpy().reshape(-1))[:6]
+    np.testing.assert_allclose(whitening.StrongestSmoothedDescriptors(net, images[0], 6),
+                               smoothed.numpy().reshape(-1, net.input_dim)[top], rtol=1e-5)
