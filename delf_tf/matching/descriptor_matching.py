@@ -3,9 +3,10 @@
 The original matched with a SciPy KD-tree, which degenerates to a slow
 brute-force search for 40- to 128-D descriptors. Here the exact nearest
 neighbours come from one BLAS matrix product per batch of query rows:
-argmin ||q - x||^2 = argmax (q.x - ||x||^2 / 2), scored in float32, then the
-distances of the chosen neighbours are recomputed exactly in float64 so
-thresholds behave as with the KD-tree.
+argmin ||q - x||^2 = argmax (q.x - ||x||^2 / 2), scored in float32 (the offset
+rides along as an extra column of the product), then the distances of the
+chosen neighbours are recomputed exactly in float64 so thresholds behave as
+with the KD-tree.
 
 Binarized DELG* descriptors arrive bit-packed as uint8 [N, D/8] (D bits of +-1
 codes). Their distance is the Euclidean distance of the codes normalised to unit
@@ -37,12 +38,25 @@ class PreparedDescriptors(NamedTuple):
       scores q.x when they are the index side), zeros for binary ones. raw: the
       original descriptors (float32 or float64 [N, D], or uint8 [N, D/8]).
       binary: whether they are bit-packed. dim: D (for binary, the number of bits).
+      scored: float32 [N, D + 1], vectors and offsets side by side (vectors and
+      offsets are views of it), so that [q, 1] @ scored.T gives q.x - ||x||^2/2
+      in one matrix product.
     """
     vectors: np.ndarray
     offsets: np.ndarray
     raw: np.ndarray
     binary: bool
     dim: int
+    scored: np.ndarray
+
+
+def _prepared(vectors: np.ndarray, offsets: np.ndarray, raw: np.ndarray, binary: bool
+              ) -> PreparedDescriptors:
+    scored = np.empty([len(vectors), vectors.shape[1] + 1], dtype=np.float32)
+    scored[:, :-1] = vectors
+    scored[:, -1] = offsets
+    return PreparedDescriptors(scored[:, :-1], scored[:, -1], raw, binary, vectors.shape[1],
+                               scored)
 
 
 def is_binary(descriptors: np.ndarray) -> bool:
@@ -64,17 +78,15 @@ def prepare_descriptors(descriptors: np.ndarray) -> PreparedDescriptors:
             raise ValueError("bit-packed descriptors must hold byte values (0..255)")
         raw = descriptors.astype(np.uint8, copy=False)
         bits = np.unpackbits(raw, axis=1).astype(np.float32)
-        return PreparedDescriptors(2.0 * bits - 1.0, np.zeros([num], np.float32), raw, True,
-                                   bits.shape[1])
+        return _prepared(2.0 * bits - 1.0, np.zeros([num], np.float32), raw, True)
     if not np.issubdtype(descriptors.dtype, np.floating):
         raise ValueError(f"unsupported descriptor dtype {descriptors.dtype}")
     # float32 input is used as is (feature files hold float32 values, so reading
     # them as float32 is lossless and halves the memory of cached index images).
     raw = descriptors if descriptors.dtype == np.float32 else descriptors.astype(np.float64)
-    vectors = np.ascontiguousarray(raw, dtype=np.float32)
     raw64 = raw.astype(np.float64)
     offsets = (-0.5 * np.einsum("ij,ij->i", raw64, raw64)).astype(np.float32)
-    return PreparedDescriptors(vectors, offsets, raw, False, raw.shape[1])
+    return _prepared(raw, offsets, raw, False)
 
 
 def _check_compatible(query: PreparedDescriptors, index: PreparedDescriptors) -> None:
@@ -88,12 +100,14 @@ def _check_compatible(query: PreparedDescriptors, index: PreparedDescriptors) ->
 
 
 def _exact_distances(query: PreparedDescriptors, index: PreparedDescriptors,
-                     rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Distances of selected pairs (float64), Hamming converted as documented."""
+                     cols: np.ndarray) -> np.ndarray:
+    """Distances (float64 [Nq]) of every query descriptor to index descriptor
+    cols[i], Hamming converted as documented."""
     if query.binary:
-        hamming = binary_codes.hamming_distance(query.raw[rows], index.raw[cols])
+        hamming = binary_codes.hamming_distance(query.raw, index.raw[cols])
         return 2.0 * np.sqrt(hamming / query.dim)
-    return np.linalg.norm(query.raw[rows].astype(np.float64) - index.raw[cols], axis=1)
+    difference = np.subtract(query.raw, index.raw[cols], dtype=np.float64)
+    return np.sqrt(np.einsum("ij,ij->i", difference, difference))
 
 
 def nearest_neighbors(
@@ -121,22 +135,23 @@ def nearest_neighbors(
         return distances, indices
 
     batch = max(1, _MAX_BATCH_ELEMENTS // num_index)
-    # A transposed view: BLAS multiplies by the row-major index directly.
-    index_t = index.vectors.T
+    # One product scores q.x - ||x||^2/2 (larger = closer, for float vectors and
+    # +-1 codes alike): [q, 1] against the index's [x, -||x||^2/2] rows, a
+    # transposed view BLAS multiplies directly.
+    index_t = index.scored.T
+    query_rows = np.ones([min(batch, num_query), query.dim + 1], dtype=np.float32)
     for start in range(0, num_query, batch):
         stop = min(start + batch, num_query)
-        # Larger score = closer, for both the float and the +-1 code products.
-        scores = query.vectors[start:stop] @ index_t
-        if not index.binary:
-            scores += index.offsets
-        rows = np.arange(stop - start)
-        for j in range(min(k, num_index)):
-            best = np.argmax(scores, axis=1)
-            indices[start:stop, j] = best
-            if j + 1 < k:
-                scores[rows, best] = -np.inf
+        rows = query_rows[:stop - start]
+        rows[:, :-1] = query.vectors[start:stop]
+        scores = rows @ index_t
+        best = np.argmax(scores, axis=1)
+        indices[start:stop, 0] = best
+        if k == 2 and num_index > 1:
+            scores[np.arange(stop - start), best] = -np.inf
+            indices[start:stop, 1] = np.argmax(scores, axis=1)
     for j in range(min(k, num_index)):
-        distances[:, j] = _exact_distances(query, index, np.arange(num_query), indices[:, j])
+        distances[:, j] = _exact_distances(query, index, indices[:, j])
     if k == 2 and num_index > 1:
         # float32 scores can swap near-ties; the exact distances decide.
         swap = distances[:, 1] < distances[:, 0]

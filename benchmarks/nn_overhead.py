@@ -1,0 +1,65 @@
+"""Nearest-neighbour step of matching vs its bare matrix product, single thread.
+
+Times descriptor_matching.nearest_neighbors (k = 1 and 2) for one image pair
+of 1000 x 128-D unit descriptors against the float32 product q @ x.T alone,
+and reports the share of time spent outside the product (offset, argmax,
+exact float64 distances of the chosen pairs).
+
+Usage: .venv/bin/python benchmarks/nn_overhead.py [--num_features 1000]
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from delf_tf.matching import descriptor_matching
+
+_RESULT = os.path.join(os.path.dirname(__file__), "results", "nn_overhead.json")
+
+
+def _cpu_ms(fn, calls=20, repeats=5):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.process_time() - start) / calls)
+    return 1e3 * best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num_features", type=int, default=1000)
+    parser.add_argument("--dim", type=int, default=128)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+
+    def unit():
+        x = rng.normal(size=(args.num_features, args.dim))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    query = descriptor_matching.prepare_descriptors(unit())
+    index = descriptor_matching.prepare_descriptors(unit())
+    results = {"num_features": args.num_features, "dim": args.dim}
+    with threadpool_limits(1):
+        product = _cpu_ms(lambda: query.vectors @ index.vectors.T)
+        results["matmul_ms"] = product
+        print(f"bare q @ x.T          {product:7.3f} ms")
+        for k in (1, 2):
+            total = _cpu_ms(lambda k=k: descriptor_matching.nearest_neighbors(query, index, k))
+            results[f"k{k}_ms"] = total
+            results[f"k{k}_outside_product_share"] = (total - product) / total
+            print(f"nearest_neighbors k={k} {total:7.3f} ms "
+                  f"({100 * (total - product) / total:.0f}% outside the product)")
+    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
+    with open(_RESULT, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"wrote {_RESULT}")
+
+
+if __name__ == "__main__":
+    main()
