@@ -34,6 +34,8 @@ TOOLS = (
     "match_images",
     "perform_retrieval",
     "search",
+    "build_global_index",
+    "query_global_index",
     "compute_retrieval_metrics",
     "compute_recognition_metrics",
     "cluster_delf_features",

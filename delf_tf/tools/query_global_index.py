@@ -1,0 +1,73 @@
+r"""Queries a global-descriptor index built by tools/build_global_index.py with the
+.delg_global files of query images; writes the best --top_k index images of each query
+(names and scores) as JSON, and prints the search time per query. With --report_recall
+an approximate (faiss) index is also searched exactly and recall@top_k is reported.
+
+Queries come from a Revisited dataset file (--dataset_file_path, --image_set=query), a
+list file (--list_images_path) or else every <name><feature_extension> in
+--query_features_dir.
+
+Example:
+  python tools/query_global_index.py --index_dir=indexes/roxford5k \
+    --query_features_dir=features/query --dataset_file_path=gnd_roxford5k.mat \
+    --top_k=100 --report_recall --output_path=results/roxford5k_top100.json
+"""
+
+import json
+import os
+import time
+
+from absl import app, flags
+
+from delf_tf.io import atomic
+from delf_tf.retrieval import evaluation, global_index
+from delf_tf.tools import global_index_flags
+
+_INDEX_DIR = flags.DEFINE_string("index_dir", None, "Index directory to query.")
+_QUERY_FEATURES_DIR = flags.DEFINE_string(
+    "query_features_dir", None, "Directory of the query descriptor files.")
+_TOP_K = flags.DEFINE_integer("top_k", 100, "Index images returned per query.")
+_EXACT = flags.DEFINE_bool(
+    "exact", False, "Search exhaustively even if the index is approximate.")
+_REPORT_RECALL = flags.DEFINE_bool(
+    "report_recall", False, "Also search exactly and report recall@top_k of the index.")
+_OUTPUT_PATH = flags.DEFINE_string(
+    "output_path", "", "JSON file of {query: [[index name, score], ...]} (not written if empty).")
+_IMAGES = global_index_flags.define_image_flags(image_set_default="query")
+_NPROBE, _EF_SEARCH = global_index_flags.define_search_flags(when_querying=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not _INDEX_DIR.value or not _QUERY_FEATURES_DIR.value:
+        raise app.UsageError("--index_dir and --query_features_dir are required")
+    if _TOP_K.value < 1:
+        raise app.UsageError(f"--top_k must be >= 1, got {_TOP_K.value}")
+    names = _IMAGES.names(_QUERY_FEATURES_DIR.value)
+    extension = _IMAGES.feature_extension.value
+    queries = evaluation.read_global_descriptors(
+        [os.path.join(_QUERY_FEATURES_DIR.value, name + extension) for name in names])
+    index = global_index.GlobalIndex.Load(_INDEX_DIR.value)
+    start = time.perf_counter()
+    ids, scores = index.Search(queries, _TOP_K.value, exact=_EXACT.value,
+                               nprobe=_NPROBE.value,
+                               ef_search=_EF_SEARCH.value)
+    seconds = time.perf_counter() - start
+    report = {"num_queries": len(names), "num_images": index.num_images,
+              "kind": "exact" if _EXACT.value else index.params.kind,
+              "ms_per_query": 1e3 * seconds / max(1, len(names))}
+    if _REPORT_RECALL.value:
+        exact_ids, _ = index.Search(queries, _TOP_K.value, exact=True)
+        report[f"recall@{_TOP_K.value}"] = global_index.RecallAtK(ids, exact_ids, _TOP_K.value)
+    if _OUTPUT_PATH.value:
+        results = {name: [[index.names[i], float(s)] for i, s in zip(row_ids, row_scores)
+                          if i >= 0]
+                   for name, row_ids, row_scores in zip(names, ids, scores)}
+        atomic.write_bytes_atomic(_OUTPUT_PATH.value, json.dumps(results, indent=1).encode())
+        report["output_path"] = _OUTPUT_PATH.value
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)
