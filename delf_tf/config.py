@@ -1,10 +1,12 @@
 """Reading DelfConfig / AggregationConfig text-format (pbtxt) files."""
 
+import math
 import os
 from typing import TypeVar
 
 from google.protobuf import message, text_format
 
+from delf_tf import checks
 from delf_tf.io import atomic
 from delf_tf.protos import aggregation_config_pb2, delf_config_pb2
 
@@ -64,8 +66,12 @@ def ReadConfig(path: str, proto: ProtoT) -> ProtoT:
         the parser's line:column and the offending field.
     """
     path = ResolveConfigPath(path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"Invalid {proto.DESCRIPTOR.name} config {path}: not a text "
+                         f"(pbtxt) file ({e})") from e
     try:
         text_format.Parse(text, proto)
     except text_format.ParseError as e:
@@ -75,8 +81,36 @@ def ReadConfig(path: str, proto: ProtoT) -> ProtoT:
 
 
 def ReadDelfConfig(path: str) -> delf_config_pb2.DelfConfig:
-    """Reads a DelfConfig pbtxt (e.g. configs/r50delg_gld_config.pbtxt)."""
-    return ReadConfig(path, delf_config_pb2.DelfConfig())
+    """Reads a DelfConfig pbtxt (e.g. configs/r50delg_gld_config.pbtxt) and checks its
+    values (ValidateDelfConfig; the error names the file)."""
+    config = ReadConfig(path, delf_config_pb2.DelfConfig())
+    try:
+        ValidateDelfConfig(config)
+    except ValueError as e:
+        raise ValueError(f"Invalid DelfConfig {path}: {e}") from None
+    return config
+
+
+def ValidateDelfConfig(config: delf_config_pb2.DelfConfig) -> None:
+    """Raises ValueError naming the field and value of an invalid DelfConfig setting.
+
+    image_scales must be finite and > 0 (empty is allowed for a model without
+    scale input), max_image_size negative (no limit) or > 0, and with
+    local features: max_feature_num >= 0, iou_threshold in (0, 1], a finite
+    score_threshold.
+    """
+    for value in config.image_scales:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"image_scales must hold finite numbers > 0, got {value:g} in "
+                             f"{list(config.image_scales)}")
+    if config.max_image_size == 0:
+        raise ValueError("max_image_size must be > 0, or negative for no limit, got 0")
+    if config.use_local_features:
+        local = config.delf_local_config
+        checks.non_negative("delf_local_config.max_feature_num", local.max_feature_num)
+        checks.in_range("delf_local_config.iou_threshold", local.iou_threshold, 0.0, 1.0,
+                        low_inclusive=False)
+        checks.finite("delf_local_config.score_threshold", local.score_threshold)
 
 
 def ReadAggregationConfig(path: str) -> aggregation_config_pb2.AggregationConfig:

@@ -91,3 +91,34 @@ def test_write_read_round_trip(tmp_path):
     path = str(tmp_path / "out.pbtxt")
     config.WriteConfig(path, cfg)
     assert config.ReadDelfConfig(path) == cfg
+
+
+@pytest.mark.parametrize("text, field", [
+        ("image_scales: 0.0", "image_scales"),
+        ("image_scales: 1.0 image_scales: -0.5", "image_scales"),
+        ("image_scales: nan", "image_scales"),
+        ("max_image_size: 0", "max_image_size"),
+        ("delf_local_config { max_feature_num: -1 }", "max_feature_num"),
+        ("delf_local_config { iou_threshold: 0 }", "iou_threshold"),
+        ("delf_local_config { iou_threshold: 1.5 }", "iou_threshold"),
+        ("delf_local_config { score_threshold: nan }", "score_threshold"),
+])
+def test_invalid_delf_config_values_name_the_file_and_field(tmp_path, text, field):
+    path = tmp_path / "bad.pbtxt"
+    path.write_text("model_path: 'm'\n" + text + "\n")
+    with pytest.raises(ValueError, match=f"{path}.*{field}"):
+        config.ReadDelfConfig(str(path))
+
+
+def test_valid_delf_config_values_pass(tmp_path):
+    path = tmp_path / "ok.pbtxt"
+    path.write_text("image_scales: 0.25 image_scales: 1.0 max_image_size: -1\n"
+                    "delf_local_config { max_feature_num: 0 iou_threshold: 1.0 }\n")
+    assert list(config.ReadDelfConfig(str(path)).image_scales) == [0.25, 1.0]
+
+
+def test_binary_config_file_is_named(tmp_path):
+    path = tmp_path / "binary.pbtxt"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(ValueError, match=f"{path}: not a text"):
+        config.ReadDelfConfig(str(path))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from delf_tf import checks
 from delf_tf.io import datum_io, feature_io
 from delf_tf.io.files import require_files
 from delf_tf.retrieval import dataset
@@ -225,6 +226,10 @@ def ClusterDatasetFeatures(
     Returns:
       The codebook file path.
     """
+    checks.positive("num_clusters", num_clusters)
+    checks.positive("num_iterations", num_iterations)
+    if max_num_features is not None:
+        checks.non_negative("max_num_features", max_num_features)  # 0: all
     _, index_list, _ = dataset.ReadDatasetFile(dataset_file_path)
     paths = [os.path.join(features_dir, name + feature_extension) for name in index_list]
     require_files(paths, "feature files are")

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from delf_tf import checks
 from delf_tf.io import atomic
 
 RELABELING_FILENAME = "relabeling.csv"
@@ -317,6 +318,9 @@ def BuildImageDataset(
     """
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    if generate_train_validation_splits:
+        checks.in_range("validation_split_size", validation_split_size, 0.0, 1.0,
+                        low_inclusive=False, high_inclusive=False)
     splits, relabeling = _read_splits(
         train_directory, test_directory, train_csv_path, train_clean_csv_path, test_csv_path,
         generate_train_validation_splits, validation_split_size, seed)

@@ -2,8 +2,9 @@
 over a Revisited Oxford/Paris dataset (query images cropped to their box).
 
 Both skip outputs that already exist, log progress, split the work with
-num_shards / shard_index, write atomically, and keep going past unreadable
-images: the failures are logged by name and returned.
+num_shards / shard_index, write atomically, and keep going past an image that
+fails (unreadable, or any error while extracting it): the failures are logged
+with their error and returned.
 """
 
 import logging
@@ -86,22 +87,39 @@ def _write_local(path: str, local_features: dict) -> None:
                            local_features["descriptors"], local_features["attention"])
 
 
+# When this many images in a row fail with an error other than an unreadable
+# image before any succeeded, the cause is the model or config, not the images:
+# the job stops instead of logging the same error for every image.
+SYSTEMATIC_FAILURES = 5
+
+
 def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: str,
          extract_one) -> list[str]:
-    """Runs extract_one(job) for each (name, outputs, job); returns failed names."""
+    """Runs extract_one(job) for each (name, outputs, job); returns failed names.
+
+    A failing image is logged with its error and the job goes on; the failures
+    are returned (the tools list them and exit non-zero).
+    """
     failures = []
     progress = _Progress(total, what)
+    succeeded = 0
     for name, outputs, job in jobs:
         if all(os.path.exists(path) for path in outputs):
             progress.step()
             continue
         try:
             extract_one(job)
+            succeeded += 1
         except _UnreadableImage as e:
-            # Reported at the end; the rest still get written. Any other error
-            # (model, config) is systematic and stops the job.
             logger.error("Skipping %s: %s", name, e)
             failures.append(name)
+        except Exception as e:  # noqa: BLE001 (one bad image must not stop the job)
+            logger.error("Skipping %s: %s: %s", name, type(e).__name__, e)
+            failures.append(name)
+            if not succeeded and len(failures) >= SYSTEMATIC_FAILURES:
+                raise RuntimeError(
+                        f"{what}: the first {len(failures)} images all failed, the last "
+                        f"({name}) with {type(e).__name__}: {e}") from e
         progress.step()
     return failures
 
@@ -112,7 +130,8 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
     `list_images_path` -> `<output_dir>/<basename>.delf`.
 
     Returns:
-      paths of the images that could not be read (their features are not written).
+      paths of the images that failed (unreadable, or any error while extracting
+      them; their features are not written).
       Other errors (model, config) raise.
     """
     config = config_lib.ReadDelfConfig(config_path)
@@ -120,6 +139,7 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
         raise FileNotFoundError(f"No such image list (--list_images_path): {list_images_path}")
     with open(list_images_path, encoding="utf-8") as f:
         image_paths = [line.strip() for line in f if line.strip()]
+    selected = shard(image_paths, num_shards, shard_index)
     os.makedirs(output_dir, exist_ok=True)
     extract = extractor_lib.MakeExtractor(config)
 
@@ -128,7 +148,6 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
         local = extract(image)["local_features"]
         _write_local(_delf_output(output_dir, image_path), local)
 
-    selected = shard(image_paths, num_shards, shard_index)
     jobs = ((path, [_delf_output(output_dir, path)], path) for _, path in selected)
     return _run(jobs, len(selected), "DELF extraction", extract_one)
 
@@ -149,7 +168,8 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
     their ground-truth box first.
 
     Returns:
-      names of the images that could not be read (or had an invalid query box).
+      names of the images that failed (unreadable, invalid query box, or any error
+      while extracting them).
       Other errors (model, config) raise.
     """
     from delf_tf.retrieval import dataset  # owned by the retrieval package
@@ -159,6 +179,7 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
     config = config_lib.ReadDelfConfig(delf_config_path)
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
     names = query_list if image_set == "query" else index_list
+    selected = shard(names, num_shards, shard_index)
     os.makedirs(output_features_dir, exist_ok=True)
     extract = extractor_lib.MakeExtractor(
             config, binarize_local_descriptors=binarize_local_descriptors)
@@ -191,6 +212,5 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
                     features["global_descriptor"],
                     os.path.join(output_features_dir, name + DELG_GLOBAL_EXTENSION))
 
-    selected = shard(names, num_shards, shard_index)
     jobs = ((name, outputs_of(name), (position, name)) for position, name in selected)
     return _run(jobs, len(selected), f"DELG {image_set} extraction", extract_one)

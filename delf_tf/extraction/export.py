@@ -23,6 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from delf_tf import checks
 from delf_tf.extraction import feature_extractor, pyramid
 
 POOL_TYPES = ("none", "average", "sum")
@@ -69,6 +70,7 @@ class _ExtractionModule(tf.Module):
     def __init__(self, model, *, block3_strides: bool | None = None,
                  iou_threshold: float = 1.0, name: str | None = None):
         super().__init__(name=name)
+        checks.in_range("iou_threshold", iou_threshold, 0.0, 1.0, low_inclusive=False)
         # The model is kept out of the SavedModel's object graph; its backing tf.Variables are
         # tracked directly instead (see `_backing_variables`).
         object.__setattr__(self, "model", model)
@@ -143,8 +145,7 @@ class GlobalFeatureModule(_ExtractionModule):
                     self._extract_with_scales,
                     input_signature=[_IMAGE, _SCALES, _GLOBAL_SCALES_IND])
         else:
-            if not input_scales_list:
-                raise ValueError("input_scales_list must not be empty")
+            checks.positive_list("input_scales_list", input_scales_list)
             self._fixed_scales = tf.constant(list(input_scales_list), tf.float32)
             self.ExtractFeatures = tf.function(
                     self._extract_fixed_scales, input_signature=[_IMAGE, _GLOBAL_SCALES_IND])
@@ -292,6 +293,9 @@ def load_model_for_export(ckpt_path: str, default_class: str,
     from delf_tf import models
 
     architecture = dict(architecture or {})
+    for name in ("autoencoder_dimensions", "local_feature_map_channels"):
+        if name in architecture:
+            checks.positive(name, architecture[name])
     unknown = set(architecture) - set(ARCHITECTURE_FLAGS)
     if unknown:
         raise ValueError(f"unknown architecture options {sorted(unknown)}; "
@@ -318,6 +322,7 @@ def ExportLocalModel(ckpt_path: str, export_path: str, *,
                      iou_threshold: float = 1.0, overwrite: bool = False) -> None:
     """Checkpoint prefix -> DELF (local features) SavedModel at `export_path`."""
     check_export_path(export_path, overwrite)
+    checks.in_range("iou_threshold", iou_threshold, 0.0, 1.0, low_inclusive=False)
     model = load_model_for_export(ckpt_path, "Delf", architecture, explicit)
     save_module(LocalFeatureModule(model, iou_threshold=iou_threshold), export_path,
                 overwrite)
@@ -332,6 +337,8 @@ def ExportGlobalModel(ckpt_path: str, export_path: str, *,
                       overwrite: bool = False) -> None:
     """Checkpoint prefix -> global-descriptor SavedModel at `export_path`."""
     check_export_path(export_path, overwrite)
+    if input_scales_list is not None:
+        checks.positive_list("input_scales_list", input_scales_list)
     model = load_model_for_export(ckpt_path, "Delg", architecture, explicit)
     save_module(GlobalFeatureModule(model, input_scales_list=input_scales_list,
                                     multi_scale_pool_type=multi_scale_pool_type,
@@ -345,6 +352,7 @@ def ExportLocalAndGlobalModel(ckpt_path: str, export_path: str, *,
                               iou_threshold: float = 1.0, overwrite: bool = False) -> None:
     """Checkpoint prefix -> DELG (local + global) SavedModel at `export_path`."""
     check_export_path(export_path, overwrite)
+    checks.in_range("iou_threshold", iou_threshold, 0.0, 1.0, low_inclusive=False)
     model = load_model_for_export(ckpt_path, "Delg", architecture, explicit)
     save_module(LocalAndGlobalFeatureModule(model, iou_threshold=iou_threshold), export_path,
                 overwrite)

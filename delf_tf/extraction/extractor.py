@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from delf_tf import config as config_lib
 from delf_tf import utils
 from delf_tf.extraction import feature_extractor, postprocess
 from delf_tf.protos import delf_config_pb2
@@ -160,6 +161,7 @@ def MakeExtractor(config: delf_config_pb2.DelfConfig,
     """
     if not (config.use_local_features or config.use_global_features):
         raise ValueError("DelfConfig enables neither use_local_features nor use_global_features")
+    config_lib.ValidateDelfConfig(config)
     model, serving = _load_serving_function(config)
     _check_serving_function(serving, config, config.model_path)
     _warn_if_iou_ignored(config)

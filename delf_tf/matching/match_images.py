@@ -40,6 +40,10 @@ def match_images(
     Returns the VerificationResult; query ids refer to image 2, index ids to
     image 1.
     """
+    if output_image:  # checked before any work
+        image_format = Image.registered_extensions().get(os.path.splitext(output_image)[1].lower())
+        if image_format is None:
+            raise ValueError(f"unknown picture format for {output_image} (use .png or .jpg)")
     features_1 = reranking.read_local_features(features_1_path)
     features_2 = reranking.read_local_features(features_2_path)
     result = reranking.verify(features_2, features_1, params)
@@ -56,10 +60,6 @@ def match_images(
             features_2.locations[result.query_ids[inliers]],
             caption=visualization.match_caption(title, method, result.num_inliers,
                                                 len(result.query_ids)))
-        extension = os.path.splitext(output_image)[1].lower()
-        image_format = Image.registered_extensions().get(extension)
-        if image_format is None:
-            raise ValueError(f"unknown picture format for {output_image} (use .png or .jpg)")
         atomic.write_bytes_atomic(output_image, visualization.encode_image(picture, image_format))
     return result
 

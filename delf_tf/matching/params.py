@@ -3,6 +3,7 @@
 
 import dataclasses
 
+from delf_tf import checks
 from delf_tf.matching import ransac
 
 __all__ = ["VerificationParams"]
@@ -29,3 +30,8 @@ class VerificationParams:
 
     def __post_init__(self) -> None:
         ransac.check_backend(self.ransac_backend)
+        # Named as the tools' flags (perform_retrieval: --local_descriptor_matching_threshold,
+        # match_images: --ransac_max_trials).
+        checks.positive("descriptor_matching_threshold", self.descriptor_matching_threshold)
+        checks.positive("ransac_residual_threshold", self.ransac_residual_threshold)
+        checks.positive("max_trials (--ransac_max_trials)", self.max_trials)

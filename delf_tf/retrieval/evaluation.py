@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from delf_tf import checks
 from delf_tf.io import atomic, datum_io, wire_format
 from delf_tf.io.files import require_files
 from delf_tf.matching import reranking
@@ -142,6 +143,8 @@ def evaluate_revisited(
 
     `verification` (matching threshold, RANSAC residual, seed, trials, backend)
     and `num_to_rerank` apply with `use_geometric_verification`."""
+    checks.non_negative("num_to_rerank", num_to_rerank)
+    checks.non_negative("feature_cache_size", feature_cache_size)
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
     _, medium_gt, hard_gt = dataset.ParseEasyMediumHardGroundTruth(ground_truth)
     protocol_gt = {"medium": medium_gt, "hard": hard_gt}

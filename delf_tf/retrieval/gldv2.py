@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from delf_tf import checks
+
 RECOGNITION_TASK_ID = "recognition"
 RETRIEVAL_TASK_ID = "retrieval"
 _TASKS = (RECOGNITION_TASK_ID, RETRIEVAL_TASK_ID)
@@ -284,6 +286,7 @@ def retrieval_report(
     """Reads retrieval solution and predictions CSVs; returns a table of
     mAP@max_predictions, mean precision at `precision_ranks` and mean/median
     position of the first relevant image, public and private."""
+    checks.positive("max_predictions", max_predictions)
     public_solution, private_solution, ignored_ids = ReadSolution(
         solution_path, RETRIEVAL_TASK_ID)
     public_predictions, private_predictions = ReadPredictions(

@@ -54,7 +54,7 @@ def main(argv):
                 validation_split_size=_VALIDATION_SPLIT_SIZE.value,
                 seed=_SEED.value,
                 skip_missing_images=_SKIP_MISSING_IMAGES.value)
-    except builder.ImageErrors as e:
+    except (builder.ImageErrors, OSError, ValueError) as e:
         raise SystemExit(f"Error: {e}") from None
 
 

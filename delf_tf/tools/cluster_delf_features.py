@@ -10,6 +10,8 @@ Example:
     --num_clusters=1024 --output_cluster_dir=parameters/k1024_codebook
 """
 
+import sys
+
 from absl import app, flags
 
 from delf_tf.aggregation import codebook
@@ -38,11 +40,14 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the sampling and of the k-means
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    codebook.ClusterDatasetFeatures(
-        _DATASET_FILE_PATH.value, _FEATURES_DIR.value, _OUTPUT_CLUSTER_DIR.value,
-        num_clusters=_NUM_CLUSTERS.value, num_iterations=_NUM_ITERATIONS.value,
-        max_num_features=_MAX_NUM_FEATURES.value, feature_extension=_FEATURE_EXTENSION.value,
-        seed=_SEED.value)
+    try:
+        codebook.ClusterDatasetFeatures(
+            _DATASET_FILE_PATH.value, _FEATURES_DIR.value, _OUTPUT_CLUSTER_DIR.value,
+            num_clusters=_NUM_CLUSTERS.value, num_iterations=_NUM_ITERATIONS.value,
+            max_num_features=_MAX_NUM_FEATURES.value, feature_extension=_FEATURE_EXTENSION.value,
+            seed=_SEED.value)
+    except (OSError, ValueError) as e:
+        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Example:
     --output_aggregation_dir=aggregation/index
 """
 
+import sys
+
 from absl import app, flags
 
 from delf_tf.aggregation import aggregation_extraction
@@ -44,11 +46,14 @@ _USE_QUERY_IMAGES = flags.DEFINE_boolean(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    query_list, index_list, _ = dataset.ReadDatasetFile(_DATASET_FILE_PATH.value)
-    aggregation_extraction.ExtractAggregatedRepresentationsToFiles(
-        query_list if _USE_QUERY_IMAGES.value else index_list, _FEATURES_DIR.value,
-        _AGGREGATION_CONFIG_PATH.value, _INDEX_MAPPING_PATH.value,
-        _OUTPUT_AGGREGATION_DIR.value, _FEATURE_EXTENSION.value)
+    try:
+        query_list, index_list, _ = dataset.ReadDatasetFile(_DATASET_FILE_PATH.value)
+        aggregation_extraction.ExtractAggregatedRepresentationsToFiles(
+            query_list if _USE_QUERY_IMAGES.value else index_list, _FEATURES_DIR.value,
+            _AGGREGATION_CONFIG_PATH.value, _INDEX_MAPPING_PATH.value,
+            _OUTPUT_AGGREGATION_DIR.value, _FEATURE_EXTENSION.value)
+    except (OSError, ValueError) as e:
+        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

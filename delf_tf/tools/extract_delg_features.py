@@ -45,10 +45,11 @@ def main(argv):
                 FLAGS.image_set, FLAGS.output_features_dir,
                 binarize_local_descriptors=FLAGS.binarize_local_descriptors,
                 num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"Error: {e}")
     if failures:
-        sys.exit(f"{len(failures)} image(s) could not be read:\n" + "\n".join(failures))
+        sys.exit(f"{len(failures)} image(s) failed (see the log for why):\n"
+                 + "\n".join(failures))
 
 
 if __name__ == "__main__":

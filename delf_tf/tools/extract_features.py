@@ -35,10 +35,11 @@ def main(argv):
         failures = batch.ExtractDelfFeatures(FLAGS.config_path, FLAGS.list_images_path,
                                              FLAGS.output_dir, num_shards=FLAGS.num_shards,
                                              shard_index=FLAGS.shard_index)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"Error: {e}")
     if failures:
-        sys.exit(f"{len(failures)} image(s) could not be read:\n" + "\n".join(failures))
+        sys.exit(f"{len(failures)} image(s) failed (see the log for why):\n"
+                 + "\n".join(failures))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ Example:
     --output_dir=results/asmk_star
 """
 
+import sys
+
 from absl import app, flags
 
 from delf_tf.aggregation import retrieval
@@ -54,15 +56,18 @@ _OUTPUT_DIR = flags.DEFINE_string(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    retrieval.PerformAggregatedRetrieval(
-        _DATASET_FILE_PATH.value, _QUERY_AGGREGATION_CONFIG_PATH.value,
-        _INDEX_AGGREGATION_CONFIG_PATH.value, _OUTPUT_DIR.value,
-        query_features_dir=_QUERY_FEATURES_DIR.value,
-        index_features_dir=_INDEX_FEATURES_DIR.value,
-        query_aggregation_dir=_QUERY_AGGREGATION_DIR.value,
-        index_aggregation_dir=_INDEX_AGGREGATION_DIR.value,
-        feature_extension=_FEATURE_EXTENSION.value,
-        index_mapping_path=_INDEX_MAPPING_PATH.value)
+    try:
+        retrieval.PerformAggregatedRetrieval(
+            _DATASET_FILE_PATH.value, _QUERY_AGGREGATION_CONFIG_PATH.value,
+            _INDEX_AGGREGATION_CONFIG_PATH.value, _OUTPUT_DIR.value,
+            query_features_dir=_QUERY_FEATURES_DIR.value,
+            index_features_dir=_INDEX_FEATURES_DIR.value,
+            query_aggregation_dir=_QUERY_AGGREGATION_DIR.value,
+            index_aggregation_dir=_INDEX_AGGREGATION_DIR.value,
+            feature_extension=_FEATURE_EXTENSION.value,
+            index_mapping_path=_INDEX_MAPPING_PATH.value)
+    except (OSError, ValueError) as e:
+        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Example (DELG, ResNet-50, two GPUs):
 
 import dataclasses
 import functools
+import sys
 
 from absl import app, flags
 
@@ -101,10 +102,13 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config = trainer.TrainConfig(
-            **{field.name: FLAGS[field.name].value
-               for field in dataclasses.fields(trainer.TrainConfig)})
-    trainer.Train(config, progress=functools.partial(print, flush=True))
+    try:
+        config = trainer.TrainConfig(
+                **{field.name: FLAGS[field.name].value
+                   for field in dataclasses.fields(trainer.TrainConfig)})
+        trainer.Train(config, progress=functools.partial(print, flush=True))
+    except (OSError, ValueError) as e:
+        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

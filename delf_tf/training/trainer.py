@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from delf_tf import checks
 from delf_tf.data import gld
 from delf_tf.models import Delf, Delg, compute_losses
 from delf_tf.models import checkpoint as model_checkpoint
@@ -428,6 +429,21 @@ class _Trainer:
                       f"{scalars['validation_accuracy/desc']:.4f}, attn "
                       f"{scalars['validation_accuracy/attn']:.4f}")
 
+    def _check_finite_loss(self, step: int, pending: list[dict], history: list[dict]) -> None:
+        """Refuses to checkpoint NaN/Inf weights: a non-finite loss since the last report
+        stops training (the last checkpoint is kept). With float16 loss scaling such
+        steps are skipped by the optimizer instead."""
+        if self.loss_scaling:
+            return
+        losses = [float(p["total"]) for p in pending]
+        if history and history[-1]["step"] == step:
+            losses.append(history[-1]["loss/total"])
+        if not all(np.isfinite(losses)):
+            raise ValueError(
+                    f"Training diverged: the loss is not finite at step {step} (lower "
+                    f"--initial_lr={self.config.initial_lr:g}?); nothing was saved for this "
+                    f"step, the last checkpoint in {self.manager.directory} is kept")
+
     def run(self) -> list[dict[str, float]]:
         config = self.config
         self.progress(f"Training {type(self.model).__name__} ({config.backbone}) with "
@@ -471,10 +487,25 @@ class _Trainer:
                 if history and history[-1]["step"] == step:
                     history[-1].update(validation)
             if step % config.save_interval == 0 or step == config.max_iters:
+                self._check_finite_loss(step, pending, history)
                 self.save(step)
         self.progress(f"Finished at step {step}; weights in "
                       f"{os.path.join(self.worker_dir, WEIGHTS_NAME)}")
         return history
+
+
+def CheckTrainConfig(config: TrainConfig) -> None:
+    """Raises ValueError naming the flag and value of an invalid setting (NaN or
+    non-positive learning rate, negative loss weights, zero batch size, ...)."""
+    for name in ("report_interval", "save_interval", "max_iters", "batch_size", "image_size",
+                 "delg_embedding_layer_dim", "autoencoder_dimensions",
+                 "local_feature_map_channels"):
+        checks.positive(f"--{name}", getattr(config, name))
+    for name in ("initial_lr", "delg_gem_power", "delg_scale_factor_init"):
+        checks.positive(f"--{name}", getattr(config, name))
+    for name in ("attention_loss_weight", "reconstruction_loss_weight", "delg_arcface_margin",
+                 "eval_interval", "num_eval_batches"):
+        checks.non_negative(f"--{name}", getattr(config, name))
 
 
 def Train(config: TrainConfig, progress: Callable[[str], None] = logging.info
@@ -488,9 +519,7 @@ def Train(config: TrainConfig, progress: Callable[[str], None] = logging.info
     if config.debug:
         config = _debug_config(config)
         tf.config.run_functions_eagerly(True)
-    for name in ("report_interval", "save_interval", "max_iters", "batch_size"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"--{name} must be positive, got {getattr(config, name)}")
+    CheckTrainConfig(config)
     if not _has_files(config.train_file_pattern):
         raise ValueError(f"No files match --train_file_pattern={config.train_file_pattern!r}")
     if config.deterministic:

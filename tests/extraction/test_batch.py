@@ -144,6 +144,46 @@ def test_extract_features_tool_exits_nonzero_listing_bad_images(tmp_path, delf_e
              f"--list_images_path={tmp_path / 'list.txt'}", f"--output_dir={tmp_path / 'out'}"],
             capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 1
-    assert "1 image(s) could not be read" in result.stderr
+    assert "1 image(s) failed" in result.stderr
     assert str(image_files / "bad.jpg") in result.stderr
     assert os.listdir(tmp_path / "out") == ["a.delf"]
+
+
+def test_an_image_failing_inside_extraction_is_logged_and_the_job_goes_on(
+        tmp_path, delf_export, image_files, monkeypatch, caplog):
+    write_config(tmp_path / "config.pbtxt", delf_export)
+    Image.fromarray(np.full([10, 10, 3], 90, np.uint8)).save(image_files / "tiny.png")
+    real_make = extractor.MakeExtractor
+
+    def make_failing_on_wide_images(config, **kwargs):
+        extract = real_make(config, **kwargs)
+
+        def failing(image, **kw):
+            if np.asarray(image).shape[1] == 90:
+                raise RuntimeError("kernel failure")
+            return extract(image, **kw)
+        return failing
+
+    monkeypatch.setattr(batch.extractor_lib, "MakeExtractor", make_failing_on_wide_images)
+    names = ["a.png", "tiny.png", "b.jpg"]  # a.png is 90 wide
+    (tmp_path / "list.txt").write_text("".join(f"{image_files / n}\n" for n in names))
+    failures = batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"),
+                                         str(tmp_path / "list.txt"), str(tmp_path / "out"))
+    assert failures == [str(image_files / "a.png")]
+    assert sorted(os.listdir(tmp_path / "out")) == ["b.delf", "tiny.delf"]
+    assert "kernel failure" in caplog.text
+
+    # When every one of the first images fails, the model is at fault: the job stops.
+    (tmp_path / "list.txt").write_text(f"{image_files / 'a.png'}\n" * 6)
+    with pytest.raises(RuntimeError, match="first 5 images all failed"):
+        batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "list.txt"),
+                                  str(tmp_path / "out2"))
+
+
+def test_invalid_shards_are_refused_before_the_model_loads(tmp_path, image_files):
+    write_config(tmp_path / "config.pbtxt", str(tmp_path / "no_model"))
+    (tmp_path / "list.txt").write_text(f"{image_files / 'a.png'}\n")
+    with pytest.raises(ValueError, match="num_shards"):
+        batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "list.txt"),
+                                  str(tmp_path / "out"), num_shards=0)
+    assert not (tmp_path / "out").exists()

@@ -167,3 +167,23 @@ def test_export_from_checkpoint_without_sidecar_uses_architecture(tmp_path, delf
         export.ExportLocalModel(str(tmp_path / "nothing"), str(tmp_path / "bad"))
     with pytest.raises(ValueError, match="unknown architecture"):
         export.ExportLocalModel(prefix, str(tmp_path / "bad"), architecture={"depth": 3})
+
+
+@pytest.mark.parametrize("shape, scales", [
+        ((1, 1), [1.0]),          # 1x1 image
+        ((64, 64), [0.0]),        # scale 0
+        ((64, 64), [-1.0]),       # negative scale
+        ((10, 12), [0.25, 1.0]),  # 3x3 level next to a usable one
+])
+def test_serving_default_called_directly_on_degenerate_inputs(delg_export, shape, scales):
+    # Levels below the backbone's minimum input size are skipped inside the graph,
+    # whatever the CPU kernels (oneDNN or not) would do with them.
+    _, signature = load_signature(delg_export)
+    served = signature(input_image=tf.zeros(shape + (3,), tf.uint8),
+                       input_scales=tf.constant(scales, tf.float32),
+                       input_max_feature_num=tf.constant(10), input_abs_thres=tf.constant(0.0),
+                       input_global_scales_ind=tf.constant([0]))
+    assert served["features"].shape[-1] == 128 and served["boxes"].shape[-1] == 4
+    usable = [s for s in scales if round(min(shape) * s) >= 5]
+    assert (served["boxes"].shape[0] > 0) == bool(usable)
+    assert np.isfinite(served["global_descriptors"].numpy()).all()
