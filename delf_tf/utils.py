@@ -2,6 +2,7 @@
 (the original's `utils`: `RgbLoader`, `ResizeImage`)."""
 
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -11,18 +12,46 @@ from delf_tf.protos import delf_config_pb2
 _HIGH_BIT_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
+def OpenImage(source, name: str) -> Image.Image:
+    """Image.open with the decompression-bomb limit as an error, checked from the
+    header before any pixel is decoded.
+
+    `source` is a path or a binary file object; `name` is used in messages. An
+    image of more than PIL.Image.MAX_IMAGE_PIXELS pixels (89.5 million unless
+    changed) raises ValueError: a small file claiming a huge size would otherwise
+    allocate gigabytes when decoded.
+    """
+    try:
+        with warnings.catch_warnings():
+            # Checked below, as an error rather than PIL's warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(source)
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"Refusing to decode {name}: {e}") from e
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = img.size
+    if limit is not None and width * height > limit:
+        img.close()
+        raise ValueError(
+                f"Refusing to decode {name}: {width}x{height} = {width * height} pixels is "
+                f"more than the limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS; a possible "
+                "decompression bomb)")
+    return img
+
+
 def RgbLoader(path: str) -> Image.Image:
     """Loads any image file (L, LA, RGBA, CMYK, P, 16-bit, ...) as an RGB PIL image.
 
     Raises:
       FileNotFoundError: `path` does not exist.
-      ValueError: `path` is not a readable image (the message names the file).
+      ValueError: `path` is not a readable image, or has more pixels than
+        PIL.Image.MAX_IMAGE_PIXELS (the message names the file).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such image file: {path}")
     try:
-        with Image.open(path) as img:
+        with OpenImage(path, path) as img:
             img.load()
             if img.mode in _HIGH_BIT_DEPTH_MODES:
                 # PIL clips 16-bit/float values at 255 when converting to RGB;

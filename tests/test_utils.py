@@ -90,3 +90,24 @@ def test_loader_errors_name_the_file(tmp_path):
         utils.RgbLoader(str(path))
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
         utils.RgbLoader(str(tmp_path / "missing.jpg"))
+
+
+@pytest.mark.parametrize("width, height", [(30000, 30000), (10000, 9000)])
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, width, height):
+    # 900 MP is above PIL's own error limit, 90 MP only above its warning limit:
+    # both are refused from the header, naming the file.
+    from tests.conftest import write_bomb_png
+
+    path = tmp_path / "bomb.png"
+    write_bomb_png(path, width, height)
+    with pytest.raises(ValueError, match=f"Refusing to decode {path}.*pixels"):
+        utils.RgbLoader(str(path))
+
+
+def test_image_pixel_limit_follows_pil_setting(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros([20, 30, 3], np.uint8)).save(tmp_path / "small.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    with pytest.raises(ValueError, match="600 pixels is more than the limit of 500"):
+        utils.RgbLoader(str(tmp_path / "small.png"))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    assert utils.RgbLoader(str(tmp_path / "small.png")).size == (30, 20)

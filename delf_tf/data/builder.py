@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from delf_tf import checks
+from delf_tf import checks, utils
 from delf_tf.io import atomic
 
 RELABELING_FILENAME = "relabeling.csv"
@@ -213,7 +213,7 @@ def _load_image(entry: ImageEntry) -> tuple[bytes, int, int, str] | str:
         return f"cannot read {entry.path}: {e}"
     try:
         # A full decode catches truncated files, which a header check would let through.
-        with Image.open(io.BytesIO(encoded)) as img:
+        with utils.OpenImage(io.BytesIO(encoded), entry.path) as img:
             img.load()
             width, height = img.size
             image_format = img.format or "JPEG"

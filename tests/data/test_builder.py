@@ -241,3 +241,21 @@ def test_command_line_tool(gld_folder, tmp_path):
     assert "validation: wrote shard 1/1" in result.stdout
     assert sorted(os.listdir(out)) == ["relabeling.csv", "train-00000-of-00001",
                                        "validation-00000-of-00001"]
+
+
+def test_decompression_bomb_is_reported_not_decoded(gld_folder, tmp_path):
+    from tests.conftest import write_bomb_png
+
+    image_dir = tmp_path / "images"
+    os.makedirs(image_dir)
+    os.symlink(gld_folder / "train" / "a107x0.jpg", image_dir / "good.jpg")
+    write_bomb_png(image_dir / "bomb.jpg")
+    csv_path = tmp_path / "train.csv"
+    csv_path.write_text("id,url,landmark_id\ngood,http://x,0\nbomb,http://x,0\n")
+    with pytest.raises(builder.ImageErrors) as raised:
+        builder.BuildImageDataset(train_directory=str(image_dir),
+                                  output_directory=str(tmp_path / "out"),
+                                  train_csv_path=str(csv_path), num_shards=1,
+                                  progress=lambda message: None)
+    assert list(raised.value.errors) == ["bomb"]
+    assert "Refusing to decode" in str(raised.value)
