@@ -104,7 +104,7 @@ def _entry_points():
     ]
 
 
-@pytest.mark.parametrize("index", range(25))
+@pytest.mark.parametrize("index", range(24))
 def test_entry_points_refuse_bad_arguments_before_any_work(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     call, name = _entry_points()[index]
@@ -114,4 +114,4 @@ def test_entry_points_refuse_bad_arguments_before_any_work(index, tmp_path, monk
 
 
 def test_every_entry_point_case_is_run():
-    assert len(_entry_points()) == 25
+    assert len(_entry_points()) == 24

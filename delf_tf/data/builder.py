@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from delf_tf import checks, utils
 from delf_tf.io import atomic

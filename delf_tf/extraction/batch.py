@@ -113,7 +113,7 @@ def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: st
         except _UnreadableImage as e:
             logger.error("Skipping %s: %s", name, e)
             failures.append(name)
-        except Exception as e:  # noqa: BLE001 (one bad image must not stop the job)
+        except Exception as e:  # one bad image must not stop the job
             logger.error("Skipping %s: %s: %s", name, type(e).__name__, e)
             failures.append(name)
             if not succeeded and len(failures) >= SYSTEMATIC_FAILURES:
