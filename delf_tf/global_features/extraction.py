@@ -116,3 +116,22 @@ def ExportGlobalFeatureNet(model, export_path: str, *, pool_scales: bool = True,
 
     export.save_module(GlobalFeatureNetModule(model, pool_scales=pool_scales, msp=msp),
                        export_path)
+
+
+def WriteGlobalDelfConfig(config_path: str, model_path: str, scales: Sequence[float],
+                          max_image_size: int = -1, pca_parameters=None) -> None:
+    """Writes a DelfConfig pbtxt for a global-only export (the input of MakeExtractor and the
+    extraction tools): the scales, global features only, and the whitening (if given) as the
+    global PCA parameters."""
+    from google.protobuf import text_format
+
+    from delf_tf.io import atomic
+    from delf_tf.protos import delf_config_pb2
+
+    config = delf_config_pb2.DelfConfig(
+            model_path=model_path, image_scales=list(scales), max_image_size=max_image_size,
+            use_local_features=False, use_global_features=True, is_tf2_exported=True)
+    config.delf_global_config.use_pca = pca_parameters is not None
+    if pca_parameters is not None:
+        config.delf_global_config.pca_parameters.CopyFrom(pca_parameters)
+    atomic.write_bytes_atomic(config_path, text_format.MessageToString(config).encode())

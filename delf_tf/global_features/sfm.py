@@ -90,7 +90,7 @@ class SfmSplit:
 
 def _split_from(raw: Any, where: str) -> SfmSplit:
     if not isinstance(raw, dict):
-        raise ValueError(f"{where} is a {type(raw).__name__}, expected a dict")  # noqa: TRY004  (bad file content, not a bad argument)
+        raise ValueError(f"{where} is a {type(raw).__name__}, expected a dict")
     missing = [k for k in ("cids", "cluster", "qidxs", "pidxs") if k not in raw]
     if missing:
         raise ValueError(f"{where} lacks {missing}")

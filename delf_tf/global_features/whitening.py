@@ -96,3 +96,33 @@ def save_whitening(whitening: Whitening, output_dir: str, prefix: str = "whiteni
         datum_io.WriteToFile(whitening.variances, variances_path)
         parameters.pca_variances_path = variances_path
     return parameters
+
+
+def LearnWhiteningFromDatabase(model, database_path: str, split: str = "train",
+                               image_size: int = 1024, kind: str = "learned",
+                               max_pairs: int | None = None, seed: int = 0) -> Whitening:
+    """Whitening of `model`'s descriptors learned on an SfM database split.
+
+    kind "learned": Radenović et al.'s whitening from the split's query/positive pairs;
+    "pca": PCA whitening of the descriptors of the same images. Images are looked up in
+    <database dir>/ims and shrunk to `image_size`.
+    """
+    # Imported here: the maths above needs no TensorFlow.
+    from delf_tf.global_features import extraction, sfm
+
+    if kind not in ("learned", "pca"):
+        raise ValueError(f"whitening kind must be 'learned' or 'pca', got {kind!r}")
+    database = sfm.ReadSfmDatabase(database_path)
+    if split not in database:
+        raise ValueError(f"{database_path} has no {split!r} split (has {sorted(database)})")
+    data = database[split]
+    chosen = np.random.default_rng(seed).permutation(len(data.qidxs))[:max_pairs]
+    images = np.unique(np.concatenate([data.qidxs[chosen], data.pidxs[chosen]]))
+    position = {int(image): k for k, image in enumerate(images)}
+    paths = data.image_paths(os.path.join(os.path.dirname(database_path), "ims"))
+    bbxs = None if data.bbxs is None else [data.bbxs[i] for i in images]
+    vectors = extraction.extract_vectors(model, [paths[i] for i in images], image_size, bbxs)
+    if kind == "pca":
+        return learn_pca_whitening(vectors)
+    return learn_whitening(vectors, [position[int(i)] for i in data.qidxs[chosen]],
+                           [position[int(i)] for i in data.pidxs[chosen]])

@@ -50,6 +50,8 @@ TOOLS = (
     "perform_elfm_retrieval",
     "draw_elfm_match_map",
     "export_how_model",
+    "train_global_features",
+    "export_global_features_model",
     "make_demo_data",
     "run_demo",
 )

@@ -1,0 +1,92 @@
+"""Whitening maths, and whitening + multi-scale descriptors round-tripping through the
+exported SavedModel and the extractor's PCA path."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from skimage import data
+
+from delf_tf.extraction import extractor
+from delf_tf.global_features import extraction, whitening
+from delf_tf.models import global_model
+from delf_tf.protos import delf_config_pb2
+
+
+def test_pca_whitening_decorrelates_and_learned_whitening_equalises_pair_differences():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=[400, 4]) @ np.diag([3.0, 1.0, 0.5, 0.1]) + 2.0
+    pca = whitening.learn_pca_whitening(x)
+    white = (x - pca.mean) @ pca.projection.T / np.sqrt(pca.variances)
+    np.testing.assert_allclose(np.cov(white.T, bias=True), np.eye(4), atol=1e-4)
+    assert np.all(np.diff(pca.variances) <= 0)
+    # Matching pairs differ by noise that is large along axis 0: learned whitening makes the
+    # pair differences isotropic (covariance = identity after the projection).
+    q = rng.normal(size=[300, 4])
+    p = q + rng.normal(size=[300, 4]) * np.array([2.0, 0.1, 0.1, 0.1])
+    learned = whitening.learn_whitening(np.concatenate([q, p]), np.arange(300),
+                                        np.arange(300, 600))
+    diff = (q - p) @ learned.projection.T
+    np.testing.assert_allclose(diff.T @ diff / 300, np.eye(4), atol=1e-4)
+
+
+def _images():
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    out = []
+    for k in range(12):
+        photo = photos[k % 4]
+        y, x = 10 * (k // 4), 15 * (k // 4)
+        out.append(np.asarray(Image.fromarray(photo[y:y + 200, x:x + 260]).resize((78, 60))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tf.keras.utils.set_random_seed(0)
+    model = global_model.GlobalFeatureNet("resnet18", "gem", whitening=True, whitening_dim=8)
+    model.build_for_input()
+    root = tmp_path_factory.mktemp("export")
+    paths = []
+    for k, image in enumerate(_images()):
+        paths.append(str(root / f"{k}.png"))
+        Image.fromarray(image).save(paths[-1])
+    export_path = str(root / "model")
+    extraction.ExportGlobalFeatureNet(model, export_path)
+    return model, paths, export_path, root
+
+
+@pytest.mark.parametrize("kind", ["learned", "pca"])
+def test_whitening_round_trips_through_the_extractor(exported, kind):
+    model, paths, export_path, root = exported
+    scales = [1.0, 0.7071]
+    vectors = extraction.extract_vectors(model, paths, image_size=1000, scales=scales)
+    assert vectors.shape == (12, 8)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    learned = (whitening.learn_whitening(vectors, np.arange(0, 8), np.arange(4, 12))
+               if kind == "learned" else whitening.learn_pca_whitening(vectors))
+    parameters = whitening.save_whitening(learned, str(root / kind), prefix=kind)
+    parameters.pca_dim = 6
+    config = delf_config_pb2.DelfConfig(model_path=export_path, image_scales=scales,
+                                        use_local_features=False, use_global_features=True)
+    config.delf_global_config.use_pca = True
+    config.delf_global_config.pca_parameters.CopyFrom(parameters)
+    extract = extractor.MakeExtractor(config)
+    expected = learned.apply(vectors, dim=6)
+    for k, path in enumerate(paths[:3]):
+        got = extract(np.asarray(Image.open(path)))["global_descriptor"]
+        np.testing.assert_allclose(got, expected[k], atol=2e-4)
+
+
+def test_export_per_scale_outputs(exported):
+    model, paths, export_path, _ = exported
+    module = extraction.GlobalFeatureNetModule(model, pool_scales=False)
+    image = tf.constant(np.asarray(Image.open(paths[0])))
+    out = module.ExtractFeatures(image, tf.constant([1.0, 0.5, 0.25]), tf.constant([0, 2]))
+    per_scale = out["global_descriptors"].numpy()
+    assert per_scale.shape == (2, 8)
+    single = extraction.extract_vectors(model, paths[:1], image_size=1000)[0]
+    np.testing.assert_allclose(per_scale[0], single, atol=1e-5)
+    loaded = tf.saved_model.load(export_path).signatures["serving_default"]
+    assert set(loaded.structured_input_signature[1]) == {
+            "input_image", "input_scales", "input_global_scales_ind"}
+    assert set(loaded.structured_outputs) == {"global_descriptor"}
