@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from delf_tf import checks
 from delf_tf import config as config_lib
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.extractor import AggregationTypeName, ExtractAggregatedRepresentation
@@ -168,6 +169,7 @@ def ExtractAggregatedRepresentationsToFiles(
 ) -> None:
     """Aggregates every image's features and writes one DatumPairProto file per
     image to `output_aggregation_dir` (see module doc)."""
+    checks.relative_names(image_names, "image name")  # output files stay in the directory
     aggregation_config = config_lib.ReadAggregationConfig(aggregation_config_path)
     extension = OutputExtension(aggregation_config)
     representations = ComputeAggregatedRepresentations(

@@ -102,10 +102,16 @@ def _parse_label(value: str, path: str, line: int) -> int:
         raise ValueError(f"{path}, line {line}: landmark_id {value!r} is not an integer") from None
 
 
+def _image_id(value: str, path: str, line: int) -> str:
+    """An id names a file inside the image directory: absolute ids and ids that
+    climb out with '..' are refused (they would read other files into the records)."""
+    return checks.relative_name(value, f"{path}, line {line}: image id")
+
+
 def ReadTrainCsv(csv_path: str, image_dir: str) -> list[ImageEntry]:
     """Reads GLDv2 `train.csv` (`id,url,landmark_id`); labels are the landmark ids unchanged."""
     rows = _read_csv_rows(csv_path, ["id", "landmark_id"])
-    return [ImageEntry(row["id"], image_path(image_dir, row["id"]),
+    return [ImageEntry(row["id"], image_path(image_dir, _image_id(row["id"], csv_path, i + 2)),
                        _parse_label(row["landmark_id"], csv_path, i + 2))
             for i, row in enumerate(rows)]
 
@@ -123,7 +129,8 @@ def ReadCleanTrainCsv(
     images_by_label: dict[int, list[str]] = {}
     for i, row in enumerate(rows):
         old_label = _parse_label(row["landmark_id"], csv_path, i + 2)
-        images_by_label.setdefault(old_label, []).extend(row["images"].split())
+        images_by_label.setdefault(old_label, []).extend(
+                _image_id(image_id, csv_path, i + 2) for image_id in row["images"].split())
     relabeling = {old: new for new, old in enumerate(sorted(images_by_label))}
     entries = [ImageEntry(image_id, image_path(image_dir, image_id), relabeling[old])
                for old in sorted(images_by_label) for image_id in images_by_label[old]]
@@ -133,7 +140,8 @@ def ReadCleanTrainCsv(
 def ReadTestCsv(csv_path: str, image_dir: str) -> list[ImageEntry]:
     """Reads a test CSV with an `id` column; entries are unlabelled."""
     rows = _read_csv_rows(csv_path, ["id"])
-    return [ImageEntry(row["id"], image_path(image_dir, row["id"])) for row in rows]
+    return [ImageEntry(row["id"], image_path(image_dir, _image_id(row["id"], csv_path, i + 2)))
+            for i, row in enumerate(rows)]
 
 
 def WriteRelabelingFile(relabeling: dict[int, int], output_directory: str) -> str:

@@ -16,8 +16,8 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
+from delf_tf import checks, utils
 from delf_tf import config as config_lib
-from delf_tf import utils
 from delf_tf.extraction import extractor as extractor_lib
 from delf_tf.io import datum_io, feature_io
 
@@ -178,7 +178,8 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
         raise ValueError(f"--image_set must be one of {IMAGE_SETS}, got {image_set!r}")
     config = config_lib.ReadDelfConfig(delf_config_path)
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
-    names = query_list if image_set == "query" else index_list
+    names = checks.relative_names(query_list if image_set == "query" else index_list,
+                                  "image name")
     selected = shard(names, num_shards, shard_index)
     os.makedirs(output_features_dir, exist_ok=True)
     extract = extractor_lib.MakeExtractor(

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import io as scipy_io
 
+from delf_tf import checks
 from delf_tf.io import atomic
 
 _GROUND_TRUTH_KEYS = ("easy", "hard", "junk")
@@ -50,8 +51,12 @@ def ReadDatasetFile(dataset_file_path: str) -> tuple[list[str], list[str], Groun
         if key not in contents:
             raise ValueError(f"{dataset_file_path} has no '{key}' entry")
 
-    query_list = _cell_to_names(contents["qimlist"])
-    index_list = _cell_to_names(contents["imlist"])
+    # Names become file names under image and feature directories: a name that is
+    # absolute or climbs out with '..' would read or write elsewhere.
+    query_list = checks.relative_names(_cell_to_names(contents["qimlist"]),
+                                       f"{dataset_file_path}: query image name")
+    index_list = checks.relative_names(_cell_to_names(contents["imlist"]),
+                                       f"{dataset_file_path}: index image name")
     records = np.asarray(contents["gnd"]).ravel()
     if len(records) != len(query_list):
         raise ValueError(

@@ -194,3 +194,11 @@ def test_tools(synthetic_dataset, tmp_path):
                  f"--output_dir={tmp_path / 'retrieval'}")
     assert "medium" in output and "100.00" in output
     assert _metrics(str(tmp_path / "retrieval"))[0] == {"medium": 1.0, "hard": 1.0}
+
+
+@pytest.mark.parametrize("bad", ["../outside", "/tmp/abs"])
+def test_aggregation_output_names_stay_in_the_directory(tmp_path, bad):
+    with pytest.raises(ValueError, match="image name .* not a relative path"):
+        aggregation_extraction.ExtractAggregatedRepresentationsToFiles(
+                ["ok", bad], str(tmp_path), "no_config.pbtxt", "", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

@@ -259,3 +259,22 @@ def test_decompression_bomb_is_reported_not_decoded(gld_folder, tmp_path):
                                   progress=lambda message: None)
     assert list(raised.value.errors) == ["bomb"]
     assert "Refusing to decode" in str(raised.value)
+
+
+@pytest.mark.parametrize("csv_text, column", [
+        ("id,url,landmark_id\nok,http://x,1\n../outside_secret,http://x,1\n", "train"),
+        ("landmark_id,images\n1,ok /etc/passwd\n", "clean"),
+        ("id,url\n../../x,http://x\n", "test"),
+])
+def test_csv_ids_escaping_the_image_directory_are_refused(tmp_path, csv_text, column):
+    csv_path = tmp_path / "ids.csv"
+    csv_path.write_text(csv_text)
+    arguments = {"train": {"train_csv_path": str(csv_path)},
+                 "clean": {"train_clean_csv_path": str(csv_path)},
+                 "test": {"train_csv_path": None, "test_csv_path": str(csv_path),
+                          "test_directory": str(tmp_path)}}[column]
+    with pytest.raises(ValueError, match=f"{csv_path}, line [23]: image id .* not a relative"):
+        builder.BuildImageDataset(train_directory=str(tmp_path),
+                                  output_directory=str(tmp_path / "out"), num_shards=1,
+                                  progress=lambda message: None, **arguments)
+    assert not (tmp_path / "out").exists()

@@ -126,3 +126,19 @@ def test_bad_metrics_file(tmp_path):
     path.write_text("medium\n  mAP=x\n  mP@k[ 1] [1]\n  mR@k[ 1] [1]\n")
     with pytest.raises(ValueError, match="bad mAP"):
         dataset.ReadMetricsFile(str(path))
+
+
+@pytest.mark.parametrize("bad", ["../../x", "/abs/path/x", "a/../../x", ""])
+@pytest.mark.parametrize("which", ["query", "index"])
+def test_image_names_escaping_their_directory_are_refused(tmp_path, bad, which):
+    # The names become <images_dir>/<name>.jpg and <output_dir>/<name>.delg_*.
+    path = str(tmp_path / "gnd.mat")
+    index, queries = ["i0", "i1"], ["q0"]
+    if which == "query":
+        queries = [bad]
+    else:
+        index = ["i0", bad]
+    dataset.WriteDatasetFile(path, index, queries,
+                             [{"bbx": [0, 0, 5, 5], "easy": [1], "hard": [], "junk": []}])
+    with pytest.raises(ValueError, match=f"{which} image name .* not a relative path"):
+        dataset.ReadDatasetFile(path)
