@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -20,3 +22,18 @@ def write_bomb_png(path, width: int = 30000, height: int = 30000) -> None:
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows)
                 + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="session")
+def tiny_delg_export(tmp_path_factory):
+    """A tiny untrained DELG (resnet_tiny) exported as the tools export it: the SavedModel's
+    path. Shared by the tests that run extraction tools end to end (exporting costs seconds)."""
+    from delf_tf.extraction import export
+    from delf_tf.models import Delg, save_weights
+
+    root = tmp_path_factory.mktemp("tiny_delg")
+    model = Delg(backbone="resnet_tiny")
+    model.build_for_input(64)
+    save_weights(model, str(root / "delf_weights"))
+    export.ExportLocalAndGlobalModel(str(root / "delf_weights"), str(root / "export"))
+    return str(root / "export")

@@ -29,6 +29,7 @@ TOOLS = (
     "export_local_model",
     "export_global_model",
     "export_local_and_global_model",
+    "write_config",
     "extract_features",
     "extract_delg_features",
     "match_images",

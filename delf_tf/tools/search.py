@@ -51,10 +51,11 @@ _NUM_TO_RERANK = flags.DEFINE_integer(
     "num_to_rerank", image_search.DEFAULT_NUM_TO_RERANK,
     "Database images verified per query (delg, delg_star).")
 _DESCRIPTOR_MATCHING_THRESHOLD = flags.DEFINE_float(
-    "descriptor_matching_threshold", 0.9,
-    "Max Euclidean distance of a putative local descriptor match.")
+    "descriptor_matching_threshold", 1.0,
+    "Max Euclidean distance of a putative local descriptor match (DELG retrieval's 1.0).")
 _RANSAC_RESIDUAL_THRESHOLD = flags.DEFINE_float(
-    "ransac_residual_threshold", 10.0, "Max transfer error in pixels of a RANSAC inlier.")
+    "ransac_residual_threshold", 20.0,
+    "Max transfer error in pixels of a RANSAC inlier (DELG retrieval's 20).")
 _USE_RATIO_TEST = flags.DEFINE_boolean(
     "use_ratio_test", False, "Keep a match if d1 < threshold * d2 instead of d1 < threshold.")
 _RANSAC_SEED = flags.DEFINE_integer("ransac_seed", 0, "Seed of RANSAC (reproducible results).")

@@ -75,18 +75,11 @@ def demo_folders(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def delg_config(tmp_path_factory):
+def delg_config(tmp_path_factory, tiny_delg_export):
     """A DelfConfig of a tiny untrained DELG export (every local feature kept)."""
-    from delf_tf.extraction import export
-    from delf_tf.models import Delg, save_weights
-
     root = tmp_path_factory.mktemp("model")
-    model = Delg(backbone="resnet_tiny")
-    model.build_for_input(64)
-    save_weights(model, str(root / "delf_weights"))
-    export.ExportLocalAndGlobalModel(str(root / "delf_weights"), str(root / "export"))
     config = delf_config_pb2.DelfConfig(
-        use_local_features=True, use_global_features=True, model_path=str(root / "export"),
+        use_local_features=True, use_global_features=True, model_path=tiny_delg_export,
         image_scales=[0.70710677, 1.0], max_image_size=160, is_tf2_exported=True)
     config.delf_local_config.use_pca = False
     config.delf_global_config.use_pca = False

@@ -86,3 +86,26 @@ def test_module_main_lists_tools_and_rejects_unknown():
     assert listing.returncode == 0 and "delf-extract-delg-features" in listing.stdout
     unknown = _run(["-m", "delf_tf", "no_such_tool"])
     assert unknown.returncode != 0 and "Unknown delf_tf tool 'no_such_tool'" in unknown.stderr
+
+
+def test_write_config_sets_model_path_and_threshold_from_attention_stats(tmp_path):
+    from delf_tf import config as config_lib
+    from delf_tf.training import summaries
+
+    (tmp_path / "export").mkdir()
+    summaries.WriteAttentionStats(str(tmp_path / "attention_stats.json"), 1200,
+                                  {"percentiles": {"50": 3.25, "75": 7.5}})
+    result = _run(["tools/write_config.py", "--template=r50delg_gldv2clean_config",
+                   f"--model_path={tmp_path / 'export'}", "--nouse_pca",
+                   f"--attention_stats_path={tmp_path / 'attention_stats.json'}",
+                   "--attention_percentile=75", f"--output_path={tmp_path / 'c.pbtxt'}"])
+    assert result.returncode == 0, result.stderr
+    config = config_lib.ReadDelfConfig(str(tmp_path / "c.pbtxt"))
+    assert config.model_path == str(tmp_path / "export")
+    assert config.delf_local_config.score_threshold == 7.5
+    assert not config.delf_local_config.use_pca and config.use_global_features
+    assert list(config.image_scales) == list(
+        config_lib.ReadDelfConfig("r50delg_gldv2clean_config").image_scales)
+    missing = _run(["tools/write_config.py", f"--model_path={tmp_path / 'nothere'}",
+                    f"--output_path={tmp_path / 'd.pbtxt'}"])
+    assert missing.returncode != 0 and "nothere is not a directory" in missing.stderr
