@@ -1,0 +1,111 @@
+"""ELFM extraction overhead: the whole ELFM extraction vs the bare backbone pyramid.
+
+Times, per image and in one process (interleaved rounds, best of --repeats):
+  baseline    the bare ResNet backbone run once per pyramid scale (the paper's five,
+              1/(2 sqrt 2) .. sqrt 2) on the pre-resized images, one after another;
+  extraction  ElfmExtractor(image): resize, the in-graph pyramid with the top-N selection by
+              L2 norm, then k-means (K = 10), GeM per cluster, whitening, bits;
+  clustering  the NumPy/TF part after the graph alone (describe on the N features).
+Prints extraction/baseline ratios, wall and process CPU time (target <= 1.15).
+Weights are random (no pretrained weights here).
+
+Usage: .venv/bin/python benchmarks/elfm_extraction_overhead.py [--max_image_size 1024]
+       [--backbone resnet50] [--repeats 2] [--rounds 2]
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from delf_tf.elfm import extraction
+from delf_tf.models import Delg, normalize_images
+
+_RESULT = os.path.join(os.path.dirname(__file__), "results", "elfm_extraction_overhead.json")
+
+
+def _best_time(fn, repeats: int) -> tuple[float, float]:
+    """(best wall seconds, best process CPU seconds) over `repeats` calls after a warm-up."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max_image_size", type=int, default=1024)
+    parser.add_argument("--image_height", type=int, default=768)
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    height = args.image_height
+    # Smooth random structure, so feature norms vary across the image.
+    rng = np.random.RandomState(0)
+    coarse = rng.randint(0, 256, [height // 16, height // 12, 3]).astype(np.float32)
+    image = tf.image.resize(coarse, [height, height * 4 // 3]).numpy().astype(np.uint8)
+
+    model = Delg(backbone=args.backbone)
+    model.build_for_input(64)
+    extractor = extraction.ElfmExtractor(extraction.ElfmModule(model),
+                                         max_image_size=args.max_image_size)
+    resized = extractor.resize(image)
+    normalized = normalize_images(resized)
+    pyramid_images = [
+            tf.image.resize(normalized, [round(resized.shape[0] * s), round(resized.shape[1] * s)])
+            [tf.newaxis] for s in extractor.scales]
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
+    def backbone_forward(images):
+        return model.backbone(images, training=False)[1]["block4"]
+
+    def baseline():
+        for images in pyramid_images:
+            backbone_forward(images).numpy()
+
+    features = extractor.pyramid(resized)["features"]
+    results = {"baseline": [], "extraction": [], "clustering": []}
+    for _ in range(args.rounds):
+        results["baseline"].append(_best_time(baseline, args.repeats))
+        results["extraction"].append(_best_time(lambda: extractor(image), args.repeats))
+        results["clustering"].append(_best_time(lambda: extractor.describe(features),
+                                                args.repeats))
+    best = {name: min(v[0] for v in values) for name, values in results.items()}
+    cpu = {name: min(v[1] for v in values) for name, values in results.items()}
+    descriptor = extractor.describe(features)
+    report = {
+            "backbone": args.backbone,
+            "resized_image": list(resized.shape[:2]),
+            "scales": extractor.scales,
+            "num_local_features": int(len(features)),
+            "num_clusters": descriptor.num_clusters,
+            "code_bits": descriptor.dim,
+            "baseline_s_per_image": best["baseline"],
+            "extraction_s_per_image": best["extraction"],
+            "clustering_s_per_image": best["clustering"],
+            "ratio_extraction_vs_backbone": best["extraction"] / best["baseline"],
+            "baseline_cpu_s_per_image": cpu["baseline"],
+            "extraction_cpu_s_per_image": cpu["extraction"],
+            "clustering_cpu_s_per_image": cpu["clustering"],
+            "cpu_ratio_extraction_vs_backbone": cpu["extraction"] / cpu["baseline"],
+            "cpu_threads": os.cpu_count(),
+            "load_average_at_start": load,
+    }
+    for key, value in report.items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
+    with open(_RESULT, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
