@@ -126,3 +126,34 @@ def test_code_file_round_trip(tmp_path):
     (tmp_path / "bad.elfm").write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="bad.elfm"):
         descriptor.ReadCodesFromFile(str(tmp_path / "bad.elfm"))
+
+
+_DESCRIBE_SCRIPT = """
+import sys
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+from tests.elfm.test_functional import _describe_fingerprint
+sys.stdout.write(_describe_fingerprint())
+"""
+
+
+def _describe_fingerprint() -> str:
+    rng = np.random.default_rng(7)
+    features = np.maximum(rng.standard_normal([700, 256]), 0).astype(np.float32)
+    whitening = rng.standard_normal([256, 256]).astype(np.float32)
+    result = descriptor.describe(features, lambda x: x @ whitening)
+    return result.codes.tobytes().hex() + " " + result.labels.tobytes().hex()
+
+
+def test_describe_same_bits_whatever_the_thread_count():
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
+    # This process: TensorFlow's default thread pools; the subprocess: one thread.
+    single_threaded = subprocess.run([sys.executable, "-c", _DESCRIBE_SCRIPT], cwd=root,
+                                     capture_output=True, text=True, env=env, check=True).stdout
+    assert single_threaded == _describe_fingerprint()
