@@ -10,6 +10,8 @@ The library behind `delf-search`. Images are named by their file name without ex
   delg_star    as delg with binarized local descriptors (DELG*: Hamming matching).
   delf         local features only: every database image is verified, ranked by inliers
                (fine for hundreds of images, not for large databases).
+  asmk         local features only, aggregated with ASMK* over a visual-word codebook (HOW's
+               retrieval; also DELF/DELG local features): ranked by ASMK* similarity.
 
 Features are cached in `<features_dir>/{query,index}/<name>.delg_global|.delg_local`; an
 image whose feature files exist is not extracted again (delete the folder after changing
@@ -30,7 +32,7 @@ from delf_tf.io import atomic
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("delg_global", "delg", "delg_star", "delf")
+METHODS = ("delg_global", "delg", "delg_star", "delf", "asmk")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GLOBAL_EXTENSION = ".delg_global"
 LOCAL_EXTENSION = ".delg_local"
@@ -138,6 +140,7 @@ def Rank(
     num_to_rerank: int = DEFAULT_NUM_TO_RERANK,
     ransac_seed: int = 0,
     skip_same_name: bool = True,
+    codebook: np.ndarray | None = None,
     **verification_options: Any,
 ) -> dict[str, list[Match]]:
     """Ranks the database for every query from the feature files in query_dir / index_dir.
@@ -151,6 +154,7 @@ def Rank(
       ransac_seed: seed of every pair's RANSAC.
       skip_same_name: leave out the database image named like the query (the query itself
         when both sides come from one folder).
+      codebook: float32 [K, D] visual words (asmk only).
       verification_options: descriptor_matching_threshold, ransac_residual_threshold,
         use_ratio_test, backend (see delf_tf.matching.reranking.verify_candidates).
 
@@ -169,13 +173,16 @@ def Rank(
         global_ranks = np.tile(np.arange(num_index), (len(query_names), 1))
         global_scores = np.zeros([len(query_names), num_index])
         num_to_rerank = num_index
+    elif method == "asmk":
+        global_ranks, global_scores = _asmk_search(codebook, query_names, index_names,
+                                                   query_dir, index_dir)
     else:
         query_global = np.stack([datum_io.ReadFromFile(
             os.path.join(query_dir, n + GLOBAL_EXTENSION)) for n in query_names])
         index_global = np.stack([datum_io.ReadFromFile(
             os.path.join(index_dir, n + GLOBAL_EXTENSION)) for n in index_names])
         global_ranks, global_scores = search.global_search(query_global, index_global)
-    verify = method != "delg_global"
+    verify = method not in ("delg_global", "asmk")
     store = reranking.LocalFeatureStore(num_index) if verify else None
     for q, query_name in enumerate(query_names):
         ranks = global_ranks[q]
@@ -201,6 +208,43 @@ def Rank(
                                  int(inliers[i]) if verified else None))
         results[query_name] = matches
     return results
+
+
+def _asmk_search(codebook: np.ndarray | None, query_names: Sequence[str],
+                 index_names: Sequence[str], query_dir: str, index_dir: str,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """ASMK* rankings: (ids int64 [Q, N], scores [Q, N]), best first."""
+    from delf_tf.aggregation.asmk_index import AsmkIndex, ReadDescriptors
+
+    if codebook is None:
+        raise ValueError("method asmk needs a codebook")
+    index = AsmkIndex(codebook).Build(
+        [ReadDescriptors(os.path.join(index_dir, n + LOCAL_EXTENSION)) for n in index_names],
+        index_names)
+    ranks, scores = [], []
+    for name in query_names:
+        ids, similarities = index.Search(
+            ReadDescriptors(os.path.join(query_dir, name + LOCAL_EXTENSION)))
+        ranks.append(np.asarray(ids, np.int64))
+        scores.append(np.asarray(similarities, np.float64))
+    return np.array(ranks, np.int64).reshape(-1, len(index_names)), np.array(
+        scores, np.float64).reshape(-1, len(index_names))
+
+
+def TrainCodebook(index_names: Sequence[str], index_dir: str, num_words: int,
+                  seed: int = 0) -> np.ndarray:
+    """A k-means codebook float32 [K, D] of the database images' local descriptors (K at
+    most a tenth of the number of descriptors, so every word gets a few)."""
+    from delf_tf.aggregation.asmk_index import ReadDescriptors, TrainAsmkCodebook
+
+    paths = [os.path.join(index_dir, n + LOCAL_EXTENSION) for n in index_names]
+    total = sum(len(ReadDescriptors(path)) for path in paths)
+    if total < 20:
+        raise ValueError(f"only {total} local descriptors in the database: too few for a "
+                         "codebook (give --codebook_path)")
+    num_words = max(2, min(num_words, total // 10))
+    logger.info("training a %d-word codebook on %d descriptors", num_words, total)
+    return TrainAsmkCodebook(paths, num_words=num_words, num_images=len(paths), seed=seed)
 
 
 def WriteResults(output_dir: str, method: str, query_paths: Sequence[str],

@@ -11,6 +11,9 @@ Methods (--method):
                (RANSAC inliers of the local features) [default].
   delg_star    as delg with binarized local descriptors (DELG*).
   delf         local features only: every database image verified, ranked by inliers.
+  asmk         local features aggregated with ASMK* (HOW's retrieval, e.g. with
+               --delf_config_path=how_r18_config): --codebook_path, or a codebook of
+               --asmk_num_words trained on the database features.
 
 Images are named by file name without extension; a database image named like the query is
 left out of that query's results, so queries may come from the database folder itself.
@@ -59,6 +62,13 @@ _RANSAC_RESIDUAL_THRESHOLD = flags.DEFINE_float(
 _USE_RATIO_TEST = flags.DEFINE_boolean(
     "use_ratio_test", False, "Keep a match if d1 < threshold * d2 instead of d1 < threshold.")
 _RANSAC_SEED = flags.DEFINE_integer("ransac_seed", 0, "Seed of RANSAC (reproducible results).")
+_CODEBOOK_PATH = flags.DEFINE_string(
+    "codebook_path", None, "asmk: visual-word codebook (DatumProto, e.g. from "
+    "delf-train-asmk-codebook); default: train one on the database features and save it as "
+    "<output_dir>/codebook.datum.")
+_ASMK_NUM_WORDS = flags.DEFINE_integer(
+    "asmk_num_words", 65536, "asmk without --codebook_path: words of the codebook trained on "
+    "the database (at most a tenth of its descriptors).")
 _GLDV2_PREDICTIONS_PATH = flags.DEFINE_string(
     "gldv2_predictions_path", None, "Also write a Google Landmarks v2 retrieval predictions CSV "
     "(id,images with the best 100 database ids) here, for delf-compute-retrieval-metrics.")
@@ -73,7 +83,7 @@ def _search() -> None:
 
     method = _METHOD.value
     config = config_lib.ReadDelfConfig(_DELF_CONFIG_PATH.value)
-    use_global = method != "delf"
+    use_global = method not in ("delf", "asmk")
     use_local = method != "delg_global"
     if (use_global and not config.use_global_features) or (
             use_local and not config.use_local_features):
@@ -104,8 +114,17 @@ def _search() -> None:
         kept = set(failed)
         query_paths, query_names = _without(query_paths, query_names, kept)
         index_paths, index_names = _without(index_paths, index_names, kept)
+    codebook = None
+    if method == "asmk":
+        from delf_tf.aggregation import codebook as codebook_lib
+
+        if _CODEBOOK_PATH.value:
+            codebook = codebook_lib.ReadCodebook(_CODEBOOK_PATH.value)
+        else:
+            codebook = image_search.TrainCodebook(index_names, index_dir, _ASMK_NUM_WORDS.value)
+            codebook_lib.WriteCodebook(codebook, os.path.join(_OUTPUT_DIR.value, "codebook.datum"))
     results = image_search.Rank(
-        method, query_names, index_names, index_paths, query_dir, index_dir,
+        method, query_names, index_names, index_paths, query_dir, index_dir, codebook=codebook,
         num_results=_NUM_RESULTS.value, num_to_rerank=_NUM_TO_RERANK.value,
         ransac_seed=_RANSAC_SEED.value,
         descriptor_matching_threshold=_DESCRIPTOR_MATCHING_THRESHOLD.value,
