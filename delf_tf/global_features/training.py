@@ -269,11 +269,17 @@ def _describer(model, image_size: int):
 
 
 def TrainGlobalFeatures(config: TrainGlobalConfig,
-                        progress: Callable[[str], None] = logger.info) -> dict:
+                        progress: Callable[[str], None] = logger.info, *,
+                        build: Callable[[TrainGlobalConfig], keras.Model] = build_model,
+                        save: Callable[[keras.Model, str], None] = global_model.save_global_model,
+                        ) -> dict:
     """Runs the training job of `config`; returns {"epochs": [per-epoch records], "test": ...}.
 
     Each record: epoch, lr, train_loss, val_loss (NaN without a val split), mining_seconds,
     epoch_seconds, and test mAPs when evaluated. Resumes from <directory>/ckpt with --resume.
+    `build(config)` makes the network (any model mapping normalised images [1,H,W,3] to
+    L2-normalised descriptors, with `meta["outputdim"]`, `min_input_size` and
+    `multi_scale_power()`, e.g. HOW's) and `save(model, prefix)` writes the final one.
     """
     validate(config)
     tf.keras.utils.set_random_seed(config.seed)
@@ -290,7 +296,7 @@ def TrainGlobalFeatures(config: TrainGlobalConfig,
                                            seed=config.seed + 1)
                   if "val" in database and len(database["val"].qidxs) else None)
 
-    model = build_model(config)
+    model = build(config)
     optimizer = make_optimizer(config)
     step = TupleStep(model, optimizer, config.loss, config.loss_margin, config.neg_num)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -346,5 +352,5 @@ def TrainGlobalFeatures(config: TrainGlobalConfig,
         atomic.write_bytes_atomic(history_path, json.dumps(history, indent=1).encode())
         progress("epoch {epoch}: ".format(**record) + ", ".join(
                 f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
-    global_model.save_global_model(model, os.path.join(config.directory, "model_weights"))
+    save(model, os.path.join(config.directory, "model_weights"))
     return {"epochs": history, "model_weights": os.path.join(config.directory, "model_weights")}

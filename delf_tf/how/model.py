@@ -178,6 +178,10 @@ class HowNet(keras.Model):
         strengths, descriptors = self.dense_outputs(images, training=training)
         return strengths, normalization.l2_normalize(descriptors, axis=-1)
 
+    def multi_scale_power(self) -> float:
+        """Per-scale Z_how are averaged when described at several scales."""
+        return 1.0
+
     def set_whitening(self, projection: np.ndarray, mean: np.ndarray) -> None:
         """Sets o(u) = P (u - m) from P float [d, D] and m float [D]."""
         projection = np.asarray(projection, np.float32)

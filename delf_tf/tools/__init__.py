@@ -50,6 +50,7 @@ TOOLS = (
     "build_elfm_index",
     "perform_elfm_retrieval",
     "draw_elfm_match_map",
+    "train_how",
     "export_how_model",
     "train_global_features",
     "export_global_features_model",

@@ -100,7 +100,7 @@ def test_whitening_initialised_from_training_images():
     net.build_for_input()
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 256, size=[96, 128, 3], dtype=np.uint8) for _ in range(4)]
-    projection, mean = whitening.InitializeWhitening(net, images, num_features=6)
+    whitening.InitializeWhitening(net, images, num_features=6)
     descriptors = np.concatenate([whitening.StrongestSmoothedDescriptors(net, im, 6)
                                   for im in images])
     assert descriptors.shape == (24, net.input_dim)
