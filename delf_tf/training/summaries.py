@@ -86,7 +86,8 @@ def WriteScalar(name: str, value: float, step: int) -> None:
 
 
 def WriteImages(name: str, images, step: int, max_outputs: int = 3) -> None:
-    """tf.summary.image without the tensorboard package; images: float [N, H, W, 3] in [0, 1]."""
+    """tf.summary.image without the tensorboard package; images: float [N, H, W, C] in
+    [0, 1], C = 1 (grey) or 3."""
     import tensorflow as tf
 
     images = tf.convert_to_tensor(images)[:max_outputs]

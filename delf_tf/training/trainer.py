@@ -377,7 +377,7 @@ class _Trainer:
                 "train_accuracy/attn": mean["attn_correct"] / self.config.batch_size,
                 "gradient_norm": mean["grad_norm"],
                 "learning_rate": float(self.optimizer.learning_rate),
-                "steps_per_sec": steps / max(seconds, 1e-9),
+                "global_steps_per_sec": steps / max(seconds, 1e-9),
         }
         if self.loss_scaling:
             # Steps with non-finite gradients are skipped while this scale adapts.
@@ -385,13 +385,20 @@ class _Trainer:
         if isinstance(self.model, Delg):
             scalars["scale_factor"] = float(keras.ops.convert_to_numpy(self.model.scale_factor))
         local_images = self.strategy.experimental_local_results(images)[0]
+        # The original's image_range/* and sparsity/<block> (zero fraction of each block).
+        scalars["image_range/min"] = float(tf.reduce_min(local_images))
+        scalars["image_range/max"] = float(tf.reduce_max(local_images))
         for name, activations in self._backbone_endpoints(local_images).items():
-            scalars[f"activation_sparsity/{name}"] = summaries.ActivationSparsity(
-                    activations.numpy())
+            scalars[f"sparsity/{name}"] = summaries.ActivationSparsity(activations.numpy())
         return scalars
 
     def report(self, step: int, pending: list[dict], images, seconds: float,
-               steps: int) -> dict[str, float]:
+               steps: int, attention=None) -> dict[str, float]:
+        """Writes the scalars and images of the last `steps` steps. Tags as the original:
+        loss/*, train_accuracy/*, learning_rate, global_steps_per_sec, image_range/min|max,
+        sparsity/<block>, attention/min|max|mean|percent_<p>, the images batch_images and
+        batch_attention; additions under their own names (loss/total, gradient_norm,
+        scale_factor, loss_scale)."""
         scalars = self._report_scalars(pending, images, seconds, steps)
         stats = self.attention_stats.result()
         self.attention_stats.reset()
@@ -399,7 +406,7 @@ class _Trainer:
             for key in ("min", "max", "mean"):
                 scalars[f"attention/{key}"] = stats[key]
             for percentile, value in stats["percentiles"].items():
-                scalars[f"attention/percentile_{percentile}"] = value
+                scalars[f"attention/percent_{percentile}"] = value
             if self.is_chief:
                 summaries.WriteAttentionStats(
                         os.path.join(self.config.logdir, summaries.ATTENTION_STATS_FILENAME),
@@ -411,13 +418,19 @@ class _Trainer:
             # Back from (x - 128) / 128 to [0, 1] for display.
             summaries.WriteImages("batch_images", (local_images + 1.0) / 2.0, step,
                                   max_outputs=NUM_SUMMARY_IMAGES)
+            if attention is not None:
+                scores = self.strategy.experimental_local_results(attention)[0]
+                scores = tf.cast(scores, tf.float32)
+                summaries.WriteImages("batch_attention",
+                                      scores / tf.reduce_max(scores + 1e-3), step,
+                                      max_outputs=NUM_SUMMARY_IMAGES)
         self.writer.flush()
         self.progress(f"step {step}: loss {scalars['loss/total']:.4f} "
                       f"(desc {scalars['loss/desc/crossentropy']:.4f}, "
                       f"attn {scalars['loss/attn/crossentropy']:.4f}, "
                       f"recon {scalars['loss/recon/mse']:.4f}), "
                       f"lr {scalars['learning_rate']:.5f}, "
-                      f"{scalars['steps_per_sec']:.2f} steps/s")
+                      f"{scalars['global_steps_per_sec']:.2f} steps/s")
         return scalars
 
     def write_validation(self, step: int, scalars: dict[str, float]) -> None:
@@ -476,7 +489,7 @@ class _Trainer:
             if step % config.report_interval == 0 or step == config.max_iters:
                 scalars = self.report(step, pending, images,
                                       time.perf_counter() - report_start,
-                                      step - report_start_step)
+                                      step - report_start_step, attention)
                 pending = []
                 report_start, report_start_step = time.perf_counter(), step
                 history.append({"step": step, **scalars})

@@ -70,6 +70,14 @@ def _event_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
     return scalars
 
 
+def _event_tags(logdir: str) -> set[str]:
+    """Tags of every summary (scalars and images) under <logdir>/train_logs."""
+    return {value.tag
+            for path in glob.glob(os.path.join(logdir, "train_logs", "events.out.tfevents.*"))
+            for event in tf.compat.v1.train.summary_iterator(path)
+            for value in event.summary.value}
+
+
 _MIRRORED_SCRIPT = textwrap.dedent("""
     import json, os, sys
     import tensorflow as tf
@@ -109,11 +117,17 @@ def test_delg_learns_under_mirrored_strategy(records, tmp_path):
 
     # The SPEC's summaries are in the event files.
     scalars = _event_scalars(logdir)
+    # The original's tags, and additions under their own names.
     for tag in ("loss/desc/crossentropy", "loss/attn/crossentropy", "loss/recon/mse",
                 "learning_rate", "train_accuracy/desc", "validation_accuracy/desc",
-                "attention/percentile_50", "attention/max", "activation_sparsity/block4",
-                "scale_factor", "steps_per_sec"):
+                "attention/percent_25", "attention/percent_50", "attention/percent_75",
+                "attention/min", "attention/max", "attention/mean",
+                "sparsity/block0", "sparsity/block0mp", "sparsity/block4",
+                "global_steps_per_sec", "image_range/min", "image_range/max",
+                "scale_factor", "loss/total", "gradient_norm"):
         assert tag in scalars, sorted(scalars)
+    assert -1.0 <= scalars["image_range/min"][-1][1] < scalars["image_range/max"][-1][1] <= 1.0
+    assert {"batch_images", "batch_attention"} <= _event_tags(logdir)
     assert [step for step, _ in scalars["loss/desc/crossentropy"]] == [8, 16, 24]
     # Linear decay from 0.03 to 0 at step 24.
     assert scalars["learning_rate"][0][1] == pytest.approx(0.03 * (1 - 8 / 24))
@@ -122,7 +136,7 @@ def test_delg_learns_under_mirrored_strategy(records, tmp_path):
     stats = summaries.ReadAttentionStats(os.path.join(logdir, "attention_stats.json"))
     assert stats["step"] == 24
     assert stats["min"] <= stats["percentiles"]["50"] <= stats["max"]
-    assert stats["percentiles"]["50"] == pytest.approx(scalars["attention/percentile_50"][-1][1])
+    assert stats["percentiles"]["50"] == pytest.approx(scalars["attention/percent_50"][-1][1])
     assert sorted(os.listdir(os.path.join(logdir, "delf_tf2-ckpt"))) == [
             "checkpoint", "ckpt-12.data-00000-of-00001", "ckpt-12.index",
             "ckpt-24.data-00000-of-00001", "ckpt-24.index"]
