@@ -93,18 +93,66 @@ def _write_local(path: str, local_features: dict) -> None:
 SYSTEMATIC_FAILURES = 5
 
 
+def check_distinct_outputs(output_of: dict[str, str]) -> None:
+    """Raises ValueError naming two inputs that would write the same output file
+    (`a/x.jpg` and `b/x.jpg` both give `x.delf`); nothing has been written then.
+
+    `output_of` maps each input (image path or name) to its output path; an input
+    listed twice is the same image and is not a collision.
+    """
+    first_input: dict[str, str] = {}
+    for name, output in output_of.items():
+        other = first_input.setdefault(os.path.normcase(os.path.abspath(output)), name)
+        if other != name:
+            raise ValueError(f"{other} and {name} would both be written to {output}; rename "
+                             "one of them or extract them into different directories")
+
+
+def remove_stale_temp_files(outputs: Sequence[str]) -> int:
+    """Removes the temporary files an interrupted atomic write of one of `outputs`
+    left behind (`.<name>.<random>.tmp` next to it: a process killed between
+    writing and renaming). Only these outputs' temporary files are touched, so
+    other shards writing into the same directory are unaffected. Returns how many.
+    """
+    wanted: dict[str, set[str]] = {}
+    for path in outputs:
+        directory, name = os.path.split(os.path.abspath(path))
+        wanted.setdefault(directory, set()).add(name)
+    removed = 0
+    for directory, names in wanted.items():
+        try:
+            entries = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if (entry.startswith(".") and entry.endswith(".tmp")
+                    and entry[1:-len(".tmp")].rsplit(".", 1)[0] in names):
+                try:
+                    os.unlink(os.path.join(directory, entry))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    if removed:
+        logger.info("Removed %d temporary file(s) left by an interrupted run", removed)
+    return removed
+
+
 def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: str,
-         extract_one) -> list[str]:
+         extract_one, overwrite: bool = False) -> list[str]:
     """Runs extract_one(job) for each (name, outputs, job); returns failed names.
 
-    A failing image is logged with its error and the job goes on; the failures
-    are returned (the tools list them and exit non-zero).
+    Images whose outputs all exist are skipped unless `overwrite` (outputs are
+    replaced atomically then). A failing image is logged with its error and the
+    job goes on; the failures are returned (the tools list them and exit non-zero).
     """
+    jobs = list(jobs)
+    remove_stale_temp_files([path for _, outputs, _ in jobs for path in outputs])
     failures = []
     progress = _Progress(total, what)
-    succeeded = 0
+    succeeded = skipped = 0
     for name, outputs, job in jobs:
-        if all(os.path.exists(path) for path in outputs):
+        if not overwrite and all(os.path.exists(path) for path in outputs):
+            skipped += 1
             progress.step()
             continue
         try:
@@ -121,13 +169,21 @@ def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: st
                         f"{what}: the first {len(failures)} images all failed, the last "
                         f"({name}) with {type(e).__name__}: {e}") from e
         progress.step()
+    if skipped:
+        # A rerun with another model or config would otherwise keep old features unnoticed.
+        logger.warning("%s: %d image(s) skipped because their outputs already exist (pass "
+                       "--overwrite to replace them)", what, skipped)
     return failures
 
 
 def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str, *,
-                        num_shards: int = 1, shard_index: int = 0) -> list[str]:
+                        num_shards: int = 1, shard_index: int = 0,
+                        overwrite: bool = False) -> list[str]:
     """DELF features of every image listed (one path per line) in
     `list_images_path` -> `<output_dir>/<basename>.delf`.
+
+    Two listed images with the same basename raise ValueError before anything is
+    written. Existing outputs are skipped unless `overwrite`.
 
     Returns:
       paths of the images that failed (unreadable, or any error while extracting
@@ -139,6 +195,7 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
         raise FileNotFoundError(f"No such image list (--list_images_path): {list_images_path}")
     with open(list_images_path, encoding="utf-8") as f:
         image_paths = [line.strip() for line in f if line.strip()]
+    check_distinct_outputs({path: _delf_output(output_dir, path) for path in image_paths})
     selected = shard(image_paths, num_shards, shard_index)
     os.makedirs(output_dir, exist_ok=True)
     extract = extractor_lib.MakeExtractor(config)
@@ -149,7 +206,7 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
         _write_local(_delf_output(output_dir, image_path), local)
 
     jobs = ((path, [_delf_output(output_dir, path)], path) for _, path in selected)
-    return _run(jobs, len(selected), "DELF extraction", extract_one)
+    return _run(jobs, len(selected), "DELF extraction", extract_one, overwrite)
 
 
 def _delf_output(output_dir: str, image_path: str) -> str:
@@ -160,12 +217,14 @@ def _delf_output(output_dir: str, image_path: str) -> str:
 def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_dir: str,
                         image_set: str, output_features_dir: str, *,
                         binarize_local_descriptors: bool = False, num_shards: int = 1,
-                        shard_index: int = 0, image_extension: str = ".jpg") -> list[str]:
+                        shard_index: int = 0, image_extension: str = ".jpg",
+                        overwrite: bool = False) -> list[str]:
     """DELG features of a Revisited dataset's query or index images.
 
     Writes `<name>.delg_global` (DatumProto) and/or `<name>.delg_local`
     (DelfFeatures) per image, as the config enables. Query images are cropped to
-    their ground-truth box first.
+    their ground-truth box first. Images whose outputs exist are skipped unless
+    `overwrite` (then replaced atomically).
 
     Returns:
       names of the images that failed (unreadable, invalid query box, or any error
@@ -214,4 +273,4 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
                     os.path.join(output_features_dir, name + DELG_GLOBAL_EXTENSION))
 
     jobs = ((name, outputs_of(name), (position, name)) for position, name in selected)
-    return _run(jobs, len(selected), f"DELG {image_set} extraction", extract_one)
+    return _run(jobs, len(selected), f"DELG {image_set} extraction", extract_one, overwrite)

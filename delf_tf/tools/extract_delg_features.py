@@ -3,8 +3,9 @@
 For each query (cropped to its ground-truth box, with the size limits scaled by
 max(crop size) / max(image size)) or index image `<images_dir>/<name>.jpg`,
 writes `<name>.delg_global` (DatumProto) and `<name>.delg_local` (DelfFeatures)
-into --output_features_dir, as the config enables. Existing outputs are skipped;
-unreadable images are logged and listed at the end (exit status 1).
+into --output_features_dir, as the config enables. Existing outputs are skipped
+(--overwrite replaces them); an image that fails is logged and listed at the end
+(exit status 1), the others are still written.
 
   python tools/extract_delg_features.py \\
       --delf_config_path=configs/r50delg_gld_config.pbtxt \\
@@ -34,6 +35,10 @@ flags.DEFINE_boolean("binarize_local_descriptors", False,
 flags.DEFINE_integer("num_shards", 1,
                      "Split the image set into this many shards (one per machine/process).")
 flags.DEFINE_integer("shard_index", 0, "Which shard this process extracts, in [0, num_shards).")
+flags.DEFINE_boolean("overwrite", False,
+                     "Extract every image again and replace existing outputs (atomically). "
+                     "Default: images whose outputs exist are skipped (resuming a run); a "
+                     "warning says how many.")
 
 
 def main(argv):
@@ -44,7 +49,8 @@ def main(argv):
                 FLAGS.delf_config_path, FLAGS.dataset_file_path, FLAGS.images_dir,
                 FLAGS.image_set, FLAGS.output_features_dir,
                 binarize_local_descriptors=FLAGS.binarize_local_descriptors,
-                num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index)
+                num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index,
+                overwrite=FLAGS.overwrite)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"Error: {e}")
     if failures:

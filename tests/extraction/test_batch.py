@@ -187,3 +187,72 @@ def test_invalid_shards_are_refused_before_the_model_loads(tmp_path, image_files
         batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "list.txt"),
                                   str(tmp_path / "out"), num_shards=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_same_basename_in_two_directories_stops_before_writing(tmp_path, image_files):
+    write_config(tmp_path / "config.pbtxt", str(tmp_path / "no_model"))
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.open(image_files / "a.png").save(other / "a.jpg")
+    (tmp_path / "list.txt").write_text(
+            f"{image_files / 'a.png'}\n{image_files / 'b.jpg'}\n{other / 'a.jpg'}\n")
+    with pytest.raises(ValueError, match=r"a\.png and .*other/a\.jpg would both be written"):
+        batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "list.txt"),
+                                  str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_overwrite_replaces_existing_outputs(tmp_path, delf_export, image_files, caplog):
+    write_config(tmp_path / "config.pbtxt", delf_export)
+    (tmp_path / "list.txt").write_text(f"{image_files / 'a.png'}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.delf").write_bytes(b"features of another model")
+
+    def run(**kwargs):
+        return batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"),
+                                         str(tmp_path / "list.txt"), str(out), **kwargs)
+
+    assert run() == []
+    assert (out / "a.delf").read_bytes() == b"features of another model"
+    assert "1 image(s) skipped because their outputs already exist" in caplog.text
+    assert run(overwrite=True) == []
+    assert len(feature_io.ReadFromFile(str(out / "a.delf"))[0]) > 0
+    assert sorted(os.listdir(out)) == ["a.delf"]  # no temporary file left
+
+
+def test_kill_9_leaves_no_truncated_file_and_a_rerun_completes_the_set(tmp_path, delf_export,
+                                                                       make_image):
+    import signal
+    import time
+
+    write_config(tmp_path / "config.pbtxt", delf_export)
+    images = tmp_path / "images"
+    images.mkdir()
+    names = [f"im{i:02d}" for i in range(20)]
+    for i, name in enumerate(names):
+        Image.fromarray(make_image(64, 80, seed=i)).save(images / f"{name}.png")
+    (tmp_path / "list.txt").write_text("".join(f"{images / n}.png\n" for n in names))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".im05.delf.k1ll3d00.tmp").write_bytes(b"half a file")  # an earlier kill
+    command = [sys.executable, os.path.join(REPO, "tools", "extract_features.py"),
+               f"--config_path={tmp_path / 'config.pbtxt'}",
+               f"--list_images_path={tmp_path / 'list.txt'}", f"--output_dir={out}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while (len([f for f in os.listdir(out) if f.endswith(".delf")]) < 3
+           and time.monotonic() < deadline and process.poll() is None):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = [f for f in os.listdir(out) if f.endswith(".delf")]
+    assert 3 <= len(written) < len(names)
+    for name in written:  # every file there is complete
+        feature_io.ReadFromFile(str(out / name))
+
+    assert batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "list.txt"),
+                                     str(out)) == []
+    assert sorted(os.listdir(out)) == sorted(f"{n}.delf" for n in names)  # no .tmp left
