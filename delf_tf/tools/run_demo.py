@@ -8,7 +8,10 @@ Stages (each one a tool of this repository run as a subprocess, as a user would)
   5. extract_delg_features     query + index, float and binarized (DELG*) local descriptors
   6. perform_retrieval         global only, then re-ranked by geometric verification
 and the same export/extract/retrieve stages for the untrained model (fresh weights
-of the same architecture), then a metrics table, a match picture and an attention
+of the same architecture); then a global descriptor trained on tuples (the demo's training
+images as an SfM-style database, landmarks as clusters: train_global_features with mined hard
+negatives and the contrastive loss, export_global_features_model, extract_delg_features,
+perform_retrieval); then a metrics table, a match picture and an attention
 map for one query. The attention threshold of each DelfConfig is the median
 attention seen at the end of training (`<logdir>/attention_stats.json`).
 
@@ -70,6 +73,23 @@ _ASMK_CODEBOOK_SIZE = flags.DEFINE_integer(
     "of the number of index descriptors).")
 
 
+_GLOBAL_TUPLES = flags.DEFINE_boolean(
+    "global_tuples", True, "Also train and evaluate a global descriptor on image tuples "
+    "(GlobalFeatureNet, contrastive loss, hard negatives mined every epoch).")
+_GLOBAL_ARCH = flags.DEFINE_string("global_arch", "resnet18",
+                                   "Backbone of the tuple-trained global descriptor.")
+_GLOBAL_IMAGE_SIZE = flags.DEFINE_integer(
+    "global_image_size", 128, "Longer image side for tuple training and its extraction.")
+_GLOBAL_EPOCHS = flags.DEFINE_integer("global_epochs", 5, "Tuple-training epochs.")
+_GLOBAL_LR = flags.DEFINE_float(
+    "global_lr", 1e-4, "Tuple-training learning rate (the original's 1e-6 fine-tunes "
+    "ImageNet weights; the demo trains from scratch for a few epochs).")
+_GLOBAL_MULTISCALE = flags.DEFINE_string(
+    "global_multiscale", "[1/2, 1/2**(1/2), 1]",
+    "Extraction scales of the tuple-trained descriptor, relative to the demo images "
+    "(--image_size): the default's smallest matches the training size.")
+
+
 def _parse_list(holder: flags.FlagHolder, cast: type, length: int | None = None) -> tuple:
     """The comma-separated flag's values cast to `cast`; UsageError naming the flag if not."""
     try:
@@ -96,7 +116,10 @@ def _config_from_flags() -> demo_workflow.DemoConfig:
         image_scales=_parse_list(_IMAGE_SCALES, float),
         global_scales_ind=_parse_list(_GLOBAL_SCALES_IND, int),
         max_feature_num=_MAX_FEATURE_NUM.value, num_to_rerank=_NUM_TO_RERANK.value,
-        untrained=_UNTRAINED.value, asmk_codebook_size=_ASMK_CODEBOOK_SIZE.value)
+        untrained=_UNTRAINED.value, asmk_codebook_size=_ASMK_CODEBOOK_SIZE.value,
+        global_tuples=_GLOBAL_TUPLES.value, global_arch=_GLOBAL_ARCH.value,
+        global_image_size=_GLOBAL_IMAGE_SIZE.value, global_epochs=_GLOBAL_EPOCHS.value,
+        global_lr=_GLOBAL_LR.value, global_multiscale=_GLOBAL_MULTISCALE.value)
 
 
 def main(argv: list[str]) -> None:
