@@ -93,6 +93,8 @@ class GlobalFeatureNetModule(tf.Module):
 
     def __init__(self, model, *, pool_scales: bool = True, msp: float | None = None):
         super().__init__(name="global_feature_net")
+        if not model.weights:
+            model.build_for_input()
         self.model = model
         self._pool_scales = pool_scales
         self._msp = float(model.multi_scale_power() if msp is None else msp)

@@ -74,6 +74,10 @@ def cid2filename(cid: str, prefix: str) -> str:
     return os.path.join(prefix, cid[-2:], cid[-4:-2], cid[-6:-4], cid)
 
 
+# The original's name (delf/python/datasets/sfm120k).
+id2filename = cid2filename
+
+
 @dataclasses.dataclass
 class SfmSplit:
     """One split of an SfM database, validated; indices are 0-based into `cids`."""

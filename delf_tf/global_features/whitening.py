@@ -78,6 +78,27 @@ def learn_whitening(descriptors: np.ndarray, qidxs, pidxs) -> Whitening:
     return Whitening(mean.astype(np.float32), (vectors.T @ whitener).astype(np.float32))
 
 
+# The original's functions (delf/python/whiten.py), descriptors as columns X [D, N].
+
+
+def whitenlearn(X, qidxs, pidxs):
+    """X [D, N], matching pairs (qidxs, pidxs) -> (m [D, 1], P [D, D]) learned whitening."""
+    learned = learn_whitening(np.asarray(X).T, qidxs, pidxs)
+    return learned.mean[:, None], learned.projection
+
+
+def pcawhitenlearn(X):
+    """X [D, N] -> (m [D, 1], P [D, D]) with the 1/sqrt(eigenvalue) scaling folded into P."""
+    pca = learn_pca_whitening(np.asarray(X).T)
+    return pca.mean[:, None], pca.projection / np.sqrt(pca.variances)[:, None]
+
+
+def whitenapply(X, m, P, dimensions=None):
+    """X [D, N] -> P[:dimensions] (X - m), columns L2-normalised: [dimensions, N]."""
+    out = np.dot(np.asarray(P)[:dimensions or len(P)], np.asarray(X) - np.asarray(m))
+    return out / (np.linalg.norm(out, ord=2, axis=0, keepdims=True) + 1e-6)
+
+
 def save_whitening(whitening: Whitening, output_dir: str, prefix: str = "whitening"
                    ) -> delf_config_pb2.DelfPcaParameters:
     """Writes <prefix>_mean.datum, <prefix>_projection.datum (and <prefix>_variances.datum for

@@ -12,7 +12,8 @@ import keras
 import tensorflow as tf
 
 from delf_tf.io import atomic
-from delf_tf.models import normalization, pooling, resnet
+from delf_tf.models import normalization, resnet
+from delf_tf.models import pooling as pooling_lib
 
 _BUILD_IMAGE_SIZE = 64
 
@@ -37,20 +38,20 @@ class GlobalFeatureNet(keras.Model):
     description (architecture, pooling, whitening, outputdim).
     """
 
-    def __init__(self, architecture: str = "ResNet101", pooling_name: str = "gem",
+    def __init__(self, architecture: str = "ResNet101", pooling: str = "gem",
                  whitening: bool = False, *, gem_power: float = 3.0,
                  trainable_gem_power: bool = False, drop_last_stage: bool = False,
                  whitening_dim: int | None = None, name: str = "GlobalFeatureNet"):
         super().__init__(name=name)
         self.model_config: dict[str, Any] = {
-                "architecture": architecture, "pooling_name": pooling_name,
+                "architecture": architecture, "pooling": pooling,
                 "whitening": whitening, "gem_power": gem_power,
                 "trainable_gem_power": trainable_gem_power, "drop_last_stage": drop_last_stage,
                 "whitening_dim": whitening_dim, "name": name}
         self.backbone = resnet.ResNet(backbone_name(architecture), pooling=None,
                                       block3_strides=False, drop_last_stage=drop_last_stage,
                                       name="backbone")
-        self.pool = pooling.make_pooling(pooling_name, gem_power=gem_power,
+        self.pool = pooling_lib.make_pooling(pooling, gem_power=gem_power,
                                          trainable_power=trainable_gem_power, layer_name="pool")
         self.normalize = normalization.L2Normalization(name="l2_normalization")
         output_dim = self.backbone.output_channels
@@ -59,7 +60,7 @@ class GlobalFeatureNet(keras.Model):
             output_dim = whitening_dim or output_dim
             self.whiten = keras.layers.Dense(output_dim, use_bias=True, name="whiten")
         self.min_input_size = self.backbone.min_input_size
-        self.meta = {"architecture": architecture, "pooling": pooling_name,
+        self.meta = {"architecture": architecture, "pooling": pooling,
                      "whitening": whitening, "outputdim": output_dim}
 
     def build(self, input_shape):
@@ -83,7 +84,7 @@ class GlobalFeatureNet(keras.Model):
     def multi_scale_power(self) -> float:
         """The power of the GeM over per-scale descriptors (the original's msp): the learnt
         GeM p for gem pooling without whitening, else 1 (the mean)."""
-        if isinstance(self.pool, pooling.GeM) and self.whiten is None:
+        if isinstance(self.pool, pooling_lib.GeM) and self.whiten is None:
             return self.pool.current_power()
         return 1.0
 

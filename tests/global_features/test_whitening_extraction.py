@@ -90,3 +90,15 @@ def test_export_per_scale_outputs(exported):
     assert set(loaded.structured_input_signature[1]) == {
             "input_image", "input_scales", "input_global_scales_ind"}
     assert set(loaded.structured_outputs) == {"global_descriptor"}
+
+
+def test_original_column_layout_functions():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=[3, 50])
+    m, p = whitening.pcawhitenlearn(x)
+    white = p @ (x - m)
+    np.testing.assert_allclose(white @ white.T / 50, np.eye(3), atol=1e-4)
+    m, p = whitening.whitenlearn(x, np.arange(25), np.arange(25, 50))
+    applied = whitening.whitenapply(x, m, p, dimensions=2)
+    assert applied.shape == (2, 50)
+    np.testing.assert_allclose(np.linalg.norm(applied, axis=0), 1.0, atol=1e-5)
