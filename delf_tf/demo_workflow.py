@@ -509,7 +509,8 @@ def RunDemo(config: DemoConfig, progress: Callable[[str], Any] = print) -> dict:
     from delf_tf.io import atomic  # pylint: disable=g-import-not-at-top
     atomic.write_bytes_atomic(os.path.join(output_dir, "metrics_table.txt"),
                               (report + "\n").encode())
-    summary = {"mAP": results, "other_methods_mAP": extra_rows, "stage_seconds": dict(stages.times), "total_seconds": total,
+    summary = {"mAP": results, "other_methods_mAP": extra_rows,
+               "stage_seconds": dict(stages.times), "total_seconds": total,
                "flags": dataclasses.asdict(config)}
     atomic.write_bytes_atomic(os.path.join(output_dir, "results.json"),
                               (json.dumps(summary, indent=2, default=str) + "\n").encode())
