@@ -77,12 +77,27 @@ def add_caption(picture: np.ndarray, caption: str | Sequence[str] | None) -> np.
     lines = [caption] if isinstance(caption, str) else list(caption)
     picture = _as_rgb(picture)
     font = _font(_font_size(picture.shape[1]))
+    lines = [wrapped for line in lines
+             for wrapped in _wrap(line, font, picture.shape[1] - 8)]
     line_height = int(font.getbbox("Ag")[3]) + 4
     band = Image.new("RGB", (picture.shape[1], line_height * len(lines) + 6), (255, 255, 255))
     draw = ImageDraw.Draw(band)
     for i, line in enumerate(lines):
         draw.text((4, 3 + i * line_height), line, fill=(0, 0, 0), font=font)
     return np.concatenate([np.asarray(band), picture], axis=0)
+
+
+def _wrap(line: str, font: ImageFont.ImageFont, width: int) -> list[str]:
+    """Splits `line` at spaces into pieces that fit `width` pixels (a long word stays whole)."""
+    pieces, current = [], ""
+    for word in line.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if current and font.getlength(candidate) > width:
+            pieces.append(current)
+            current = word
+        else:
+            current = candidate
+    return [*pieces, current]
 
 
 def draw_attention(
@@ -171,3 +186,74 @@ def encode_image(image: np.ndarray, image_format: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image)).save(buffer, format=image_format)
     return buffer.getvalue()
+
+
+def assign_visual_words(descriptors: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """Nearest codebook word (L2) of each descriptor: int64 [N] for float [N, D], [K, D]."""
+    descriptors = np.asarray(descriptors, dtype=np.float32).reshape(len(descriptors), -1)
+    codebook = np.asarray(codebook, dtype=np.float32)
+    if descriptors.shape[1] != codebook.shape[1]:
+        raise ValueError(f"{descriptors.shape[1]}-D descriptors but a {codebook.shape[1]}-D "
+                         "codebook")
+    if not len(descriptors):
+        return np.zeros([0], np.int64)
+    # argmin |x - c|^2 = argmax x.c - |c|^2 / 2
+    scores = descriptors @ codebook.T - 0.5 * np.sum(codebook * codebook, axis=1)
+    return np.argmax(scores, axis=1).astype(np.int64)
+
+
+def _word_colour(word: int) -> tuple[int, int, int]:
+    """A bright colour per visual word (the same word always gets the same colour)."""
+    hue = (int(word) * 0.618033988749895) % 1.0
+    sector, fraction = int(hue * 6), (hue * 6) % 1.0
+    rising, falling = int(255 * fraction), int(255 * (1 - fraction))
+    return [(255, rising, 0), (falling, 255, 0), (0, 255, rising), (0, falling, 255),
+            (rising, 0, 255), (255, 0, falling)][sector % 6]
+
+
+def draw_visual_words(
+    image_1: np.ndarray,
+    image_2: np.ndarray,
+    locations_1: np.ndarray,
+    locations_2: np.ndarray,
+    words_1: np.ndarray,
+    words_2: np.ndarray,
+    caption: str | Sequence[str] | None = None,
+) -> np.ndarray:
+    """Two images side by side with their local features coloured by visual word.
+
+    Features whose word occurs in both images (the words that make an ASMK match) are drawn
+    as filled discs in the word's colour, the others as small grey rings.
+
+    Args:
+      image_1, image_2: uint8 [H, W, 3].
+      locations_1, locations_2: [N, 2] feature locations (y, x) in pixels of each image.
+      words_1, words_2: int [N] visual word of each feature.
+      caption: text line(s) above the picture.
+    """
+    image_1, image_2 = _as_rgb(image_1), _as_rgb(image_2)
+    words_1 = np.asarray(words_1, np.int64).reshape(-1)
+    words_2 = np.asarray(words_2, np.int64).reshape(-1)
+    shared = set(words_1.tolist()) & set(words_2.tolist())
+    height = max(image_1.shape[0], image_2.shape[0])
+    offset = image_1.shape[1]
+    canvas = np.zeros([height, offset + image_2.shape[1], 3], dtype=np.uint8)
+    canvas[:image_1.shape[0], :offset] = image_1
+    canvas[:image_2.shape[0], offset:] = image_2
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    radius = max(3, min(height, canvas.shape[1]) // 80)
+    for locations, words, dx in ((locations_1, words_1, 0), (locations_2, words_2, offset)):
+        locations = np.asarray(locations, np.float64).reshape(-1, 2)
+        if len(locations) != len(words):
+            raise ValueError(f"{len(locations)} locations but {len(words)} visual words")
+        order = sorted(range(len(words)), key=lambda i: words[i] in shared)  # shared on top
+        for i in order:
+            y, x = locations[i]
+            x += dx
+            if words[i] in shared:
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius],
+                             fill=_word_colour(words[i]), outline=(0, 0, 0))
+            else:
+                draw.ellipse([x - 2, y - 2, x + 2, y + 2], outline=(160, 160, 160))
+    return add_caption(np.asarray(picture), caption)

@@ -33,6 +33,7 @@ TOOLS = (
     "extract_features",
     "extract_delg_features",
     "match_images",
+    "draw_visual_words",
     "perform_retrieval",
     "search",
     "build_global_index",

@@ -53,3 +53,51 @@ def test_attention_map_has_colour_bar_threshold_and_dimmed_overlay():
     assert plain.shape[0] == 64
     with pytest.raises(ValueError, match="attention must be"):
         visualization.draw_attention(image, np.zeros([3]))
+
+
+def test_visual_words_assignment_and_picture():
+    codebook = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], np.float32)
+    words = visualization.assign_visual_words([[0.9, 0.1], [0.1, 2.0], [-3.0, 0.5]], codebook)
+    np.testing.assert_array_equal(words, [0, 1, 2])
+    with pytest.raises(ValueError, match="3-D descriptors but a 2-D codebook"):
+        visualization.assign_visual_words(np.zeros([1, 3]), codebook)
+    image = np.full([40, 50, 3], 255, np.uint8)
+    picture = visualization.draw_visual_words(
+        image, image, [[10, 10], [30, 30]], [[20, 20]], [4, 7], [4], caption="x")
+    body = picture[picture.shape[0] - 40:]
+    shared_colour = body[10, 10]  # word 4 occurs in both: a filled coloured disc
+    assert not (shared_colour == 255).all() and len(set(shared_colour.tolist())) > 1
+    np.testing.assert_array_equal(body[20, 50 + 20], shared_colour)  # same word, same colour
+    assert (body[30, 30] == 255).all()  # word 7 only in image 1: a grey ring, centre untouched
+
+
+def test_draw_visual_words_tool(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from delf_tf.io import datum_io, feature_io
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    rng = np.random.default_rng(0)
+    codebook = rng.normal(size=[8, 16]).astype(np.float32)
+    for name in ("a", "b"):
+        Image.fromarray(_image(64, 64, seed=ord(name))).save(tmp_path / f"{name}.png")
+        locations = rng.uniform(0, 63, [20, 2])
+        descriptors = codebook[rng.integers(0, 8, 20)] + 0.01 * rng.normal(size=[20, 16])
+        feature_io.WriteToFile(str(tmp_path / f"{name}.delf"), locations, np.ones(20),
+                               descriptors, np.ones(20))
+    datum_io.WriteToFile(codebook, str(tmp_path / "codebook.datum"))
+    result = subprocess.run(
+        [sys.executable, os.path.join(repo, "tools", "draw_visual_words.py"),
+         f"--image_1_path={tmp_path / 'a.png'}", f"--image_2_path={tmp_path / 'b.png'}",
+         f"--features_1_path={tmp_path / 'a.delf'}", f"--features_2_path={tmp_path / 'b.delf'}",
+         f"--codebook_path={tmp_path / 'codebook.datum'}", "--method=HOW",
+         f"--output_image={tmp_path / 'words.png'}"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=repo))
+    assert result.returncode == 0, result.stderr
+    assert "visual words in both images" in result.stdout
+    width, height = Image.open(tmp_path / "words.png").size
+    assert width == 128 and height > 64
