@@ -214,7 +214,10 @@ def _write_delf_config(config: DemoConfig, run: _Run) -> float:
     threshold = float(summaries.ReadAttentionStats(run.stats_path)["percentiles"]["50"])
     delf_config = delf_config_pb2.DelfConfig(
         model_path=os.path.abspath(run.path("export")), use_local_features=True,
-        use_global_features=True, is_tf2_exported=True)
+        use_global_features=True, is_tf2_exported=True,
+        # Bounds memory for any photo run through this config (a 12-megapixel image at
+        # full size needs gigabytes); the demo's own images are far smaller.
+        max_image_size=1024)
     delf_config.image_scales.extend(float(s) for s in config.image_scales)
     delf_config.delf_local_config.use_pca = False
     delf_config.delf_local_config.max_feature_num = config.max_feature_num

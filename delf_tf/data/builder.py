@@ -25,6 +25,7 @@ import functools
 import glob
 import io
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -237,6 +238,10 @@ def ShardNames(split: str, num_shards: int) -> list[str]:
     return [f"{split}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)]
 
 
+# `{split}-{shard:05d}-of-{num_shards:05d}`, as ShardNames writes them.
+_SHARD_NAME = re.compile(r"^([A-Za-z_]+)-\d{5}-of-\d{5}$")
+
+
 class _ShardWriter:
     """Writes shards under temporary names; `commit` renames them, `abort` removes them."""
 
@@ -253,9 +258,25 @@ class _ShardWriter:
                 writer.write(record)
 
     def commit(self) -> None:
+        """Renames the new shards into place, then removes the shards of an earlier build
+        with another shard count (`<split>-*-of-<other count>`), which a `<split>*` file
+        pattern would otherwise read too."""
+        kept = {os.path.basename(final_path) for _, final_path in self._pending}
+        splits = {name.split("-", 1)[0] for name in kept}
         for tmp_path, final_path in self._pending:
             os.replace(tmp_path, final_path)
         self._pending = []
+        for entry in os.listdir(self._output_directory):
+            match = _SHARD_NAME.match(entry)
+            if match and match.group(1) in splits and entry not in kept:
+                os.unlink(os.path.join(self._output_directory, entry))
+
+    def remove_stale_temporary_files(self) -> None:
+        """Removes `.<shard>.tmp` files a killed build left in the output directory."""
+        for entry in os.listdir(self._output_directory):
+            if (entry.startswith(".") and entry.endswith(".tmp")
+                    and _SHARD_NAME.match(entry[1:-len(".tmp")])):
+                os.unlink(os.path.join(self._output_directory, entry))
 
     def abort(self) -> None:
         for tmp_path, _ in self._pending:
@@ -363,6 +384,8 @@ def _read_splits(train_directory, test_directory, train_csv_path, train_clean_cs
         entries = ReadTrainCsv(train_csv_path, train_directory)
     else:
         entries = []
+    if (train_clean_csv_path or train_csv_path) and not entries:
+        raise ValueError(f"{train_clean_csv_path or train_csv_path} lists no images")
     if entries:
         if generate_train_validation_splits:
             splits["train"], splits["validation"] = SplitTrainValidation(
@@ -385,11 +408,18 @@ def _write_all_shards(splits, relabeling, output_directory, num_shards, errors,
     `errors` gains the images that could not be read."""
     missing = set(errors)
     writer = _ShardWriter(output_directory)
+    writer.remove_stale_temporary_files()
     counts = {}
     try:
         for name, split in splits.items():
+            listed = len(split)
             split = [entry for entry in split if entry.image_id not in missing]
             counts[name] = WriteShards(name, split, writer, num_shards, errors, progress)
+            if counts[name] == 0 and (skip_missing_images or not errors):
+                raise ValueError(
+                        f"The {name} split has no usable image ({listed} listed, "
+                        f"{listed - counts[name]} missing or unreadable); nothing was written "
+                        f"to {output_directory}")
         if errors and not skip_missing_images:
             raise ImageErrors(errors)
         if relabeling is not None:

@@ -133,6 +133,10 @@ def CreateDataset(
     filenames = sorted(tf.io.gfile.glob(file_pattern))
     if not filenames:
         raise ValueError(f"No files match {file_pattern!r}")
+    if all(tf.io.gfile.stat(name).length == 0 for name in filenames):
+        # Repeating an empty dataset would spin forever without yielding a batch.
+        raise ValueError(f"Every file matching {file_pattern!r} is empty (0 bytes): "
+                         f"{', '.join(filenames[:5])}{' ...' if len(filenames) > 5 else ''}")
     if seed is None:
         seed = int(tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64))
     dataset = _records(filenames, seed, deterministic, repeat, shuffle_buffer_size,

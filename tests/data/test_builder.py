@@ -278,3 +278,40 @@ def test_csv_ids_escaping_the_image_directory_are_refused(tmp_path, csv_text, co
                                   output_directory=str(tmp_path / "out"), num_shards=1,
                                   progress=lambda message: None, **arguments)
     assert not (tmp_path / "out").exists()
+
+
+def test_zero_usable_images_is_an_error_and_writes_nothing(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "bad.jpg").write_bytes(b"not a jpeg")
+    csv_path = tmp_path / "train.csv"
+    csv_path.write_text("id,url,landmark_id\nbad,http://x,1\nmissing,http://x,1\n")
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="train split has no usable image \\(2 listed"):
+        builder.BuildImageDataset(train_directory=str(tmp_path / "images"),
+                                  output_directory=str(out), train_csv_path=str(csv_path),
+                                  num_shards=1, skip_missing_images=True,
+                                  progress=lambda message: None)
+    assert os.listdir(out) == []
+    csv_path.write_text("id,url,landmark_id\n")
+    with pytest.raises(ValueError, match="train.csv lists no images"):
+        builder.BuildImageDataset(train_directory=str(tmp_path / "images"),
+                                  output_directory=str(out), train_csv_path=str(csv_path),
+                                  num_shards=1, progress=lambda message: None)
+
+
+def test_rebuild_with_fewer_shards_removes_the_old_shards(gld_folder, tmp_path):
+    out = tmp_path / "out"
+
+    def build(num_shards):
+        return builder.BuildImageDataset(
+                train_directory=str(gld_folder / "train"), output_directory=str(out),
+                train_csv_path=str(gld_folder / "train.csv"), num_shards=num_shards,
+                progress=lambda message: None)
+
+    build(4)
+    (out / ".train-00001-of-00004.tmp").write_bytes(b"left by a killed build")
+    (out / "train_notes.txt").write_text("not a shard: kept")
+    build(2)
+    assert sorted(os.listdir(out)) == ["train-00000-of-00002", "train-00001-of-00002",
+                                       "train_notes.txt"]
+    assert len(_read_records(str(out / "train-*"))) == 14

@@ -134,3 +134,10 @@ def test_errors():
     with pytest.raises(ValueError, match="gld_v3"):
         gld.GetNumberOfClasses("gld_v3")
     assert gld.GetNumberOfClasses("gld_v2_clean") == 81313
+
+
+def test_only_empty_files_are_an_error_not_a_hang(tmp_path):
+    for name in ("train-00000-of-00002", "train-00001-of-00002"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(ValueError, match="is empty \\(0 bytes\\).*train-00000-of-00002"):
+        gld.CreateDataset(str(tmp_path / "train*"), image_size=8, batch_size=1)
