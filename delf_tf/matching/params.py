@@ -19,14 +19,14 @@ class VerificationParams:
     ransac_residual_threshold: largest transfer error (pixels) of an inlier.
     ransac_seed: seed of every pair's RANSAC; None draws fresh randomness.
     max_trials: number of random 3-point RANSAC samples.
-    ransac_backend: 'opencv' or 'skimage' (checked here, once).
+    ransac_backend: 'numpy', 'opencv' or 'skimage' (checked here, once).
     """
     descriptor_matching_threshold: float = 0.9
     ransac_residual_threshold: float = 10.0
     use_ratio_test: bool = False
     ransac_seed: int | None = None
     max_trials: int = ransac.DEFAULT_MAX_TRIALS
-    ransac_backend: str = "opencv"
+    ransac_backend: str = ransac.DEFAULT_BACKEND
 
     def __post_init__(self) -> None:
         ransac.check_backend(self.ransac_backend)

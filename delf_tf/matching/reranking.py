@@ -160,7 +160,7 @@ def verify_pair(
     use_ratio_test: bool = False,
     ransac_seed: int | None = None,
     max_trials: int = ransac.DEFAULT_MAX_TRIALS,
-    backend: str = "opencv",
+    backend: str = ransac.DEFAULT_BACKEND,
 ) -> VerificationResult:
     """`verify` with the parameters as loose arguments."""
     return verify(query, index, VerificationParams(
@@ -182,7 +182,7 @@ def MatchFeatures(
     query_im_scale_factors: Sequence[float] | None = None,
     index_im_scale_factors: Sequence[float] | None = None,
     use_ratio_test: bool = False,
-    backend: str = "opencv",
+    backend: str = ransac.DEFAULT_BACKEND,
 ) -> tuple[int, bytes]:
     """Number of RANSAC inliers between a query and an index image.
 
@@ -194,7 +194,7 @@ def MatchFeatures(
         are given, a side-by-side picture of the inlier matches is returned.
       query_im_scale_factors, index_im_scale_factors: [2] (y, x) factors mapping
         feature locations onto those image arrays (default 1).
-      backend: 'opencv' (default) or 'skimage'.
+      backend: 'numpy' (default), 'opencv' or 'skimage'.
 
     Returns:
       (num_inliers, match_viz_bytes): PNG bytes of the picture, or b''.
@@ -270,7 +270,7 @@ def verify_candidates(
     use_ratio_test: bool = False,
     ransac_seed: int | None = None,
     max_trials: int = ransac.DEFAULT_MAX_TRIALS,
-    backend: str = "opencv",
+    backend: str = ransac.DEFAULT_BACKEND,
     num_workers: int | None = None,
 ) -> np.ndarray:
     """`verify_all` with the parameters as loose arguments."""
@@ -367,7 +367,7 @@ def RerankByGeometricVerification(
     ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
     use_ratio_test: bool = False,
     num_to_rerank: int = DEFAULT_NUM_TO_RERANK,
-    backend: str = "opencv",
+    backend: str = ransac.DEFAULT_BACKEND,
     feature_store: LocalFeatureStore | None = None,
 ) -> np.ndarray:
     """Re-ranks a global ranking of one query by geometric verification.
@@ -380,7 +380,7 @@ def RerankByGeometricVerification(
       junk_ids: index ids that are never verified (they keep 0 inliers).
       ransac_seed: seed of every pair's RANSAC (None: unseeded).
       num_to_rerank: how many non-junk images to verify (100).
-      backend: RANSAC backend, 'opencv' or 'skimage'.
+      backend: RANSAC backend, 'numpy' (default), 'opencv' or 'skimage'.
       feature_store: optional cache of index features shared across queries.
 
     Returns:

@@ -47,11 +47,46 @@ def test_collinear_points():
     # All points on one line determine no affine transform: OpenCV rejects the
     # samples, scikit-image (the original) fits one of the many exact models.
     src = np.stack([np.arange(10.0), np.arange(10.0)], axis=1)
-    opencv = ransac.estimate_affine(src, src * 2, 1.0, max_trials=50, seed=0)
+    opencv = ransac.estimate_affine(src, src * 2, 1.0, max_trials=50, seed=0,
+                                    backend="opencv")
     skimage = ransac.estimate_affine(src, src * 2, 1.0, max_trials=50, seed=0,
                                      backend="skimage")
+    numpy = ransac.estimate_affine(src, src * 2, 1.0, max_trials=50, seed=0)
     assert opencv.num_inliers == 0 and opencv.model is None
     assert skimage.num_inliers == 10
+    np.testing.assert_array_equal(numpy.inliers, skimage.inliers)
+
+
+def test_numpy_backend_draws_the_samples_of_numpys_choice():
+    for seed in (0, 3, 12345):
+        for num_points in (3, 4, 9, 150, 1000, 70000):
+            rng = np.random.default_rng(seed)
+            expected = [rng.choice(num_points, 3, replace=False) for _ in range(40)]
+            np.testing.assert_array_equal(ransac.choice_samples(seed, num_points, 40),
+                                          expected)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_numpy_backend_gives_the_skimage_backends_inliers(case):
+    # Noisy inliers and outliers in general position, and points on a coarse grid (many
+    # collinear, degenerate samples, as keypoints on a feature-map grid give).
+    rng = np.random.default_rng(case)
+    num = int(rng.integers(8, 120))
+    if case % 2:
+        src = rng.integers(0, 8, size=(num, 2)) * 32.0
+        dst = src @ np.array([[1.0, 0.1], [0.0, 0.9]]) + 7.0
+        dst[:num // 3] = rng.integers(0, 8, size=(num // 3, 2)) * 32.0
+        threshold, trials = 10.0, 300
+    else:
+        src, dst, _, _ = _points(seed=case, num_inliers=int(rng.integers(3, 40)),
+                                 num_outliers=num, noise=3.0)
+        threshold, trials = 8.0, 1000
+    reference = ransac.estimate_affine(src, dst, threshold, trials, seed=case,
+                                       backend="skimage")
+    ours = ransac.estimate_affine(src, dst, threshold, trials, seed=case)
+    np.testing.assert_array_equal(ours.inliers, reference.inliers)
+    if reference.model is not None:
+        np.testing.assert_allclose(ours.model, reference.model, rtol=1e-6, atol=1e-6)
 
 
 def test_bad_arguments():
@@ -59,3 +94,12 @@ def test_bad_arguments():
         ransac.estimate_affine(np.zeros((5, 2)), np.zeros((5, 2)), 1.0, backend="magsac")
     with pytest.raises(ValueError, match="src has 5 points, dst has 4"):
         ransac.estimate_affine(np.zeros((5, 2)), np.zeros((4, 2)), 1.0)
+
+
+def test_numpy_backend_same_result_with_and_without_numba(monkeypatch):
+    src, dst, _, _ = _points(seed=4, num_inliers=25, num_outliers=100, noise=3.0)
+    compiled = ransac.estimate_affine(src, dst, 8.0, seed=1)
+    monkeypatch.setattr(ransac, "_KERNEL", [None])  # the NumPy scoring path
+    plain = ransac.estimate_affine(src, dst, 8.0, seed=1)
+    np.testing.assert_array_equal(compiled.inliers, plain.inliers)
+    assert compiled.num_inliers >= 20
