@@ -76,7 +76,9 @@ setuptools.setup(
         # setuptools: tests/tools/test_wheel.py builds the wheel without build isolation.
         "test": ["pytest>=8", "pytest-xdist>=3", "grpcio-tools>=1.75", "setuptools>=68",
                  "scikit-image>=0.24", "scikit-learn>=1.4", "faiss-cpu>=1.8", "asmk>=0.1.1",
-                 "ruff>=0.15", "numba>=0.60"],
+                 "ruff>=0.15", "numba>=0.60",
+                 # The Beam extraction pipeline's tests (DirectRunner); beam pins protobuf < 7.
+                 "apache-beam>=2.60"],
     },
     entry_points={
         "console_scripts": [

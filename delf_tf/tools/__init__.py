@@ -32,6 +32,7 @@ TOOLS = (
     "write_config",
     "extract_features",
     "extract_delg_features",
+    "beam_extract_features",
     "match_images",
     "draw_visual_words",
     "perform_retrieval",

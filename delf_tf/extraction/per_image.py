@@ -1,0 +1,238 @@
+"""Per-image extraction jobs: one image in, the same files as the batch tools out.
+
+A job turns an `ImageTask` into its feature files (`outputs`), loading its model
+once (`setup`) and writing every file atomically, local features before the
+global descriptor (the global file doubles as the "done" marker). The batch
+tools and the Apache Beam pipelines (delf_tf.beam) run the same jobs, so a
+distributed run writes byte-identical files. Jobs are picklable until `setup`
+(they hold paths only), as distributed runners need.
+
+Jobs by method name (`JOBS`): delf (`<name>.delf`), delg and delg_star
+(`<name>.delg_global` / `<name>.delg_local`, DELG* with binarized local
+descriptors), as the DelfConfig enables them.
+"""
+
+import abc
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from delf_tf import config as config_lib
+from delf_tf import utils
+from delf_tf.extraction import batch, extractor
+from delf_tf.io import datum_io, feature_io
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageTask:
+    """One image to extract: its output base name, its path, and for Revisited
+    query images the box [x1, y1, x2, y2] it is cropped to."""
+    name: str
+    image_path: str
+    bbx: tuple[float, ...] | None = None
+
+
+class UnreadableImage(Exception):
+    """The image is missing, corrupt, or its query box is invalid (the task
+    fails; other images go on)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskResult:
+    """status: 'done', 'skipped' (all outputs existed) or 'failed' (with error)."""
+    status: str
+    name: str
+    error: str = ""
+
+
+class ExtractionJob(abc.ABC):
+    """Extracts one image into files under `output_dir`."""
+
+    def __init__(self, delf_config_path: str, output_dir: str):
+        self.delf_config_path = delf_config_path
+        self.output_dir = output_dir
+        self._extract = None
+        self._config = None
+
+    def __getstate__(self):
+        # The loaded model stays on the machine that loaded it.
+        return {**self.__dict__, "_extract": None, "_config": None}
+
+    @property
+    def config(self):
+        if self._config is None:
+            self._config = config_lib.ReadDelfConfig(self.delf_config_path)
+        return self._config
+
+    @abc.abstractmethod
+    def outputs(self, task: ImageTask) -> list[str]:
+        """The files `process` writes for `task`."""
+
+    @abc.abstractmethod
+    def _make_extractor(self):
+        """The loaded model: a callable (image uint8 [H, W, 3], resize_factor) -> features."""
+
+    @abc.abstractmethod
+    def _write(self, task: ImageTask, features: dict) -> None:
+        """Writes the extracted features of `task` (atomically)."""
+
+    def setup(self) -> None:
+        """Loads the model (once per worker)."""
+        if self._extract is None:
+            os.makedirs(self.output_dir, exist_ok=True)
+            self._extract = self._make_extractor()
+
+    def process(self, task: ImageTask) -> None:
+        """Extracts `task` and writes its files. Raises UnreadableImage for a bad image."""
+        self.setup()
+        try:
+            image = utils.RgbLoader(task.image_path)
+        except (FileNotFoundError, ValueError) as e:
+            raise UnreadableImage(str(e)) from e
+        resize_factor = 1.0
+        if task.bbx is not None:
+            try:
+                image, resize_factor = batch.crop_query_image(image, task.bbx)
+            except ValueError as e:
+                raise UnreadableImage(f"{task.name}: {e}") from e
+        self._write(task, self._extract(np.asarray(image), resize_factor=resize_factor))
+
+    def run(self, task: ImageTask) -> TaskResult:
+        """Skips a task whose outputs all exist, else processes it; an unreadable
+        image gives a 'failed' result (other errors raise: they are systematic)."""
+        if all(os.path.exists(path) for path in self.outputs(task)):
+            return TaskResult("skipped", task.name)
+        try:
+            self.process(task)
+        except UnreadableImage as e:
+            return TaskResult("failed", task.name, str(e))
+        return TaskResult("done", task.name)
+
+
+def _write_local(path: str, local_features: dict) -> None:
+    feature_io.WriteToFile(path, local_features["locations"], local_features["scales"],
+                           local_features["descriptors"], local_features["attention"])
+
+
+class DelfJob(ExtractionJob):
+    """DELF local features -> `<output_dir>/<name>.delf`."""
+
+    def outputs(self, task):
+        return [os.path.join(self.output_dir, task.name + batch.DELF_EXTENSION)]
+
+    def _make_extractor(self):
+        return extractor.MakeExtractor(self.config)
+
+    def _write(self, task, features):
+        _write_local(self.outputs(task)[0], features["local_features"])
+
+
+class DelgJob(ExtractionJob):
+    """DELG features -> `<name>.delg_local` and `<name>.delg_global`, as the
+    DelfConfig enables them; binarized (DELG*) local descriptors with `binarize`."""
+
+    def __init__(self, delf_config_path: str, output_dir: str, binarize: bool = False):
+        super().__init__(delf_config_path, output_dir)
+        self.binarize = binarize
+
+    def outputs(self, task):
+        paths = []
+        if self.config.use_global_features:
+            paths.append(os.path.join(self.output_dir, task.name + batch.DELG_GLOBAL_EXTENSION))
+        if self.config.use_local_features:
+            paths.append(os.path.join(self.output_dir, task.name + batch.DELG_LOCAL_EXTENSION))
+        return paths
+
+    def _make_extractor(self):
+        return extractor.MakeExtractor(self.config, binarize_local_descriptors=self.binarize)
+
+    def _write(self, task, features):
+        if self.config.use_local_features:
+            _write_local(os.path.join(self.output_dir, task.name + batch.DELG_LOCAL_EXTENSION),
+                         features["local_features"])
+        if self.config.use_global_features:
+            datum_io.WriteToFile(
+                features["global_descriptor"],
+                os.path.join(self.output_dir, task.name + batch.DELG_GLOBAL_EXTENSION))
+
+
+def RemoveStaleTemporaryFiles(job: ExtractionJob, tasks: Sequence[ImageTask]) -> int:
+    """Deletes the temporary files a killed run left behind for these tasks' outputs
+    (`.<output name>.<random>.tmp`, as atomic writes name them); returns how many.
+
+    Call before a run starts, never while another run writes the same outputs."""
+    by_dir: dict[str, set[str]] = {}
+    for task in tasks:
+        for path in job.outputs(task):
+            by_dir.setdefault(os.path.dirname(path) or ".", set()).add(os.path.basename(path))
+    removed = 0
+    for directory, expected in by_dir.items():
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.listdir(directory):
+            if entry.startswith(".") and entry.endswith(".tmp") and \
+                    entry[1:-4].rsplit(".", 1)[0] in expected:
+                try:
+                    os.remove(os.path.join(directory, entry))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+JOBS = {
+    "delf": DelfJob,
+    "delg": DelgJob,
+    "delg_star": lambda config, output_dir: DelgJob(config, output_dir, binarize=True),
+}
+
+
+def MakeJob(method: str, delf_config_path: str, output_dir: str) -> ExtractionJob:
+    """The job of `method` (a key of JOBS)."""
+    if method not in JOBS:
+        raise ValueError(f"method must be one of {sorted(JOBS)}, got {method!r}")
+    return JOBS[method](delf_config_path, output_dir)
+
+
+def TasksFromImageList(list_images_path: str) -> list[ImageTask]:
+    """One task per line (an image path); named by the file name without
+    extension, as tools/extract_features.py names its outputs."""
+    if not os.path.isfile(list_images_path):
+        raise FileNotFoundError(f"No such image list: {list_images_path}")
+    with open(list_images_path, encoding="utf-8") as f:
+        paths = [line.strip() for line in f if line.strip()]
+    return [ImageTask(os.path.splitext(os.path.basename(p))[0], p) for p in paths]
+
+
+def TasksFromRevisited(dataset_file_path: str, images_dir: str, image_set: str,
+                       image_extension: str = ".jpg") -> list[ImageTask]:
+    """The query (cropped to their boxes) or index images of a Revisited .mat file."""
+    from delf_tf.retrieval import dataset
+
+    if image_set not in batch.IMAGE_SETS:
+        raise ValueError(f"image_set must be one of {batch.IMAGE_SETS}, got {image_set!r}")
+    query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
+    names = query_list if image_set == "query" else index_list
+    return [ImageTask(name, os.path.join(images_dir, name + image_extension),
+                      tuple(float(v) for v in ground_truth[i]["bbx"])
+                      if image_set == "query" else None)
+            for i, name in enumerate(names)]
+
+
+def TasksFromGldv2Csv(csv_path: str, images_dir: str) -> list[ImageTask]:
+    """The images of a Google Landmarks v2 CSV (column `id`), found as
+    `<images_dir>/<id>.jpg` or in the nested `<images_dir>/a/b/c/<id>.jpg` layout."""
+    import csv
+
+    from delf_tf.data import builder
+
+    if not os.path.isfile(csv_path):
+        raise FileNotFoundError(f"No such CSV: {csv_path}")
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if "id" not in (reader.fieldnames or []):
+            raise ValueError(f"{csv_path}: no 'id' column (columns: {reader.fieldnames})")
+        ids = [row["id"] for row in reader]
+    return [ImageTask(image_id, builder.image_path(images_dir, image_id)) for image_id in ids]
