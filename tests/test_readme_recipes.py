@@ -40,7 +40,8 @@ def _tool_commands():
 
 
 def test_recipes_are_found():
-    assert {"data", "delg", "delg_star", "delf", "search", "gldv2"} <= set(_recipes())
+    assert {"data", "delg", "delg_star", "delf", "how", "elfm", "search", "gldv2"} <= set(
+        _recipes())
 
 
 _LIST_FLAGS = r"""
@@ -117,7 +118,7 @@ def test_delg_recipe_runs_from_the_config_on(tmp_path, tiny_delg_export):
     assert len(os.listdir(work / "features" / "roxford5k" / "index")) == 2 * (2 * 3 + 2)
 
 
-@pytest.mark.parametrize("recipe", ["delg", "delf"])
+@pytest.mark.parametrize("recipe", ["delg", "delf", "how", "elfm"])
 def test_recipes_write_what_the_next_command_reads(recipe):
     """Within a recipe, every --*_path / --*_dir read by a later command is written earlier
     (or downloaded in the data recipe)."""
@@ -126,13 +127,14 @@ def test_recipes_write_what_the_next_command_reads(recipe):
     for argv in commands:
         for arg in argv[1:]:
             name, _, value = arg[2:].partition("=")
-            if name in ("output_directory", "logdir", "export_path", "output_path",
-                        "output_features_dir", "output_dir"):
+            if name in ("output_directory", "logdir", "directory", "export_path",
+                        "output_path", "output_features_dir", "output_dir"):
                 written.add(value)
     for argv in commands:
         for arg in argv[1:]:
             name, _, value = arg[2:].partition("=")
             if name in ("ckpt_path", "model_path", "attention_stats_path", "delf_config_path",
-                        "config_path"):
+                        "config_path", "codebook_path", "index_path", "features_dir",
+                        "query_features_dir", "index_features_dir"):
                 assert any(value.startswith(w) for w in written), (
                     f"{recipe}: {arg} is never written")
