@@ -44,7 +44,9 @@ class ElfmModule(tf.Module):
         if getattr(backbone, "embedding_layer", None) is None:
             raise ValueError(f"{type(model).__name__} has no whitening (embedding) layer: "
                              "ELFM needs a DELG model")
-        self._stride = feature_extractor.feature_stride(bool(backbone.block3_strides))
+        # block4 has stride 32 with or without block3_strides (which only moves the last
+        # stride before block4).
+        self._stride = feature_extractor.STRIDE_WITH_BLOCK3_STRIDES
         self._min_input_size = int(getattr(model, "min_input_size", 1))
         _, endpoints = backbone(tf.zeros([1, 64, 64, 3]), training=False)
         self._dim = int(endpoints["block4"].shape[-1])
