@@ -14,9 +14,11 @@ scales, scores) and every delf_tf extraction tool runs it with a DelfConfig
 import numpy as np
 import tensorflow as tf
 
+from delf_tf import utils
 from delf_tf.extraction import export, feature_extractor, pyramid
 from delf_tf.how.model import HowNet, load_how_model
 from delf_tf.io import feature_io
+from delf_tf.protos import delf_config_pb2
 
 HOW_SCALES = (0.25, 0.3535534, 0.5, 0.7071068, 1.0, 1.4142135, 2.0)
 HOW_MAX_IMAGE_SIZE = 1024
@@ -53,19 +55,6 @@ class HowFeatureModule(export._ExtractionModule):
                              abs_thres=input_abs_thres, max_feature_num=input_max_feature_num)
 
 
-def ResizeToMaxSide(image: np.ndarray, max_image_size: int) -> tuple[np.ndarray, float]:
-    """Shrinks uint8 [H, W, 3] so its longer side is at most `max_image_size`
-    (no change if already smaller, or if max_image_size <= 0). Returns (image, factor)."""
-    from PIL import Image
-
-    largest = max(image.shape[:2])
-    if max_image_size <= 0 or largest <= max_image_size:
-        return image, 1.0
-    factor = max_image_size / largest
-    size = (int(round(image.shape[1] * factor)), int(round(image.shape[0] * factor)))
-    return np.asarray(Image.fromarray(image).resize(size, resample=Image.BILINEAR)), factor
-
-
 def ExtractHowFeatures(
     module: HowFeatureModule,
     image: np.ndarray,
@@ -81,11 +70,14 @@ def ExtractHowFeatures(
        to max_image_size), 'descriptors' float32 [N, d] unit length,
        'strengths' float32 [N] w(u)}, strongest first, N <= max_feature_num.
     """
-    resized, factor = ResizeToMaxSide(np.asarray(image, np.uint8), max_image_size)
+    # The size rule of every DelfConfig-driven extraction (so in-process and
+    # SavedModel extraction agree).
+    resized, factors = utils.ResizeImage(
+        np.asarray(image, np.uint8), delf_config_pb2.DelfConfig(max_image_size=max_image_size))
     out = module.ExtractFeatures(tf.constant(resized), tf.constant(scales, tf.float32),
                                  tf.constant(max_feature_num, tf.int32),
                                  tf.constant(0.0, tf.float32))
-    locations = feature_extractor.CalculateKeypointCenters(out["boxes"]).numpy() / factor
+    locations = feature_extractor.CalculateKeypointCenters(out["boxes"]).numpy() / factors
     return {"locations": locations.astype(np.float32),
             "scales": out["scales"].numpy(),
             "descriptors": out["features"].numpy(),

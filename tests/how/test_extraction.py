@@ -4,6 +4,7 @@ SavedModel export run by the generic DELF extractor."""
 import numpy as np
 import tensorflow as tf
 
+from delf_tf import utils
 from delf_tf.extraction import extractor as extractor_lib
 from delf_tf.extraction import pyramid
 from delf_tf.how import extraction
@@ -57,19 +58,22 @@ def test_strongest_features_are_chosen_across_scales(tmp_path):
     assert np.all(features["locations"] > -net.stride)
     assert np.all(features["locations"] < 200 + 2 * net.stride)
 
+    # max_image_size: the image is shrunk first (200 -> 100 px), locations
+    # come back in the input image's pixels.
+    small = extraction.ExtractHowFeatures(module, image, scales=scales, max_feature_num=40,
+                                          max_image_size=100)
+    resized, factors = utils.ResizeImage(image, delf_config_pb2.DelfConfig(max_image_size=100))
+    assert resized.shape[:2] == (75, 100)
+    half = extraction.ExtractHowFeatures(module, resized, scales=scales, max_feature_num=40)
+    np.testing.assert_allclose(small["strengths"], half["strengths"], rtol=1e-5)
+    np.testing.assert_allclose(small["locations"], half["locations"] / factors, rtol=1e-5)
+
     path = str(tmp_path / "image.delf")
     extraction.WriteHowFeatures(path, features)
     _, read_scales, descriptors, attention, _ = feature_io.ReadFromFile(path)
     np.testing.assert_allclose(descriptors, features["descriptors"], rtol=1e-6)
     np.testing.assert_allclose(attention, features["strengths"], rtol=1e-6)
     np.testing.assert_allclose(read_scales, features["scales"])
-
-
-def test_max_image_size_limits_the_image():
-    image = np.zeros([100, 300, 3], np.uint8)
-    resized, factor = extraction.ResizeToMaxSide(image, 150)
-    assert resized.shape == (50, 150, 3) and factor == 0.5
-    assert extraction.ResizeToMaxSide(image, 1024)[1] == 1.0
 
 
 def test_exported_savedmodel_runs_in_the_delf_extractor(tmp_path):
