@@ -12,6 +12,8 @@ The library behind `delf-search`. Images are named by their file name without ex
                (fine for hundreds of images, not for large databases).
   asmk         local features only, aggregated with ASMK* over a visual-word codebook (HOW's
                retrieval; also DELF/DELG local features): ranked by ASMK* similarity.
+  elfm         ELFM: per image, binary codes of 10 clusters of the strongest local vectors of a
+               DELG/ELFM model; ranked by the ELFM similarity (mean best Hamming similarity).
 
 Features are cached in `<features_dir>/{query,index}/<name>.delg_global|.delg_local`; an
 image whose feature files exist is not extracted again (delete the folder after changing
@@ -32,10 +34,11 @@ from delf_tf.io import atomic
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("delg_global", "delg", "delg_star", "delf", "asmk")
+METHODS = ("delg_global", "delg", "delg_star", "delf", "asmk", "elfm")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GLOBAL_EXTENSION = ".delg_global"
 LOCAL_EXTENSION = ".delg_local"
+ELFM_EXTENSION = ".elfm"
 DEFAULT_NUM_TO_RERANK = 100
 
 
@@ -129,6 +132,58 @@ def ExtractFeatures(extract, paths: Sequence[str], names: Sequence[str], output_
     return failed
 
 
+def ExtractElfmFeatures(extractor, paths: Sequence[str], names: Sequence[str],
+                        output_dir: str) -> list[str]:
+    """Writes `<output_dir>/<name>.elfm` of each image not yet extracted; returns the paths
+    that failed to load.
+
+    Args:
+      extractor: a delf_tf.elfm.extraction.ElfmExtractor.
+    """
+    from delf_tf import utils
+    from delf_tf.elfm import descriptor
+
+    os.makedirs(output_dir, exist_ok=True)
+    failed = []
+    for path, name in zip(paths, names):
+        output = os.path.join(output_dir, name + ELFM_EXTENSION)
+        if os.path.exists(output):
+            continue
+        try:
+            image = utils.RgbLoader(path)
+        except (FileNotFoundError, ValueError) as e:
+            logger.error("Skipping %s: %s", path, e)
+            failed.append(path)
+            continue
+        described = extractor(np.asarray(image))[0]
+        descriptor.WriteCodesToFile(described.codes, described.dim, output)
+    return failed
+
+
+def _elfm_search(query_names: Sequence[str], index_names: Sequence[str], query_dir: str,
+                 index_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """ELFM rankings: (ids int64 [Q, N], scores [Q, N]), best first."""
+    from delf_tf.elfm import descriptor
+    from delf_tf.elfm.index import ElfmIndex
+
+    def read(directory, names):
+        codes = [descriptor.ReadCodesFromFile(os.path.join(directory, n + ELFM_EXTENSION))
+                 for n in names]
+        dims = {dim for _, dim in codes}
+        if len(dims) > 1:
+            raise ValueError(f"ELFM codes of different lengths {sorted(dims)} in {directory}")
+        return [c for c, _ in codes], dims.pop() if dims else 0
+
+    index_codes, dim = read(index_dir, index_names)
+    query_codes, query_dim = read(query_dir, query_names)
+    if query_codes and query_dim != dim:
+        raise ValueError(f"{query_dim}-bit query codes but {dim}-bit database codes")
+    ranked = ElfmIndex.from_codes(index_codes, dim, index_names).search(query_codes)
+    ranks = np.array([ids for ids, _ in ranked], np.int64).reshape(-1, len(index_names))
+    scores = np.array([sc for _, sc in ranked], np.float64).reshape(-1, len(index_names))
+    return ranks, scores
+
+
 def Rank(
     method: str,
     query_names: Sequence[str],
@@ -176,13 +231,16 @@ def Rank(
     elif method == "asmk":
         global_ranks, global_scores = _asmk_search(codebook, query_names, index_names,
                                                    query_dir, index_dir)
+    elif method == "elfm":
+        global_ranks, global_scores = _elfm_search(query_names, index_names, query_dir,
+                                                   index_dir)
     else:
         query_global = np.stack([datum_io.ReadFromFile(
             os.path.join(query_dir, n + GLOBAL_EXTENSION)) for n in query_names])
         index_global = np.stack([datum_io.ReadFromFile(
             os.path.join(index_dir, n + GLOBAL_EXTENSION)) for n in index_names])
         global_ranks, global_scores = search.global_search(query_global, index_global)
-    verify = method not in ("delg_global", "asmk")
+    verify = method not in ("delg_global", "asmk", "elfm")
     store = reranking.LocalFeatureStore(num_index) if verify else None
     for q, query_name in enumerate(query_names):
         ranks = global_ranks[q]

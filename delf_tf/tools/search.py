@@ -14,6 +14,8 @@ Methods (--method):
   asmk         local features aggregated with ASMK* (HOW's retrieval, e.g. with
                --delf_config_path=how_r18_config): --codebook_path, or a codebook of
                --asmk_num_words trained on the database features.
+  elfm         ELFM binary cluster codes of --elfm_model_path (a DELG checkpoint or an ELFM
+               export), ranked by ELFM similarity; no DelfConfig needed.
 
 Images are named by file name without extension; a database image named like the query is
 left out of that query's results, so queries may come from the database folder itself.
@@ -41,7 +43,10 @@ _INDEX_IMAGES = flags.DEFINE_string(
 _DELF_CONFIG_PATH = flags.DEFINE_string(
     "delf_config_path", None, "DelfConfig pbtxt (path, or the name of a shipped config) whose "
     "model_path is the exported model; set its score_threshold from the training job's "
-    "attention_stats.json.")
+    "attention_stats.json (delf-write-config). Every method but elfm needs it.")
+_ELFM_MODEL_PATH = flags.DEFINE_string(
+    "elfm_model_path", None, "elfm: a DELG checkpoint prefix (with its .json sidecar) or an "
+    "ELFM SavedModel (delf-export-elfm-model).")
 _METHOD = flags.DEFINE_enum("method", "delg", list(image_search.METHODS),
                             "Ranking method (see the description above).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "search_results",
@@ -73,43 +78,40 @@ _GLDV2_PREDICTIONS_PATH = flags.DEFINE_string(
     "gldv2_predictions_path", None, "Also write a Google Landmarks v2 retrieval predictions CSV "
     "(id,images with the best 100 database ids) here, for delf-compute-retrieval-metrics.")
 
-flags.mark_flags_as_required(["query_images", "index_images", "delf_config_path"])
+flags.mark_flags_as_required(["query_images", "index_images"])
 
 
 def _search() -> None:
-    from delf_tf import config as config_lib
-    from delf_tf.extraction import extractor as extractor_lib
     from delf_tf.retrieval import gldv2
 
     method = _METHOD.value
-    config = config_lib.ReadDelfConfig(_DELF_CONFIG_PATH.value)
-    use_global = method not in ("delf", "asmk")
-    use_local = method != "delg_global"
-    if (use_global and not config.use_global_features) or (
-            use_local and not config.use_local_features):
-        raise ValueError(
-            f"--method={method} needs {'global' if use_global else ''}"
-            f"{' and ' if use_global and use_local else ''}{'local' if use_local else ''} "
-            f"features, but {_DELF_CONFIG_PATH.value} has use_global_features="
-            f"{config.use_global_features}, use_local_features={config.use_local_features}")
     query_paths = image_search.ListImages(_QUERY_IMAGES.value)
     index_paths = image_search.ListImages(_INDEX_IMAGES.value)
     query_names = image_search.ImageNames(query_paths)
     index_names = image_search.ImageNames(index_paths)
     features_dir = _FEATURES_DIR.value or os.path.join(_OUTPUT_DIR.value, "features")
-    if method == "delg_star":
+    if method == "elfm":
+        if not _ELFM_MODEL_PATH.value:
+            raise ValueError("--method=elfm needs --elfm_model_path")
+        features_dir = os.path.join(features_dir, "elfm")
+    elif not _DELF_CONFIG_PATH.value:
+        raise ValueError(f"--method={method} needs --delf_config_path")
+    elif method == "delg_star":
         features_dir = os.path.join(features_dir, "binarized")
     query_dir = os.path.join(features_dir, "query")
     index_dir = os.path.join(features_dir, "index")
 
-    extract = extractor_lib.MakeExtractor(config,
-                                          binarize_local_descriptors=method == "delg_star")
     failed = []
-    for paths, names, folder in ((query_paths, query_names, query_dir),
-                                 (index_paths, index_names, index_dir)):
-        failed += image_search.ExtractFeatures(extract, paths, names, folder,
-                                               config.use_global_features,
-                                               config.use_local_features)
+    if method == "elfm":
+        from delf_tf.elfm.extraction import ElfmExtractor
+
+        extractor = ElfmExtractor(_ELFM_MODEL_PATH.value)
+        for paths, names, folder in ((query_paths, query_names, query_dir),
+                                     (index_paths, index_names, index_dir)):
+            failed += image_search.ExtractElfmFeatures(extractor, paths, names, folder)
+    else:
+        failed = _extract_delf_config_features(method, query_paths, query_names, query_dir,
+                                               index_paths, index_names, index_dir)
     if failed:
         kept = set(failed)
         query_paths, query_names = _without(query_paths, query_names, kept)
@@ -146,6 +148,33 @@ def _search() -> None:
           f"{len(index_names)} database images, method {method})")
     if failed:
         sys.exit(f"Error: {len(failed)} images could not be read: {', '.join(failed)}")
+
+
+def _extract_delf_config_features(method, query_paths, query_names, query_dir, index_paths,
+                                  index_names, index_dir) -> list[str]:
+    """Features of the DelfConfig's model for both sides; returns the unreadable images."""
+    from delf_tf import config as config_lib
+    from delf_tf.extraction import extractor as extractor_lib
+
+    config = config_lib.ReadDelfConfig(_DELF_CONFIG_PATH.value)
+    use_global = method not in ("delf", "asmk")
+    use_local = method != "delg_global"
+    if (use_global and not config.use_global_features) or (
+            use_local and not config.use_local_features):
+        raise ValueError(
+            f"--method={method} needs {'global' if use_global else ''}"
+            f"{' and ' if use_global and use_local else ''}{'local' if use_local else ''} "
+            f"features, but {_DELF_CONFIG_PATH.value} has use_global_features="
+            f"{config.use_global_features}, use_local_features={config.use_local_features}")
+    extract = extractor_lib.MakeExtractor(config,
+                                          binarize_local_descriptors=method == "delg_star")
+    failed = []
+    for paths, names, folder in ((query_paths, query_names, query_dir),
+                                 (index_paths, index_names, index_dir)):
+        failed += image_search.ExtractFeatures(extract, paths, names, folder,
+                                               config.use_global_features,
+                                               config.use_local_features)
+    return failed
 
 
 def _without(paths, names, failed):

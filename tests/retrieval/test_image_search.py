@@ -154,3 +154,24 @@ def test_delf_search_ranks_the_copy_of_the_query_first(demo_folders, delg_config
                                num_results=100)["copy_of_" + first_query]
     assert len(itself) == len(index_names) - 1
     assert "copy_of_" + first_query not in [m.name for m in itself]
+
+
+def test_elfm_search_ranks_the_copy_of_the_query_first(demo_folders, tiny_delg_export, tmp_path):
+    from delf_tf.elfm.extraction import ElfmExtractor
+
+    queries, database, first_query = demo_folders
+    checkpoint = os.path.join(os.path.dirname(tiny_delg_export), "delf_weights")
+    extractor = ElfmExtractor(checkpoint, num_clusters=4, num_features=50, max_image_size=160)
+    query_paths = image_search.ListImages(str(queries))
+    index_paths = image_search.ListImages(str(database))
+    query_names = image_search.ImageNames(query_paths)
+    index_names = image_search.ImageNames(index_paths)
+    assert image_search.ExtractElfmFeatures(extractor, query_paths, query_names,
+                                            str(tmp_path / "query")) == []
+    assert image_search.ExtractElfmFeatures(extractor, index_paths, index_names,
+                                            str(tmp_path / "index")) == []
+    ranked = image_search.Rank("elfm", query_names, index_names, index_paths,
+                               str(tmp_path / "query"), str(tmp_path / "index"), num_results=3)
+    best = ranked[first_query][0]
+    assert best.name == "copy_of_" + first_query and best.score == pytest.approx(1.0)
+    assert best.inliers is None
