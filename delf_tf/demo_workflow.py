@@ -46,7 +46,7 @@ class DemoConfig:
     global_tuples: bool = False
     global_arch: str = "resnet18"
     global_image_size: int = 128
-    global_epochs: int = 5
+    global_epochs: int = 4
     global_lr: float = 1e-4
     global_multiscale: str = "[1/2, 1/2**(1/2), 1]"
 
@@ -330,7 +330,7 @@ def _global_tuple_stages(config: DemoConfig, stages: _Stages, data: Any,
         data_root=os.path.join(root, "data"), directory=os.path.join(root, "train"),
         training_dataset="demo-SfM", test_datasets="", arch=config.global_arch,
         image_size=config.global_image_size, epochs=config.global_epochs,
-        lr=config.global_lr, query_size=96, pool_size=192, seed=config.seed)
+        lr=config.global_lr, query_size=64, pool_size=192, seed=config.seed)
     stages.run_tool(
         "global tuples: export", "export_global_features_model",
         ckpt_path=os.path.join(root, "train", "model_weights"),

@@ -220,6 +220,20 @@ def mean_loss(step: TupleStep, dataset: tf.data.Dataset) -> float:
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def tuples_loss(tuples: tuples_lib.TuplesDataset, describe, loss: str, margin: float) -> float:
+    """Mean loss per tuple of the mined tuples, the images described by `describe(paths, bbxs)`
+    (the mining describer: no separate graph to trace for validation)."""
+    if tuples.tuples is None:
+        raise RuntimeError("create_epoch_tuples must run before tuples_loss")
+    images = np.unique(tuples.tuples)
+    bbxs = None if tuples.split.bbxs is None else [tuples.split.bbxs[i] for i in images]
+    vectors = describe([tuples.paths[i] for i in images], bbxs)
+    descriptors = vectors[np.searchsorted(images, tuples.tuples)]   # [T, 2 + N, D]
+    total = ranking_losses.ranking_loss(loss, descriptors[:, 0], descriptors[:, 1],
+                                        descriptors[:, 2:], margin)
+    return float(total) / len(tuples.tuples)
+
+
 def train_epoch(step: TupleStep, dataset: tf.data.Dataset, tuples_per_update: int,
                 log_every: int = 0, log: Callable[[str], None] = logger.info) -> float:
     """One pass over the tuples; an optimizer step every `tuples_per_update` tuples (and for
@@ -331,7 +345,8 @@ def TrainGlobalFeatures(config: TrainGlobalConfig,
         if val_tuples is not None:
             val_tuples.reseed([config.seed + 1, epoch])
             val_tuples.create_epoch_tuples(describe)
-            record["val_loss"] = mean_loss(step, val_tuples.dataset(shuffle=False))
+            record["val_loss"] = tuples_loss(val_tuples, describe, config.loss,
+                                             config.loss_margin)
         epoch_var.assign(epoch + 1)
         if test_names and config.test_freq and ((epoch + 1) % config.test_freq == 0
                                                 or epoch + 1 == config.epochs):

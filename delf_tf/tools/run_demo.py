@@ -80,7 +80,7 @@ _GLOBAL_ARCH = flags.DEFINE_string("global_arch", "resnet18",
                                    "Backbone of the tuple-trained global descriptor.")
 _GLOBAL_IMAGE_SIZE = flags.DEFINE_integer(
     "global_image_size", 128, "Longer image side for tuple training and its extraction.")
-_GLOBAL_EPOCHS = flags.DEFINE_integer("global_epochs", 5, "Tuple-training epochs.")
+_GLOBAL_EPOCHS = flags.DEFINE_integer("global_epochs", 4, "Tuple-training epochs.")
 _GLOBAL_LR = flags.DEFINE_float(
     "global_lr", 1e-4, "Tuple-training learning rate (the original's 1e-6 fine-tunes "
     "ImageNet weights; the demo trains from scratch for a few epochs).")

@@ -46,9 +46,10 @@ def test_demo_tuples_database_layout(data_root):
 
 
 def _val_loss(model, config, val_tuples):
-    step = training.TupleStep(model, training.make_optimizer(config), "contrastive", 0.7,
-                              config.neg_num)
-    return training.mean_loss(step, val_tuples.dataset(shuffle=False))
+    """Mean contrastive loss per tuple, each image described on its own by `model`."""
+    def describe(paths, bbxs):
+        return extraction.extract_vectors(model, paths, config.image_size, bbxs)
+    return training.tuples_loss(val_tuples, describe, "contrastive", 0.7)
 
 
 def test_one_epoch_lowers_the_validation_loss_and_resumes(data_root, tmp_path):
