@@ -72,25 +72,37 @@ def _parse(message_type, data: bytes, source: str):
     return proto
 
 
+def check_finite(array: np.ndarray, what: str, source: str) -> np.ndarray:
+    """Returns `array`; NaN or Inf values in a float array raise ValueError naming
+    `source` (a file) and `what`. Such values would silently reorder rankings or
+    disable verification downstream."""
+    if array.dtype.kind == "f" and array.size and not np.isfinite(array).all():
+        position = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(f"{source}: {what} hold NaN or Inf values (first at index "
+                         f"{position if len(position) > 1 else position[0]})")
+    return array
+
+
 def ParseFromString(string: bytes, source: str = "input") -> np.ndarray:
-    """Parses a serialized DatumProto into an array."""
+    """Parses a serialized DatumProto into an array (NaN/Inf values raise ValueError)."""
     array = wire_format.ParseDatum(string)
-    if array is not None:
-        return array
-    datum = _parse(datum_pb2.DatumProto, string, source)
-    try:
-        return DatumToArray(datum)
-    except ValueError as e:
-        raise ValueError(f"{source}: {e}") from e
+    if array is None:
+        datum = _parse(datum_pb2.DatumProto, string, source)
+        try:
+            array = DatumToArray(datum)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from e
+    return check_finite(array, "values", source)
 
 
 def ParsePairFromString(string: bytes, source: str = "input") -> tuple[np.ndarray, np.ndarray]:
     """Parses a serialized DatumPairProto into its two arrays."""
     pair = _parse(datum_pb2.DatumPairProto, string, source)
     try:
-        return DatumPairToArrays(pair)
+        first, second = DatumPairToArrays(pair)
     except ValueError as e:
         raise ValueError(f"{source}: {e}") from e
+    return check_finite(first, "values", source), check_finite(second, "values", source)
 
 
 def WriteToFile(data: np.ndarray, file_path: str) -> None:

@@ -12,6 +12,7 @@ from google.protobuf import message
 from delf_tf.io import atomic, datum_io, wire_format
 from delf_tf.protos import feature_pb2
 
+_ARRAY_NAMES = ("locations", "scales", "descriptors", "attention", "orientations")
 FeatureArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -90,21 +91,24 @@ def SerializeToString(locations, scales, descriptors, attention, orientations=No
 
 
 def ParseFromString(string: bytes, source: str = "input") -> FeatureArrays:
-    """Parses serialized DelfFeatures into the five arrays."""
+    """Parses serialized DelfFeatures into the five arrays; NaN/Inf values raise
+    ValueError naming `source`."""
     # Files written by protobuf (ours and the original's) decode in one vectorised
     # pass; any other valid encoding, and every error, goes through protobuf.
     arrays = wire_format.ParseDelfFeatures(string)
-    if arrays is not None:
-        return arrays
-    delf_features = feature_pb2.DelfFeatures()
-    try:
-        delf_features.ParseFromString(string)
-    except message.DecodeError as e:
-        raise ValueError(f"{source} is not a valid DelfFeatures file: {e}") from e
-    try:
-        return DelfFeaturesToArrays(delf_features)
-    except ValueError as e:
-        raise ValueError(f"{source}: {e}") from e
+    if arrays is None:
+        delf_features = feature_pb2.DelfFeatures()
+        try:
+            delf_features.ParseFromString(string)
+        except message.DecodeError as e:
+            raise ValueError(f"{source} is not a valid DelfFeatures file: {e}") from e
+        try:
+            arrays = DelfFeaturesToArrays(delf_features)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from e
+    for name, array in zip(_ARRAY_NAMES, arrays):
+        datum_io.check_finite(array, name, source)
+    return arrays
 
 
 def WriteToFile(file_path: str, locations, scales, descriptors, attention,

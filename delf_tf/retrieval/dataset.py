@@ -69,7 +69,30 @@ def ReadDatasetFile(dataset_file_path: str) -> tuple[list[str], list[str], Groun
         }
         query_ground_truth["bbx"] = np.asarray(record["bbx"], dtype=np.float64).ravel()
         ground_truth.append(query_ground_truth)
+    CheckGroundTruth(ground_truth, len(index_list), dataset_file_path, query_list)
     return query_list, index_list, ground_truth
+
+
+def CheckGroundTruth(ground_truth: GroundTruth, num_index_images: int, source: str = "gnd",
+                     query_names: Sequence[str] | None = None) -> None:
+    """Raises ValueError (naming `source`, the query and the 1-based id) when an
+    'easy'/'hard'/'junk' id is outside the index, or one index image has two of
+    these labels for one query: a positive that is also junk would be counted
+    both ways and give precisions above 100%."""
+    for q, query_ground_truth in enumerate(ground_truth):
+        query = f"query {q + 1}" + (f" ({query_names[q]})" if query_names else "")
+        seen: dict[int, str] = {}
+        for key in _GROUND_TRUTH_KEYS:
+            for index_id in np.asarray(query_ground_truth.get(key, []), dtype=np.int64):
+                if not 0 <= index_id < num_index_images:
+                    raise ValueError(
+                        f"{source}: {query} '{key}' id {index_id + 1} is outside the "
+                        f"{num_index_images} index images (ids are 1-based)")
+                other = seen.setdefault(int(index_id), key)
+                if other != key:
+                    raise ValueError(
+                        f"{source}: {query}: index image {index_id + 1} is both '{other}' "
+                        f"and '{key}'; each index image can have one label per query")
 
 
 def _cell_to_names(cell: np.ndarray) -> list[str]:
@@ -238,6 +261,12 @@ def ComputeMetrics(
         ok_ids = np.asarray(ground_truth[i]["ok"])
         if not ok_ids.size:
             continue
+        both = np.intersect1d(ok_ids, np.asarray(ground_truth[i]["junk"]))
+        if both.size:
+            raise ValueError(f"ground truth of query {i + 1}: index ids {both.tolist()} are "
+                             "both positive and junk")
+        if len(np.unique(sorted_index_ids[i])) != num_index_images:
+            raise ValueError(f"the ranking of query {i + 1} lists an index image twice")
         positive_ranks = all_ranks[np.isin(sorted_index_ids[i], ok_ids)]
         junk_ranks = all_ranks[np.isin(sorted_index_ids[i], np.asarray(ground_truth[i]["junk"]))]
         adjusted_ranks = AdjustPositiveRanks(positive_ranks, junk_ranks)

@@ -125,6 +125,10 @@ def ReadPredictions(
                 predictions[test_id] = {"class": int(fields[0]), "score": float(fields[1])}
             except ValueError as e:
                 raise ValueError(f"{file_path}:{line}: bad prediction {prediction!r}") from e
+            if not math.isfinite(predictions[test_id]["score"]):
+                # A NaN score would sort arbitrarily and change GAP silently.
+                raise ValueError(f"{file_path}:{line}: score {fields[1]!r} is not a finite "
+                                 "number")
         else:
             predictions[test_id] = fields
     return public_predictions, private_predictions

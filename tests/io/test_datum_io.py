@@ -95,3 +95,14 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     plain = tmp_path / "plain"
     plain.write_bytes(b"")
     assert (path.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
+
+
+@pytest.mark.parametrize("value", [np.nan, -np.inf])
+def test_non_finite_values_are_refused_naming_the_file(tmp_path, value):
+    path = str(tmp_path / "q.delg_global")
+    datum_io.WriteToFile(np.array([0.5, value, 0.1], np.float32), path)
+    with pytest.raises(ValueError, match="q.delg_global: values hold NaN or Inf .*index 1"):
+        datum_io.ReadFromFile(path)
+    datum_io.WritePairToFile(np.array([value]), np.array([1], np.uint32), path)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        datum_io.ReadPairFromFile(path)

@@ -111,3 +111,16 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["keep.delf"]
     with pytest.raises(FileNotFoundError):
         atomic.read_bytes(str(tmp_path / "nope.delf"))
+
+
+@pytest.mark.parametrize("array", ["locations", "scales", "descriptors", "attention"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_values_are_refused_naming_the_file(tmp_path, array, value):
+    arrays = {"locations": np.ones([3, 2]), "scales": np.ones(3),
+              "descriptors": np.ones([3, 4]), "attention": np.ones(3)}
+    arrays[array].flat[-1] = value
+    path = str(tmp_path / "bad.delf")
+    feature_io.WriteToFile(path, arrays["locations"], arrays["scales"], arrays["descriptors"],
+                           arrays["attention"])
+    with pytest.raises(ValueError, match=f"bad.delf: {array} hold NaN or Inf"):
+        feature_io.ReadFromFile(path)

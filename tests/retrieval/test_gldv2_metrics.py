@@ -100,6 +100,8 @@ def test_read_retrieval_files(tmp_path):
     ("id,landmarks\na,1\n", "malformed"),
     ("id,landmarks\na,1 high\n", "bad prediction"),
     ("id,landmarks\na,1,2\n", "expected 2 columns"),
+    ("id,landmarks\na,1 nan\n", "score 'nan' is not a finite number"),
+    ("id,landmarks\na,1 -inf\n", "score '-inf' is not a finite number"),
 ])
 def test_bad_prediction_files(tmp_path, text, message):
     path = _write(tmp_path / "predictions.csv", text)

@@ -142,3 +142,31 @@ def test_image_names_escaping_their_directory_are_refused(tmp_path, bad, which):
                              [{"bbx": [0, 0, 5, 5], "easy": [1], "hard": [], "junk": []}])
     with pytest.raises(ValueError, match=f"{which} image name .* not a relative path"):
         dataset.ReadDatasetFile(path)
+
+
+@pytest.mark.parametrize("labels, message", [
+        ({"easy": [99.0]}, "'easy' id 99 is outside the 2 index images"),
+        ({"junk": [-5.0]}, "'junk' id -5 is outside"),
+        ({"easy": [1.0], "junk": [1.0]}, "index image 1 is both 'easy' and 'junk'"),
+        ({"easy": [2.0], "hard": [2.0]}, "index image 2 is both 'easy' and 'hard'"),
+])
+def test_inconsistent_ground_truth_is_refused(tmp_path, labels, message):
+    # Such files gave numbers (an mP@1 of 110% for a positive that is also junk).
+    path = str(tmp_path / "gnd.mat")
+    dataset.WriteDatasetFile(path, ["i0", "i1"], ["q0"],
+                             [{"bbx": [0, 0, 5, 5], "easy": [1], "hard": [], "junk": []}])
+    contents = scipy_io.loadmat(path)
+    for key in ("easy", "hard", "junk"):
+        contents["gnd"][0, 0][key] = np.array([labels.get(key, [])], dtype=np.float64)
+    scipy_io.savemat(path, {k: v for k, v in contents.items() if not k.startswith("__")})
+    with pytest.raises(ValueError, match=f"gnd.mat: query 1 \\(q0\\).*{message}"):
+        dataset.ReadDatasetFile(path)
+
+
+def test_metrics_refuse_positive_junk_overlap_and_repeated_ranking():
+    ranking = np.array([[0, 1, 2]])
+    with pytest.raises(ValueError, match="both positive and junk"):
+        dataset.ComputeMetrics(ranking, [{"ok": np.array([0, 1]), "junk": np.array([1])}])
+    with pytest.raises(ValueError, match="lists an index image twice"):
+        dataset.ComputeMetrics(np.array([[0, 0, 2]]),
+                               [{"ok": np.array([0]), "junk": np.array([], np.int64)}])

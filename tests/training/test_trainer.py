@@ -284,3 +284,22 @@ def test_deterministic_training_repeats_exactly(records, tmp_path):
     differing = [name for name in weights[0]
                  if not np.array_equal(weights[0][name], weights[1][name])]
     assert not differing, differing[:5]
+
+
+
+def test_a_non_finite_loss_is_an_error_before_saving():
+    # Before, an --initial_lr large enough to blow up trained NaN weights, saved them and
+    # exited 0. The check runs right before each save (see _Trainer.run).
+    import types
+
+    run = types.SimpleNamespace(loss_scaling=False, config=trainer.TrainConfig(initial_lr=1e30),
+                                manager=types.SimpleNamespace(directory="log/delf_tf2-ckpt"))
+    check = trainer._Trainer._check_finite_loss
+    check(run, 4, [{"total": tf.constant(2.5)}], [{"step": 3, "loss/total": 2.0}])
+    with pytest.raises(ValueError, match="Training diverged: the loss is not finite at step 4 "
+                                         ".*initial_lr=1e\\+30.*log/delf_tf2-ckpt is kept"):
+        check(run, 4, [{"total": tf.constant(np.nan)}], [])
+    with pytest.raises(ValueError, match="at step 5"):
+        check(run, 5, [], [{"step": 5, "loss/total": np.inf}])
+    run.loss_scaling = True  # float16 loss scaling skips such steps itself
+    check(run, 5, [], [{"step": 5, "loss/total": np.inf}])
