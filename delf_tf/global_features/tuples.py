@@ -32,25 +32,43 @@ def mine_hard_negatives(query_vectors: np.ndarray, pool_vectors: np.ndarray,
     nearest first. Raises ValueError if some query cannot get neg_num negatives.
     """
     scores = np.asarray(query_vectors, np.float32) @ np.asarray(pool_vectors, np.float32).T
-    # Stable sort: equal similarities keep pool order, so mining is deterministic.
-    ranks = np.argsort(-scores, axis=1, kind="stable")
+    # Only the nearest few images are walked: sorting a shortlist (falling back to the whole
+    # pool for a query whose shortlist lacks neg_num other clusters) instead of every row.
+    shortlist = min(scores.shape[1], max(64, 20 * neg_num))
+    if shortlist < scores.shape[1]:
+        nearest = np.argpartition(-scores, shortlist - 1, axis=1)[:, :shortlist]
+    else:
+        nearest = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
     negatives = np.zeros([len(query_vectors), neg_num], np.int64)
     for q in range(len(query_vectors)):
-        used = {int(query_clusters[q])}
-        found = 0
-        for position in ranks[q]:
-            cluster = int(pool_clusters[position])
-            if cluster in used:
-                continue
-            negatives[q, found] = position
-            used.add(cluster)
-            found += 1
-            if found == neg_num:
-                break
+        # Ties are broken by pool position, so mining is deterministic.
+        candidates = nearest[q][np.lexsort((nearest[q], -scores[q, nearest[q]]))]
+        found = _walk(candidates, int(query_clusters[q]), pool_clusters, negatives[q])
+        if found < neg_num and len(candidates) < scores.shape[1]:
+            candidates = np.argsort(-scores[q], kind="stable")
+            found = _walk(candidates, int(query_clusters[q]), pool_clusters, negatives[q])
         if found < neg_num:
             raise ValueError(f"the negative pool offers only {found} clusters other than query "
                              f"{q}'s; need neg_num={neg_num} (raise pool_size or lower neg_num)")
     return negatives
+
+
+def _walk(candidates: np.ndarray, query_cluster: int, pool_clusters: np.ndarray,
+          out: np.ndarray) -> int:
+    """Fills `out` with candidates (nearest first) of new clusters other than the query's;
+    returns how many were found."""
+    used = {query_cluster}
+    found = 0
+    for position in candidates:
+        cluster = int(pool_clusters[position])
+        if cluster in used:
+            continue
+        out[found] = position
+        used.add(cluster)
+        found += 1
+        if found == len(out):
+            break
+    return found
 
 
 @dataclasses.dataclass

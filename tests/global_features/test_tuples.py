@@ -20,6 +20,38 @@ def test_mining_picks_nearest_negatives_of_other_clusters_one_per_cluster():
         tuples.mine_hard_negatives(query, pool, np.array([7]), pool_clusters, neg_num=5)
 
 
+def _reference_mining(queries, pool, query_clusters, pool_clusters, neg_num):
+    out = []
+    for q in range(len(queries)):
+        expected, used = [], {query_clusters[q]}
+        for position in np.argsort(-(pool @ queries[q]), kind="stable"):
+            if pool_clusters[position] not in used:
+                expected.append(position)
+                used.add(pool_clusters[position])
+            if len(expected) == neg_num:
+                break
+        out.append(expected)
+    return out
+
+
+def test_mining_shortlist_matches_a_full_sort():
+    rng = np.random.default_rng(5)
+    pool = rng.normal(size=[500, 8])
+    queries = rng.normal(size=[30, 8])
+    pool_clusters = rng.integers(0, 40, 500)
+    query_clusters = rng.integers(0, 40, 30)
+    got = tuples.mine_hard_negatives(queries, pool, query_clusters, pool_clusters, neg_num=5)
+    assert got.tolist() == _reference_mining(queries, pool, query_clusters, pool_clusters, 5)
+    # The 300 nearest images share the query's cluster: the shortlist holds no negative and
+    # the whole pool is walked.
+    pool[:300] = queries[0] * 10 + rng.normal(size=[300, 8]) * 0.01
+    pool_clusters[:300] = query_clusters[0]
+    got = tuples.mine_hard_negatives(queries[:1], pool, query_clusters[:1], pool_clusters, 5)
+    assert got.tolist() == _reference_mining(queries[:1], pool, query_clusters[:1],
+                                             pool_clusters, 5)
+    assert got.min() >= 300
+
+
 def _write_images(tmp_path, count):
     rng = np.random.default_rng(0)
     cids = [f"{i:08x}" for i in range(count)]
