@@ -43,7 +43,7 @@ class DemoConfig:
     num_to_rerank: int = 20
     untrained: bool = True
     asmk_codebook_size: int = 1024
-    global_tuples: bool = False
+    global_tuples: bool = True
     global_arch: str = "resnet18"
     global_image_size: int = 128
     global_epochs: int = 4

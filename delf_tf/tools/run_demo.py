@@ -74,7 +74,7 @@ _ASMK_CODEBOOK_SIZE = flags.DEFINE_integer(
 
 
 _GLOBAL_TUPLES = flags.DEFINE_boolean(
-    "global_tuples", False, "Also train and evaluate a global descriptor on image tuples "
+    "global_tuples", True, "Also train and evaluate a global descriptor on image tuples "
     "(GlobalFeatureNet, contrastive loss, hard negatives mined every epoch).")
 _GLOBAL_ARCH = flags.DEFINE_string("global_arch", "resnet18",
                                    "Backbone of the tuple-trained global descriptor.")
