@@ -29,8 +29,8 @@ def data_root(tmp_path_factory):
 def _config(data_root, directory, **kwargs):
     return training.TrainGlobalConfig(
             data_root=data_root, directory=directory, training_dataset="demo-SfM",
-            test_datasets="demo", arch="resnet18", image_size=48, neg_num=2, query_size=16,
-            pool_size=40, batch_size=4, lr=1e-3, **kwargs)
+            test_datasets="demo", arch="resnet18", drop_last_stage=True, image_size=48,
+            neg_num=2, query_size=16, pool_size=40, batch_size=4, lr=1e-3, **kwargs)
 
 
 def test_demo_tuples_database_layout(data_root):

@@ -43,7 +43,8 @@ def _images():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tf.keras.utils.set_random_seed(0)
-    model = global_model.GlobalFeatureNet("resnet18", "gem", whitening=True, whitening_dim=8)
+    model = global_model.GlobalFeatureNet("resnet18", "gem", whitening=True, whitening_dim=8,
+                                          drop_last_stage=True)
     model.build_for_input()
     root = tmp_path_factory.mktemp("export")
     paths = []
