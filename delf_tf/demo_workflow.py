@@ -395,7 +395,8 @@ def _pick_query(data: Any, retrieval_dir: str) -> tuple[int, int]:
 
 def _save_pictures(config: DemoConfig, stages: _Stages, run: _Run, data: Any,
                    output_dir: str) -> None:
-    """A match picture (query crop vs. its best positive) and an attention map."""
+    """A match picture (query crop vs. its best positive), an attention map and the pair's
+    local features coloured by ASMK* visual word."""
     from PIL import Image  # pylint: disable=g-import-not-at-top
 
     from delf_tf.extraction import batch  # pylint: disable=g-import-not-at-top
@@ -419,6 +420,15 @@ def _save_pictures(config: DemoConfig, stages: _Stages, run: _Run, data: Any,
         title=f"query {query_name} (crop) vs its best-ranked positive {index_name}",
         method=f"DELG {run.name} model, float local features",
         output_image=os.path.join(pictures, "match.png"))
+    codebook = run.path("asmk", "codebook", "codebook.datum")
+    if os.path.isfile(codebook):
+        stages.run_tool(
+            "visual words picture", "draw_visual_words", image_1_path=crop_path,
+            image_2_path=os.path.join(data.images_dir, index_name + ".jpg"),
+            features_1_path=os.path.join(features, "query", query_name + ".delg_local"),
+            features_2_path=os.path.join(features, "index", index_name + ".delg_local"),
+            codebook_path=codebook, method=f"DELG {run.name} model, ASMK* codebook",
+            output_image=os.path.join(pictures, "visual_words.png"))
     threshold = config_lib.ReadDelfConfig(
         run.path("delf_config.pbtxt")).delf_local_config.score_threshold
     stages.run_function("attention picture", _save_attention_picture, run.weights_prefix,

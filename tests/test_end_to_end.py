@@ -78,6 +78,6 @@ def test_run_demo_reduced(tmp_path):
     threshold = float(config_text.split("score_threshold:")[1].split()[0])
     np.testing.assert_allclose(threshold, stats["percentiles"]["50"], rtol=1e-5)
 
-    for picture in ("match.png", "attention.png"):
+    for picture in ("match.png", "attention.png", "visual_words.png"):
         with Image.open(output_dir / "pictures" / picture) as image:
             assert image.format == "PNG" and min(image.size) > 16
