@@ -44,6 +44,7 @@ class DemoConfig:
     untrained: bool = True
     asmk_codebook_size: int = 1024
     global_tuples: bool = True
+    how_table: bool = False
     global_arch: str = "resnet18"
     global_image_size: int = 128
     global_epochs: int = 4
@@ -513,8 +514,20 @@ def RunDemo(config: DemoConfig, progress: Callable[[str], Any] = print) -> dict:
         extra_rows["global, tuple-trained (contrastive)"] = _global_tuple_stages(
             config, stages, data, output_dir)
 
+    how_results, how_table = {}, ""
+    if config.how_table:
+        from delf_tf.how import demo as how_demo  # pylint: disable=g-import-not-at-top
+
+        how_config = how_demo.HowDemoConfig(backbone=config.backbone, seed=config.seed,
+                                            codebook_size=config.asmk_codebook_size)
+        how_results = how_demo.RunHowDemoStages(stages, data, tfrecord_dir, output_dir,
+                                                how_config)
+        extra_rows["HOW-ASMK* (contrastive, tuples)"] = how_results["HOW"]
+        extra_rows["DELF-ASMK* (CE, same budget)"] = how_results["DELF"]
+        how_table = "\n\n" + how_demo.FormatHowTable(how_results, how_config)
+
     _save_pictures(config, stages, trained, data, output_dir)
-    table = _format_table(results, extra_rows)
+    table = _format_table(results, extra_rows) + how_table
     total = stages.total()
     timing = "\n".join(f"  {stage:<45}{seconds:8.1f} s" for stage, seconds in stages.times)
     report = (f"{table}\n\nWall time per stage:\n{timing}\n  {'total':<45}{total:8.1f} s\n"

@@ -76,6 +76,10 @@ _ASMK_CODEBOOK_SIZE = flags.DEFINE_integer(
 _GLOBAL_TUPLES = flags.DEFINE_boolean(
     "global_tuples", True, "Also train and evaluate a global descriptor on image tuples "
     "(GlobalFeatureNet, contrastive loss, hard negatives mined every epoch).")
+_HOW_TABLE = flags.DEFINE_boolean(
+    "how_table", False, "Also run HOW's Table 1 rows: HOW-ASMK* (fixed attention, smoothing, "
+    "whitening, contrastive loss on tuples) vs DELF-ASMK* (learned attention, cross-entropy), "
+    "same backbone (--backbone) and training-image budget, 7 scales, 1000 features, ASMK*.")
 _GLOBAL_ARCH = flags.DEFINE_string("global_arch", "resnet18",
                                    "Backbone of the tuple-trained global descriptor.")
 _GLOBAL_IMAGE_SIZE = flags.DEFINE_integer(
@@ -117,7 +121,8 @@ def _config_from_flags() -> demo_workflow.DemoConfig:
         global_scales_ind=_parse_list(_GLOBAL_SCALES_IND, int),
         max_feature_num=_MAX_FEATURE_NUM.value, num_to_rerank=_NUM_TO_RERANK.value,
         untrained=_UNTRAINED.value, asmk_codebook_size=_ASMK_CODEBOOK_SIZE.value,
-        global_tuples=_GLOBAL_TUPLES.value, global_arch=_GLOBAL_ARCH.value,
+        global_tuples=_GLOBAL_TUPLES.value, how_table=_HOW_TABLE.value,
+        global_arch=_GLOBAL_ARCH.value,
         global_image_size=_GLOBAL_IMAGE_SIZE.value, global_epochs=_GLOBAL_EPOCHS.value,
         global_lr=_GLOBAL_LR.value, global_multiscale=_GLOBAL_MULTISCALE.value)
 
