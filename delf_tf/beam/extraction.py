@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 
-from delf_tf.extraction import per_image
+from delf_tf.extraction import batch, per_image
 from delf_tf.io import atomic
 from delf_tf.optional import import_optional
 
@@ -86,9 +86,8 @@ def RunExtraction(tasks: Sequence[per_image.ImageTask], job: per_image.Extractio
     pipeline_args: Beam pipeline options (--runner, --direct_num_workers, Dataflow
     or Flink options, ...); without --runner the DirectRunner runs it here.
     """
-    removed = per_image.RemoveStaleTemporaryFiles(job, tasks)
-    if removed:
-        logger.info("Removed %d temporary files of an interrupted run", removed)
+    # Temporary files of writes a killed run interrupted (no worker runs yet).
+    batch.remove_stale_temp_files([path for task in tasks for path in job.outputs(task)])
     options = pipeline_options.PipelineOptions(list(pipeline_args))
     # The job's paths and config travel to the workers; the main session does not.
     options.view_as(pipeline_options.SetupOptions).save_main_session = False

@@ -7,6 +7,9 @@ fails (unreadable, or any error while extracting it): the failures are logged
 with their error and returned.
 """
 
+import collections
+import concurrent.futures
+import itertools
 import logging
 import os
 import time
@@ -137,9 +140,42 @@ def remove_stale_temp_files(outputs: Sequence[str]) -> int:
     return removed
 
 
+# Images decoded ahead of the model, in threads (JPEG decoding releases the GIL), so
+# the model never waits on decoding.
+PREFETCH_IMAGES = 4
+DECODE_THREADS = 2
+
+
+def _prefetched(items: Sequence[tuple], load_one, depth: int | None = None):
+    """Yields (item, future of load_one(item[2])), loading up to `depth` (default
+    PREFETCH_IMAGES) items ahead; depth 0 loads each item when it is yielded."""
+    depth = PREFETCH_IMAGES if depth is None else depth
+    if depth <= 0:
+        for item in items:
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            try:
+                future.set_result(load_one(item[2]))
+            except Exception as e:  # raised by future.result(), where failures are handled
+                future.set_exception(e)
+            yield item, future
+        return
+    with concurrent.futures.ThreadPoolExecutor(DECODE_THREADS) as pool:
+        pending: collections.deque = collections.deque()
+        upcoming = iter(items)
+        for item in itertools.islice(upcoming, depth):
+            pending.append((item, pool.submit(load_one, item[2])))
+        while pending:
+            item, future = pending.popleft()
+            following = next(upcoming, None)
+            if following is not None:
+                pending.append((following, pool.submit(load_one, following[2])))
+            yield item, future
+
+
 def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: str,
-         extract_one, overwrite: bool = False) -> list[str]:
-    """Runs extract_one(job) for each (name, outputs, job); returns failed names.
+         load_one, extract_one, overwrite: bool = False) -> list[str]:
+    """Runs extract_one(job, load_one(job)) for each (name, outputs, job); returns
+    failed names. load_one (reading and decoding the image) runs ahead in threads.
 
     Images whose outputs all exist are skipped unless `overwrite` (outputs are
     replaced atomically then). A failing image is logged with its error and the
@@ -150,13 +186,16 @@ def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: st
     failures = []
     progress = _Progress(total, what)
     succeeded = skipped = 0
+    todo = []
     for name, outputs, job in jobs:
         if not overwrite and all(os.path.exists(path) for path in outputs):
             skipped += 1
             progress.step()
-            continue
+        else:
+            todo.append((name, outputs, job))
+    for (name, _, job), loaded in _prefetched(todo, load_one):
         try:
-            extract_one(job)
+            extract_one(job, loaded.result())
             succeeded += 1
         except _UnreadableImage as e:
             logger.error("Skipping %s: %s", name, e)
@@ -200,13 +239,15 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
     os.makedirs(output_dir, exist_ok=True)
     extract = extractor_lib.MakeExtractor(config)
 
-    def extract_one(image_path):
-        image = np.asarray(_load_image(image_path))
+    def load_one(image_path):
+        return np.asarray(_load_image(image_path))
+
+    def extract_one(image_path, image):
         local = extract(image)["local_features"]
         _write_local(_delf_output(output_dir, image_path), local)
 
     jobs = ((path, [_delf_output(output_dir, path)], path) for _, path in selected)
-    return _run(jobs, len(selected), "DELF extraction", extract_one, overwrite)
+    return _run(jobs, len(selected), "DELF extraction", load_one, extract_one, overwrite)
 
 
 def _delf_output(output_dir: str, image_path: str) -> str:
@@ -252,7 +293,7 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
             paths.append(os.path.join(output_features_dir, name + DELG_LOCAL_EXTENSION))
         return paths
 
-    def extract_one(job):
+    def load_one(job):
         position, name = job
         image = _load_image(os.path.join(images_dir, name + image_extension))
         resize_factor = 1.0
@@ -261,7 +302,12 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
                 image, resize_factor = crop_query_image(image, ground_truth[position]["bbx"])
             except ValueError as e:
                 raise _UnreadableImage(f"{name}: {e}") from e
-        features = extract(np.asarray(image), resize_factor=resize_factor)
+        return np.asarray(image), resize_factor
+
+    def extract_one(job, loaded):
+        _, name = job
+        image, resize_factor = loaded
+        features = extract(image, resize_factor=resize_factor)
         # Local first: the global file doubles as the "done" marker for readers
         # that only check one file.
         if config.use_local_features:
@@ -273,4 +319,5 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
                     os.path.join(output_features_dir, name + DELG_GLOBAL_EXTENSION))
 
     jobs = ((name, outputs_of(name), (position, name)) for position, name in selected)
-    return _run(jobs, len(selected), f"DELG {image_set} extraction", extract_one, overwrite)
+    return _run(jobs, len(selected), f"DELG {image_set} extraction", load_one, extract_one,
+                overwrite)

@@ -15,7 +15,6 @@ descriptors), as the DelfConfig enables them.
 import abc
 import dataclasses
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -156,30 +155,6 @@ class DelgJob(ExtractionJob):
             datum_io.WriteToFile(
                 features["global_descriptor"],
                 os.path.join(self.output_dir, task.name + batch.DELG_GLOBAL_EXTENSION))
-
-
-def RemoveStaleTemporaryFiles(job: ExtractionJob, tasks: Sequence[ImageTask]) -> int:
-    """Deletes the temporary files a killed run left behind for these tasks' outputs
-    (`.<output name>.<random>.tmp`, as atomic writes name them); returns how many.
-
-    Call before a run starts, never while another run writes the same outputs."""
-    by_dir: dict[str, set[str]] = {}
-    for task in tasks:
-        for path in job.outputs(task):
-            by_dir.setdefault(os.path.dirname(path) or ".", set()).add(os.path.basename(path))
-    removed = 0
-    for directory, expected in by_dir.items():
-        if not os.path.isdir(directory):
-            continue
-        for entry in os.listdir(directory):
-            if entry.startswith(".") and entry.endswith(".tmp") and \
-                    entry[1:-4].rsplit(".", 1)[0] in expected:
-                try:
-                    os.remove(os.path.join(directory, entry))
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-    return removed
 
 
 JOBS = {
