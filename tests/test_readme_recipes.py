@@ -46,7 +46,7 @@ def test_recipes_are_found():
 
 _LIST_FLAGS = r"""
 import importlib, json, sys
-from absl import flags
+from absl import app, flags, logging  # their flags count as defined for every tool
 accepted = {}
 for tool in sys.argv[1:]:
     before = set(flags.FLAGS)
