@@ -109,3 +109,13 @@ def test_write_config_sets_model_path_and_threshold_from_attention_stats(tmp_pat
     missing = _run(["tools/write_config.py", f"--model_path={tmp_path / 'nothere'}",
                     f"--output_path={tmp_path / 'd.pbtxt'}"])
     assert missing.returncode != 0 and "nothere is not a directory" in missing.stderr
+
+
+def test_every_tool_is_in_the_readme_tools_table():
+    with open(os.path.join(_REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    table = readme[readme.index("| job | tool"):]
+    table = table[:table.index("\n\n")]
+    missing = [tools.script_name(t) for t in tools.TOOLS
+               if f"`{tools.script_name(t)}`" not in table]
+    assert not missing, f"tools without a row in the README's Tools table: {missing}"
