@@ -161,7 +161,6 @@ def choice_samples(seed: int | None, num_points: int, count: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if num_points < 4 or num_points >= _UINT32 or count <= 0:
         return _choice_one_by_one(rng, num_points, count)
-    state = rng.bit_generator.state
     words = rng.bit_generator.random_raw((5 * count + 1) // 2).view("<u4")[:5 * count]
     words = words.reshape(count, 5).astype(np.uint64)
     bounds = np.array([num_points - 3, num_points - 2, num_points - 1, 2, 1], np.uint64)
@@ -169,8 +168,7 @@ def choice_samples(seed: int | None, num_points: int, count: int) -> np.ndarray:
     leftovers = products & np.uint64(_UINT32 - 1)
     thresholds = (np.uint64(_UINT32) - (bounds + np.uint64(1))) % (bounds + np.uint64(1))
     if np.any(leftovers < thresholds):
-        rng.bit_generator.state = state
-        return _choice_one_by_one(rng, num_points, count)
+        return _choice_one_by_one(np.random.default_rng(seed), num_points, count)
     values = (products >> np.uint64(32)).astype(np.int64)
     first, second, third = values[:, 0], values[:, 1], values[:, 2]
     # Floyd: a value drawn before is replaced by the bound itself.
@@ -192,35 +190,39 @@ def _choice_one_by_one(rng, num_points: int, count: int) -> np.ndarray:
                      for _ in range(count)], dtype=np.int64)
 
 
+def _normalization(points: np.ndarray) -> np.ndarray | None:
+    """scikit-image's centring and RMS scaling matrix [3, 3] of points [N, 2] (None if the
+    points coincide)."""
+    centroid = points.mean(axis=0)
+    divisor = np.sqrt(np.mean((points - centroid) ** 2))
+    if divisor == 0 or not np.isfinite(divisor):
+        return None
+    return np.array([[1.0 / divisor, 0.0, -centroid[0] / divisor],
+                     [0.0, 1.0 / divisor, -centroid[1] / divisor],
+                     [0.0, 0.0, 1.0]])
+
+
 def _dlt_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
     """scikit-image's AffineTransform estimate (normalised DLT): [3, 3] or None if it
     fails. Used for degenerate samples and the final fit on the inliers."""
-    matrices, points = [], []
-    for p in (src, dst):
-        centroid = p.mean(axis=0)
-        centered = p - centroid
-        divisor = np.sqrt(np.mean(centered ** 2))
-        if divisor == 0 or not np.isfinite(divisor):
-            return None
-        matrix = np.eye(3)
-        matrix[:2, 2] = -centroid
-        matrix[:2, :] /= divisor
-        matrices.append(matrix)
-        points.append((np.hstack([p, np.ones([len(p), 1])]) @ matrix.T)[:, :2])
-    (src_matrix, dst_matrix), (src_n, dst_n) = matrices, points
+    src_matrix, dst_matrix = _normalization(src), _normalization(dst)
+    if src_matrix is None or dst_matrix is None:
+        return None
+    src_n = src @ src_matrix[:2, :2].T + src_matrix[:2, 2]
+    dst_n = dst @ dst_matrix[:2, :2].T + dst_matrix[:2, 2]
     n = len(src_n)
-    a = np.zeros([2 * n, 9])
-    for dim in range(2):
-        rows = slice(dim * n, (dim + 1) * n)
-        a[rows, dim * 3: dim * 3 + 2] = src_n
-        a[rows, dim * 3 + 2] = 1
-        a[rows, -3:-1] = src_n
-        a[rows, -1] = -1
-        a[rows, -3:] *= -dst_n[:, dim:dim + 1]
-    a = a[:, [0, 1, 2, 3, 4, 5, 8]]
+    # Rows [x, y, 1, 0, 0, 0, -x'] and [0, 0, 0, x, y, 1, -y'] (the affine columns of the
+    # projective DLT system, and its last one).
+    a = np.zeros([2 * n, 7])
+    a[:n, 0:2] = src_n
+    a[:n, 2] = 1
+    a[n:, 3:5] = src_n
+    a[n:, 5] = 1
+    a[:n, 6] = dst_n[:, 0]
+    a[n:, 6] = dst_n[:, 1]
     # Only V is needed: without U the SVD of a tall system costs O(n), not O(n^2).
     _, _, v = np.linalg.svd(a, full_matrices=len(a) < a.shape[1])
-    if np.isclose(v[-1, -1], 0):
+    if abs(v[-1, -1]) <= 1e-8:  # np.isclose(v[-1, -1], 0)
         return None
     h = np.zeros([3, 3])
     h.flat[[0, 1, 2, 3, 4, 5, 8]] = -v[-1, :-1] / v[-1, -1]
