@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from delf_tf.elfm import descriptor
 from delf_tf.elfm import functional as F
-from delf_tf.extraction import feature_extractor, pyramid
+from delf_tf.extraction import export, feature_extractor, pyramid
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class ElfmModule(tf.Module):
 
     def __init__(self, model, name: str | None = None):
         super().__init__(name=name)
-        self.model = model
+        export.attach_model(self, model)  # servable by the TF1 session loader as well
         backbone = model.backbone
         if getattr(backbone, "embedding_layer", None) is None:
             raise ValueError(f"{type(model).__name__} has no whitening (embedding) layer: "
@@ -72,8 +72,6 @@ class ElfmModule(tf.Module):
 def ExportElfmModel(ckpt_path: str, export_path: str) -> None:
     """DELG checkpoint prefix (`<logdir>/delf_weights`) -> ELFM SavedModel at `export_path`
     (functions ExtractFeatures and Whiten; `serving_default` = ExtractFeatures)."""
-    from delf_tf.extraction import export
-
     model = export.load_model_for_export(ckpt_path, "Delg")
     module = ElfmModule(model)
     export_path = os.path.abspath(export_path)

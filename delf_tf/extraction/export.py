@@ -64,6 +64,17 @@ def _backing_variables(model) -> list[tf.Variable]:
     return variables
 
 
+def attach_model(module: tf.Module, model, name: str = "model") -> None:
+    """Sets `module.<name> = model` for a SavedModel that every loader can run.
+
+    The model itself stays out of the module's object graph; the tf.Variables behind its
+    Keras variables are tracked instead (as `<name>_variables`, see `_backing_variables`).
+    Use it in every tf.Module exported with `save_module` in place of a plain attribute.
+    """
+    object.__setattr__(module, name, model)
+    setattr(module, f"{name}_variables", _backing_variables(model))
+
+
 class _ExtractionModule(tf.Module):
     """Holds the model and the pyramid settings shared by the three kinds."""
 
@@ -71,9 +82,7 @@ class _ExtractionModule(tf.Module):
                  iou_threshold: float = 1.0, name: str | None = None):
         super().__init__(name=name)
         checks.in_range("iou_threshold", iou_threshold, 0.0, 1.0, low_inclusive=False)
-        # The model is kept out of the SavedModel's object graph; its backing tf.Variables are
-        # tracked directly instead (see `_backing_variables`).
-        object.__setattr__(self, "model", model)
+        attach_model(self, model)
         if block3_strides is None:
             block3_strides = model_block3_strides(model)
         self._stride = feature_extractor.feature_stride(block3_strides)
@@ -85,7 +94,6 @@ class _ExtractionModule(tf.Module):
         self._local_dim = int(local_features.shape[-1])
         # Scales that resize the image below this are skipped inside the graph.
         self._min_input_size = int(getattr(model, "min_input_size", 1))
-        self.model_variables = _backing_variables(model)
 
     def _model_fn(self, images):
         return self.model.build_call(images, training=False)

@@ -95,7 +95,10 @@ class GlobalFeatureNetModule(tf.Module):
         super().__init__(name="global_feature_net")
         if not model.weights:
             model.build_for_input()
-        self.model = model
+        # Imported here: export.py pulls in the DELF/DELG extraction graph code.
+        from delf_tf.extraction import export
+
+        export.attach_model(self, model)  # servable by the TF1 session loader as well
         self._pool_scales = pool_scales
         self._msp = float(model.multi_scale_power() if msp is None else msp)
         self.ExtractFeatures = tf.function(self._extract, input_signature=[
