@@ -113,6 +113,7 @@ def CreateDataset(
     num_input_pipelines: int = 1,
     input_pipeline_id: int = 0,
     drop_remainder: bool = True,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """Batches of (normalised images float32 [B, S, S, 3], labels int32 [B]).
 
@@ -129,6 +130,9 @@ def CreateDataset(
       num_input_pipelines, input_pipeline_id: this pipeline's share of the data under
         multi-worker training (by file when there are enough files, else by record).
       drop_remainder: drop a final partial batch (keeps shapes static for tf.distribute).
+      skip_batches: start after this many batches of the same stream (resuming training:
+        the records are skipped undecoded, and augmentation is seeded by record position,
+        so the batches that follow are the ones an uninterrupted run would see).
     """
     filenames = sorted(tf.io.gfile.glob(file_pattern))
     if not filenames:
@@ -151,7 +155,10 @@ def CreateDataset(
         label = tf.cast(features["image/class/label"], tf.int32)
         return image, label
 
-    dataset = dataset.enumerate().map(
+    dataset = dataset.enumerate()
+    if skip_batches:
+        dataset = dataset.skip(skip_batches * batch_size)
+    dataset = dataset.map(
             parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)

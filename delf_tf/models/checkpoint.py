@@ -5,6 +5,7 @@
 "num_classes": C or null}); `load_model` rebuilds the model from the sidecar alone.
 """
 
+import glob
 import json
 import os
 
@@ -27,9 +28,20 @@ def save_weights(model: Delf, prefix: str) -> None:
     class_name = type(model).__name__
     if class_name not in _CLASSES:
         raise TypeError(f"save_weights expects a Delf or Delg model, got {class_name}")
+    prefix = os.fspath(prefix)
     directory = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(directory, exist_ok=True)
-    tf.train.Checkpoint(model=model).write(os.fspath(prefix))
+    # Written under a temporary prefix, then renamed (data files first, the index last),
+    # so a kill mid-write leaves the previous weights readable rather than half-written ones.
+    tmp_prefix = os.path.join(directory, "." + os.path.basename(prefix) + ".tmp")
+    tf.train.Checkpoint(model=model).write(tmp_prefix)
+    written = sorted(glob.glob(glob.escape(tmp_prefix) + ".data-*"))
+    for path in written:
+        os.replace(path, prefix + path[len(tmp_prefix):])
+    for stale in glob.glob(glob.escape(prefix) + ".data-*"):
+        if stale not in {prefix + path[len(tmp_prefix):] for path in written}:
+            os.unlink(stale)
+    os.replace(tmp_prefix + ".index", prefix + ".index")
     sidecar = {"class": class_name, "config": model.model_config,
                "num_classes": model.num_classes}
     atomic.write_bytes_atomic(_sidecar_path(prefix),

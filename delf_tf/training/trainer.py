@@ -11,6 +11,8 @@ to `<logdir>/attention_stats.json` (the extraction threshold is chosen from them
 
 import dataclasses
 import os
+import re
+import shutil
 import time
 from collections.abc import Callable
 
@@ -227,10 +229,15 @@ class _Trainer:
         self._backbone_endpoints = tf.function(
                 lambda images: self.model.backbone(images, training=False)[1])
 
-    def _distributed_dataset(self, pattern: str, augmentation: bool, repeat: bool):
+    def _distributed_dataset(self, pattern: str, augmentation: bool, repeat: bool,
+                             skip_steps: int = 0):
         config = self.config
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            # Each step takes one batch per replica; a pipeline feeds the replicas of its
+            # worker.
+            replicas_per_pipeline = (context.num_replicas_in_sync
+                                     // max(context.num_input_pipelines, 1))
             return gld.CreateDataset(
                     pattern,
                     image_size=config.image_size,
@@ -240,7 +247,8 @@ class _Trainer:
                     repeat=repeat,
                     deterministic=config.deterministic,
                     num_input_pipelines=context.num_input_pipelines,
-                    input_pipeline_id=context.input_pipeline_id)
+                    input_pipeline_id=context.input_pipeline_id,
+                    skip_batches=skip_steps * replicas_per_pipeline)
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -333,12 +341,56 @@ class _Trainer:
         return {key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for key, value in per_replica.items()}
 
-    def restore(self) -> int:
-        """Restores the latest checkpoint if any; returns the step to continue from."""
+    def _checkpoint_candidates(self) -> list[str]:
+        """Checkpoint prefixes, newest first: every complete `ckpt-N` (its .index file
+        written) in the directory, including one written just before a kill that kept
+        the `checkpoint` state file from naming it."""
+        directory = self.manager.directory
+        numbers = set()
+        if tf.io.gfile.isdir(directory):
+            for name in tf.io.gfile.listdir(directory):
+                match = re.fullmatch(r"ckpt-(\d+)\.index", name)
+                if match:
+                    numbers.add(int(match.group(1)))
+        candidates = [os.path.join(directory, f"ckpt-{n}") for n in sorted(numbers, reverse=True)]
         latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            self.progress(f"Restored {latest} at step {int(self.global_step.numpy())}")
+        if latest and latest not in candidates:
+            candidates.append(latest)
+        return candidates
+
+    def remove_stale_temporary_files(self) -> None:
+        """Removes what a killed run left half-written: `ckpt-N_temp/` directories of an
+        interrupted checkpoint write and temporary files of atomic writes in the logdir."""
+        directory = self.manager.directory
+        if tf.io.gfile.isdir(directory):
+            for name in tf.io.gfile.listdir(directory):
+                if re.fullmatch(r"ckpt-\d+_temp/?", name):
+                    tf.io.gfile.rmtree(os.path.join(directory, name.rstrip("/")))
+        for directory in {self.config.logdir, self.worker_dir}:
+            if os.path.isdir(directory):
+                for name in os.listdir(directory):
+                    # `.<file>.<random>.tmp` of atomic writes; `.delf_weights.tmp.*` and
+                    # `.delf_weights.tmp_temp/` of the export weights' write.
+                    if name.startswith(".") and (name.endswith((".tmp", ".tmp_temp"))
+                                                 or ".tmp." in name):
+                        path = os.path.join(directory, name)
+                        if os.path.isdir(path):
+                            shutil.rmtree(path, ignore_errors=True)
+                        else:
+                            os.unlink(path)
+
+    def restore(self) -> int:
+        """Restores the newest complete checkpoint if any (an unreadable one is skipped
+        for the one before it); returns the step to continue from."""
+        for prefix in self._checkpoint_candidates():
+            try:
+                tf.train.list_variables(prefix)  # the index and data files are readable
+                self.checkpoint.restore(prefix).assert_existing_objects_matched()
+            except (tf.errors.OpError, AssertionError, ValueError) as e:
+                self.progress(f"Skipping checkpoint {prefix}, it cannot be restored: {e}")
+                continue
+            self.progress(f"Restored {prefix} at step {int(self.global_step.numpy())}")
+            break
         return int(self.global_step.numpy())
 
     def save(self, step: int) -> None:
@@ -462,7 +514,15 @@ class _Trainer:
         self.progress(f"Training {type(self.model).__name__} ({config.backbone}) with "
                       f"{self.strategy.num_replicas_in_sync} replica(s), global batch "
                       f"{config.batch_size}, {self.num_classes} classes")
+        if self.is_chief:
+            self.remove_stale_temporary_files()
         step = self.restore()
+        if step and config.deterministic:
+            # The same input order as an uninterrupted run: continue the stream after the
+            # batches the restored steps consumed.
+            self.train_dataset = self._distributed_dataset(
+                    config.train_file_pattern, config.use_augmentation, repeat=True,
+                    skip_steps=step)
         if step >= config.max_iters:
             self.progress(f"Already at step {step} >= max_iters={config.max_iters}; "
                           "nothing to do")

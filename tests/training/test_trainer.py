@@ -303,3 +303,68 @@ def test_a_non_finite_loss_is_an_error_before_saving():
         check(run, 5, [], [{"step": 5, "loss/total": np.inf}])
     run.loss_scaling = True  # float16 loss scaling skips such steps itself
     check(run, 5, [], [{"step": 5, "loss/total": np.inf}])
+
+
+_KILLED_SCRIPT = r"""
+import json, os, signal, sys
+from delf_tf.training import trainer
+config = trainer.TrainConfig(**json.loads(sys.argv[1]))
+kill_at = int(sys.argv[2])
+save = trainer._Trainer.save
+
+def save_then_die(self, step):
+    if step < kill_at:
+        return save(self, step)
+    # SIGKILL after the checkpoint files are written but before the `checkpoint` state
+    # file names them (the manager updates it last).
+    self.checkpoint.write(os.path.join(self.manager.directory, f"ckpt-{step}"))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+trainer._Trainer.save = save_then_die
+trainer.Train(config, progress=lambda message: None)
+"""
+
+
+def _final_weights(logdir):
+    prefix = os.path.join(logdir, "delf_weights")
+    reader = tf.train.load_checkpoint(prefix)
+    return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(prefix)
+            if "OBJECT_GRAPH" not in name}
+
+
+def test_kill_9_during_a_checkpoint_then_resume_gives_the_uninterrupted_weights(records,
+                                                                                tmp_path):
+    def config(run):
+        return _config(records, str(tmp_path / run), max_iters=4, deterministic=True,
+                       image_size=32, batch_size=4, report_interval=4, save_interval=1,
+                       eval_interval=0, delg_global_features=False)
+
+    def start(run, kill_at):
+        return subprocess.Popen(
+                [sys.executable, "-c", _KILLED_SCRIPT, json.dumps(vars(config(run))), kill_at],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    # In parallel: an uninterrupted run, and one killed while writing ckpt-2 (ckpt-1 complete).
+    reference, killed = start("reference", "1000"), start("resumed", "2")
+    for process, code in ((reference, 0), (killed, -9)):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == code, stderr[-3000:]
+    checkpoints = tmp_path / "resumed" / "delf_tf2-ckpt"
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-1")
+    (checkpoints / "ckpt-5_temp").mkdir()  # as a kill during a write leaves it
+    (tmp_path / "resumed" / ".attention_stats.json.x1y2z3.tmp").write_text("{")
+
+    trainer_result = subprocess.run(
+            [sys.executable, "-c", _DETERMINISTIC_SCRIPT.replace(
+                    "lambda message: None", "print"), json.dumps(vars(config("resumed")))],
+            capture_output=True, text=True, timeout=300)
+    assert trainer_result.returncode == 0, trainer_result.stderr[-3000:]
+    messages = trainer_result.stdout
+    assert "ckpt-2 at step 2" in messages  # no step lost to the kill
+    assert not (checkpoints / "ckpt-5_temp").exists()
+    assert not (tmp_path / "resumed" / ".attention_stats.json.x1y2z3.tmp").exists()
+    expected, resumed = _final_weights(tmp_path / "reference"), _final_weights(
+            tmp_path / "resumed")
+    assert expected.keys() == resumed.keys() and len(expected) > 20
+    differing = [name for name in expected if not np.array_equal(expected[name], resumed[name])]
+    assert not differing, differing[:5]
