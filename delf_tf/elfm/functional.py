@@ -104,7 +104,7 @@ def cluster_gem(points: np.ndarray, labels: np.ndarray, num_clusters: int,
     for cluster in range(num_clusters):
         members = points[np.asarray(labels) == cluster]
         if len(members):
-            pooled[cluster] = layers.gem(tf.constant(members[None, :, None, :]), power).numpy()[0]
+            pooled[cluster] = layers.gem(tf.constant(members[None, :, None, :]), power=power).numpy()[0]
     return pooled
 
 

@@ -24,8 +24,11 @@ def spoc(x, axis: Sequence[int] | None = None):
     return tf.reduce_mean(x, axis=list(axis or _SPATIAL))
 
 
-def gem(x, power=3.0, eps: float = GEM_EPSILON, axis: Sequence[int] | None = None):
+def gem(x, axis: Sequence[int] | None = None, power=3.0, eps: float = GEM_EPSILON):
     """Generalized mean over H, W: mean(max(x, eps)^p)^(1/p). [B,H,W,C] -> [B,C].
+
+    The argument order is the original's `gem(x, axis=None, power=3., eps=1e-6)`, so
+    positional calls written for it keep their meaning; values below `eps` are clamped to it.
 
     `power` is a Python float or a float tensor broadcastable to the pooled shape (a learnable
     p of shape [1]); p = 1 is SPoC on positive maps and p -> inf tends to MAC.
@@ -37,17 +40,25 @@ def gem(x, power=3.0, eps: float = GEM_EPSILON, axis: Sequence[int] | None = Non
 
 
 class MAC(keras.layers.Layer):
-    """Thin layer over `mac`."""
+    """Thin layer over `mac` (reducing over `axis`, default H and W)."""
+
+    def __init__(self, axis: Sequence[int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
 
     def call(self, x):
-        return mac(x)
+        return mac(x, axis=self.axis)
 
 
 class SPoC(keras.layers.Layer):
-    """Thin layer over `spoc`."""
+    """Thin layer over `spoc` (reducing over `axis`, default H and W)."""
+
+    def __init__(self, axis: Sequence[int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
 
     def call(self, x):
-        return spoc(x)
+        return spoc(x, axis=self.axis)
 
 
 class GeM(keras.layers.Layer):
@@ -57,8 +68,9 @@ class GeM(keras.layers.Layer):
     """
 
     def __init__(self, power: float = 3.0, eps: float = GEM_EPSILON,
-                 trainable_power: bool = False, **kwargs):
+                 trainable_power: bool = False, axis: Sequence[int] | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.axis = axis
         self.power = float(power)
         self.eps = eps
         self.trainable_power = trainable_power
@@ -74,11 +86,31 @@ class GeM(keras.layers.Layer):
 
     def call(self, x):
         power = self.p if self.p is not None else self.power
-        return gem(tf.cast(x, tf.float32), power, self.eps)
+        return gem(tf.cast(x, tf.float32), axis=self.axis, power=power, eps=self.eps)
 
     def get_config(self):
         return {**super().get_config(), "power": self.power, "eps": self.eps,
-                "trainable_power": self.trainable_power}
+                "trainable_power": self.trainable_power, "axis": self.axis}
+
+
+class GeMPooling2D(keras.layers.Layer):
+    """Windowed (not global) GeM: mean over each pooling window of x^p, then ^(1/p).
+
+    [B,H,W,C] -> [B,H',W',C] with Keras' average-pooling window rules (`pool_size`,
+    `strides`, `padding`, `data_format`), as the original's layer of this name.
+    """
+
+    def __init__(self, power: float = 3.0, pool_size=(2, 2), strides=None,
+                 padding: str = "valid", data_format: str = "channels_last", **kwargs):
+        super().__init__(**kwargs)
+        self.power = float(power)
+        self.eps = GEM_EPSILON
+        self._pool = keras.layers.AveragePooling2D(pool_size=pool_size, strides=strides,
+                                                   padding=padding, data_format=data_format)
+
+    def call(self, x):
+        x = tf.pow(tf.maximum(tf.cast(x, tf.float32), self.eps), self.power)
+        return tf.pow(self._pool(x), 1.0 / self.power)
 
 
 POOLING_LAYERS: dict[str, type] = {"mac": MAC, "spoc": SPoC, "gem": GeM}

@@ -98,7 +98,7 @@ def test_embedding_layer_is_linear_with_bias():
     layer = model.embedding_layer
     layer.bias.assign(tf.random.stateless_normal([16], seed=[7, 8]))
     output, endpoints = model(images)
-    pooled = delf_layers.gem(endpoints["block4"], 3.0).numpy()
+    pooled = delf_layers.gem(endpoints["block4"], power=3.0).numpy()
     expected = pooled @ layer.kernel.numpy() + layer.bias.numpy()
     np.testing.assert_allclose(output.numpy(), expected, rtol=1e-4, atol=1e-5)
 
