@@ -104,7 +104,8 @@ def cluster_gem(points: np.ndarray, labels: np.ndarray, num_clusters: int,
     for cluster in range(num_clusters):
         members = points[np.asarray(labels) == cluster]
         if len(members):
-            pooled[cluster] = layers.gem(tf.constant(members[None, :, None, :]), power=power).numpy()[0]
+            members_map = tf.constant(members[None, :, None, :])
+            pooled[cluster] = layers.gem(members_map, power=power).numpy()[0]
     return pooled
 
 
