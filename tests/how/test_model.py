@@ -96,7 +96,7 @@ def test_shapes_geometry_and_global_descriptor():
 def test_whitening_initialised_from_training_images():
     from delf_tf.how import whitening
 
-    net = how_model.HowNet("resnet_tiny", output_dim=8)
+    net = how_model.HowNet("resnet18", output_dim=8)
     net.build_for_input()
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 256, size=[96, 128, 3], dtype=np.uint8) for _ in range(4)]

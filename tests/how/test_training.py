@@ -28,7 +28,7 @@ def data_root(tmp_path_factory):
 def _config(data_root, directory, **kwargs):
     return training.TrainHowConfig(
             data_root=data_root, directory=directory, training_dataset="demo-SfM",
-            test_datasets="", arch="resnet_tiny", image_size=48, neg_num=2, query_size=4,
+            test_datasets="", arch="resnet18", image_size=48, neg_num=2, query_size=4,
             pool_size=12, batch_size=4, lr=1e-3, output_dim=8, whitening_images=6,
             whitening_features=20, **kwargs)
 
