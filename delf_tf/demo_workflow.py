@@ -271,6 +271,41 @@ def _model_stages(config: DemoConfig, stages: _Stages, run: _Run,
                "delg_star": retrieve("retrieval (DELG*, global + GV)", "delg_star",
                                      "retrieval_delg_star", True)}
     results["asmk_star"] = _asmk_star_stages(config, stages, run, data)
+    results.update(_elfm_stages(config, stages, run, data))
+    return results
+
+
+def _elfm_stages(config: DemoConfig, stages: _Stages, run: _Run,
+                 data: Any) -> dict[str, dict[str, float]]:
+    """ELFM from the same model's backbone and whitening: extraction (binary codes and the
+    float representatives), an index file, retrieval. Returns {"elfm" | "elfm_float":
+    {protocol: mAP}}. The demo's pyramid scales are used (its images are 256 px, so the
+    paper's scales, meant for 1024 px, would leave a few cells per scale)."""
+    from delf_tf.retrieval import dataset as revisited  # pylint: disable=g-import-not-at-top
+
+    scales = ",".join(str(float(s)) for s in config.image_scales)
+    stages.run_tools(f"{run.name}: ELFM extract query + index", [
+        (f"{run.name}: ELFM extract {image_set}", "extract_elfm_features",
+         dict(model_path=run.weights_prefix, dataset_file_path=data.dataset_file_path,
+              images_dir=data.images_dir, image_set=image_set, image_scales=scales,
+              output_features_dir=run.path("features_elfm", image_set),
+              save_float_descriptors=True))
+        for image_set in ("query", "index")])
+    index_path = run.path("elfm.elfmidx")
+    stages.run_tool(f"{run.name}: ELFM index", "build_elfm_index",
+                    features_dir=run.path("features_elfm", "index"),
+                    dataset_file_path=data.dataset_file_path, output_path=index_path)
+    results = {}
+    for key, use_float in (("elfm", False), ("elfm_float", True)):
+        output_dir = run.path(f"retrieval_{key}")
+        stages.run_tool(f"{run.name}: retrieval ({'ELFM float' if use_float else 'ELFM'})",
+                        "perform_elfm_retrieval", dataset_file_path=data.dataset_file_path,
+                        query_features_dir=run.path("features_elfm", "query"),
+                        index_path=index_path,
+                        index_features_dir=run.path("features_elfm", "index"),
+                        use_float_descriptors=use_float, output_dir=output_dir)
+        mean_ap = revisited.ReadMetricsFile(os.path.join(output_dir, "metrics.txt"))[0]
+        results[key] = {k: float(v) for k, v in mean_ap.items()}
     return results
 
 
@@ -363,7 +398,9 @@ def _format_table(results: dict[str, dict[str, dict[str, float]]],
         for label, maps, suffix in (("global only", by_variant["global"], ""),
                                     ("global + GV (DELG)", delg_maps, "_after_gv"),
                                     ("global + GV (DELG*)", star_maps, "_after_gv"),
-                                    ("ASMK* (local only)", by_variant["asmk_star"], "")):
+                                    ("ASMK* (local only)", by_variant["asmk_star"], ""),
+                                    ("ELFM (binary codes)", by_variant["elfm"], ""),
+                                    ("ELFM float (cosine)", by_variant["elfm_float"], "")):
             rows.append(f"{model:<10}{label:<28}{100 * maps['medium' + suffix]:>12.2f}"
                         f"{100 * maps['hard' + suffix]:>10.2f}")
     for label, maps in (extra_rows or {}).items():

@@ -57,6 +57,14 @@ def test_run_demo_reduced(tmp_path):
     assert summary["mAP"]["trained"]["asmk_star"] == asmk
     assert (output_dir / "trained" / "asmk" / "codebook" / "codebook.datum").is_file()
     assert "ASMK*" in table
+    # ELFM from the same model: binary codes and the float ablation.
+    for key in ("elfm", "elfm_float"):
+        elfm = revisited.ReadMetricsFile(
+            str(output_dir / "trained" / f"retrieval_{key}" / "metrics.txt"))[0]
+        assert set(elfm) == {"medium", "hard"} and all(0.0 <= v <= 1.0 for v in elfm.values())
+        assert summary["mAP"]["trained"][key] == elfm
+    assert (output_dir / "trained" / "elfm.elfmidx").is_file()
+    assert "ELFM (binary codes)" in table
     for stage in ("demo data", "TFRecords", "train DELG", "trained: export", "match picture",
                   "attention picture"):
         assert summary["stage_seconds"][stage] > 0, stage

@@ -7,6 +7,9 @@ Stages (each one a tool of this repository run as a subprocess, as a user would)
   4. export_local_and_global_model
   5. extract_delg_features     query + index, float and binarized (DELG*) local descriptors
   6. perform_retrieval         global only, then re-ranked by geometric verification
+  7. cluster_delf_features, perform_aggregated_retrieval   ASMK* (local features only)
+  8. extract_elfm_features, build_elfm_index, perform_elfm_retrieval   ELFM from the same
+                               model (binary codes; the float cosine variant as ablation)
 and the same export/extract/retrieve stages for the untrained model (fresh weights
 of the same architecture); then a global descriptor trained on tuples (the demo's training
 images as an SfM-style database, landmarks as clusters: train_global_features with mined hard
