@@ -9,7 +9,11 @@ distributed run writes byte-identical files. Jobs are picklable until `setup`
 
 Jobs by method name (`JOBS`): delf (`<name>.delf`), delg and delg_star
 (`<name>.delg_global` / `<name>.delg_local`, DELG* with binarized local
-descriptors), as the DelfConfig enables them.
+descriptors), as the DelfConfig enables them; how (`<name>.delg_local` from a
+HOW SavedModel with a local-only DelfConfig such as configs/how_r18_config.pbtxt,
+as tools/extract_delg_features.py writes them); elfm (`<name>.elfm` and
+optionally `<name>.elfm_float` from a DELG checkpoint or ELFM SavedModel, as
+tools/extract_elfm_features.py writes them).
 """
 
 import abc
@@ -157,18 +161,84 @@ class DelgJob(ExtractionJob):
                 os.path.join(self.output_dir, task.name + batch.DELG_GLOBAL_EXTENSION))
 
 
+class HowJob(DelgJob):
+    """HOW local features -> `<name>.delg_local`: a HOW SavedModel (DELF's
+    signature, tools/export_how_model.py) run by a local-only DelfConfig, the
+    files tools/extract_delg_features.py writes with that config."""
+
+    def outputs(self, task):
+        config = self.config
+        if config.use_global_features or not config.use_local_features:
+            raise ValueError(f"{self.delf_config_path}: a HOW config extracts local features "
+                             "only (use_local_features: true, use_global_features: false), "
+                             "e.g. configs/how_r18_config.pbtxt")
+        return super().outputs(task)
+
+
+class ElfmJob(ExtractionJob):
+    """ELFM binary codes -> `<name>.elfm` (and, with save_float, the float
+    representatives -> `<name>.elfm_float`, written first: the codes mark the
+    image done), as tools/extract_elfm_features.py writes them.
+
+    model_path: DELG checkpoint prefix or ELFM SavedModel directory;
+    extractor_options go to ElfmExtractor (scales, num_features, num_clusters,
+    gem_power, max_image_size).
+    """
+
+    def __init__(self, model_path: str, output_dir: str, save_float: bool = False,
+                 **extractor_options):
+        super().__init__("", output_dir)
+        self.model_path = model_path
+        self.save_float = save_float
+        self.extractor_options = extractor_options
+
+    def _paths(self, task):
+        from delf_tf.elfm import descriptor
+
+        return (os.path.join(self.output_dir, task.name + descriptor.CODES_EXTENSION),
+                os.path.join(self.output_dir, task.name + descriptor.FLOAT_EXTENSION))
+
+    def outputs(self, task):
+        codes_path, float_path = self._paths(task)
+        return [codes_path, float_path] if self.save_float else [codes_path]
+
+    def _make_extractor(self):
+        from delf_tf.elfm import extraction as elfm_extraction
+
+        elfm = elfm_extraction.ElfmExtractor(self.model_path, **self.extractor_options)
+        return lambda image, resize_factor: elfm(image, resize_factor)[0]
+
+    def _write(self, task, features):
+        from delf_tf.elfm import descriptor
+
+        codes_path, float_path = self._paths(task)
+        if self.save_float:
+            datum_io.WriteToFile(features.representatives, float_path)
+        descriptor.WriteCodesToFile(features.codes, features.dim, codes_path)
+
+
 JOBS = {
     "delf": DelfJob,
     "delg": DelgJob,
     "delg_star": lambda config, output_dir: DelgJob(config, output_dir, binarize=True),
+    "how": HowJob,
+    "elfm": ElfmJob,
 }
 
 
-def MakeJob(method: str, delf_config_path: str, output_dir: str) -> ExtractionJob:
-    """The job of `method` (a key of JOBS)."""
+def MakeJob(method: str, model_source: str, output_dir: str, **options) -> ExtractionJob:
+    """The job of `method` (a key of JOBS).
+
+    model_source: the DelfConfig pbtxt for delf, delg, delg_star and how; the
+    model path (DELG checkpoint prefix or ELFM SavedModel) for elfm. options:
+    elfm only (save_float and ElfmExtractor's options).
+    """
     if method not in JOBS:
         raise ValueError(f"method must be one of {sorted(JOBS)}, got {method!r}")
-    return JOBS[method](delf_config_path, output_dir)
+    if options and method != "elfm":
+        raise ValueError(f"options {sorted(options)} apply to method 'elfm' only, "
+                         f"not {method!r}")
+    return JOBS[method](model_source, output_dir, **options)
 
 
 def TasksFromImageList(list_images_path: str) -> list[ImageTask]:

@@ -108,3 +108,36 @@ def test_killed_run_completes_on_rerun(tmp_path, demo_run):
     for name in files:
         if name.endswith(".delg_local"):
             feature_io.ReadFromFile(str(out / name))
+
+
+def test_elfm_pipeline_writes_the_elfm_tools_files(tmp_path, demo_run, delg_model):
+    """ELFM on Beam: the files of tools/extract_elfm_features.py (codes and floats)."""
+    from delf_tf.beam import extraction
+    from delf_tf.elfm import batch as elfm_batch
+    from delf_tf.models import save_weights
+
+    _, gnd_path, images_dir, _ = demo_run
+    checkpoint = str(tmp_path / "delf_weights")
+    save_weights(delg_model, checkpoint)
+    options = dict(num_features=40, num_clusters=4, scales=[0.7071, 1.0])
+    assert elfm_batch.ExtractElfmFeatures(checkpoint, gnd_path, images_dir, "query",
+                                          str(tmp_path / "tool"), save_float=True,
+                                          **options) == []
+    job = per_image.MakeJob("elfm", checkpoint, str(tmp_path / "beam"), save_float=True,
+                            **options)
+    tasks = per_image.TasksFromRevisited(gnd_path, images_dir, "query")
+    report = extraction.RunExtraction(tasks, job, str(tmp_path / "report.json"))
+    assert report["done"] == len(tasks) and report["failed"] == 0
+    tool = _files(tmp_path / "tool")
+    assert sorted(tool) == sorted(f"{t.name}{ext}" for t in tasks
+                                  for ext in (".elfm", ".elfm_float"))
+    assert _files(tmp_path / "beam") == tool
+
+
+def test_how_job_needs_a_local_only_config(tmp_path, demo_run):
+    config_path = demo_run[0]  # DELG: local and global features
+    job = per_image.MakeJob("how", config_path, str(tmp_path))
+    with pytest.raises(ValueError, match="local features only"):
+        job.outputs(per_image.ImageTask("a", "a.jpg"))
+    with pytest.raises(ValueError, match="'elfm' only"):
+        per_image.MakeJob("delg", config_path, str(tmp_path), save_float=True)
