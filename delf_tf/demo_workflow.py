@@ -49,7 +49,7 @@ class DemoConfig:
     global_image_size: int = 128
     global_epochs: int = 4
     global_lr: float = 1e-4
-    global_multiscale: str = "[1/2, 1/2**(1/2), 1]"
+    global_multiscale: str = "[1]"
 
 
 @dataclasses.dataclass(frozen=True)

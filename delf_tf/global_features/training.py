@@ -182,7 +182,6 @@ class TupleStep:
                 input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
         spec = [tf.TensorSpec([None, None, 3], tf.uint8)] * (2 + neg_num)
         self.accumulate = tf.function(self._accumulate, input_signature=spec)
-        self.tuple_loss = tf.function(self._tuple_loss, input_signature=spec)
         self.apply = tf.function(self._apply)
 
     def _descriptors(self, images):
@@ -194,9 +193,6 @@ class TupleStep:
         return ranking_losses.ranking_loss(
                 self.loss_name, descriptors[:1], descriptors[1:2], descriptors[None, 2:],
                 self.margin)
-
-    def _tuple_loss(self, *images):
-        return self._loss(self._descriptors(images))
 
     def _accumulate(self, *images):
         with tf.GradientTape() as tape:
@@ -212,12 +208,6 @@ class TupleStep:
                 [(tf.identity(a), v) for a, v in zip(self.accumulators, self.variables)])
         for accumulator in self.accumulators:
             accumulator.assign(tf.zeros_like(accumulator))
-
-
-def mean_loss(step: TupleStep, dataset: tf.data.Dataset) -> float:
-    """Mean loss per tuple over a tuples dataset (no training)."""
-    losses = [float(step.tuple_loss(*images)) for images in dataset]
-    return float(np.mean(losses)) if losses else float("nan")
 
 
 def tuples_loss(tuples: tuples_lib.TuplesDataset, describe, loss: str, margin: float) -> float:
