@@ -33,6 +33,11 @@ ALIASES = {
         "delf_tf.python.training.losses.ranking_losses": "delf_tf.models.ranking_losses",
         "delf_tf.python.pooling_layers.pooling": "delf_tf.models.pooling",
         "delf_tf.python.normalization_layers.normalization": "delf_tf.models.normalization",
+        "delf_tf.python.training.model.global_model": "delf_tf.models.global_model",
+        "delf_tf.python.datasets.sfm120k.sfm120k": "delf_tf.global_features.sfm",
+        "delf_tf.python.datasets.tuples_dataset": "delf_tf.global_features.tuples",
+        "delf_tf.python.datasets.generic_dataset": "delf_tf.global_features.images",
+        "delf_tf.python.whiten": "delf_tf.global_features.whitening",
 }
 
 

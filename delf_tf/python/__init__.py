@@ -30,6 +30,11 @@ delf_tf itself is elsewhere (see README.md); these are for porting code unchange
 | `training.losses.ranking_losses` | `delf_tf.models.ranking_losses` |
 | `pooling_layers.pooling` | `delf_tf.models.pooling` |
 | `normalization_layers.normalization` | `delf_tf.models.normalization` |
+| `training.model.global_model` | `delf_tf.models.global_model` |
+| `datasets.sfm120k.sfm120k` | `delf_tf.global_features.sfm` |
+| `datasets.tuples_dataset` | `delf_tf.global_features.tuples` |
+| `datasets.generic_dataset` | `delf_tf.global_features.images` |
+| `whiten` | `delf_tf.global_features.whitening` |
 """
 
 import importlib

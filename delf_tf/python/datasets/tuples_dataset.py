@@ -1,0 +1,6 @@
+"""The original's `delf.python.datasets.tuples_dataset`:
+this module is `delf_tf.global_features.tuples`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.global_features.tuples")

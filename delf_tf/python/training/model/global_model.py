@@ -1,0 +1,6 @@
+"""The original's `delf.python.training.model.global_model`:
+this module is `delf_tf.models.global_model`."""
+
+from delf_tf.python import alias_module
+
+alias_module(__name__, "delf_tf.models.global_model")
