@@ -102,14 +102,42 @@ def _float_rankings(query_dir, index_dir, query_list, index_list):
     return np.lexsort((np.broadcast_to(np.arange(len(images)), scores.shape), -scores), axis=1)
 
 
+def _shortlisted_ranks(index, queries, global_features_dir, query_list, index_list,
+                       shortlist_size, backend):
+    """Full rankings int [Q, N]: ELFM order inside each query's global top `shortlist_size`,
+    then the remaining images in global order."""
+    from delf_tf.retrieval import evaluation, search
+
+    if not global_features_dir:
+        raise ValueError("a shortlist needs global_features_dir (with query/ and index/ "
+                         ".delg_global files)")
+
+    def paths(image_set, names):
+        return [os.path.join(global_features_dir, image_set, n + evaluation.GLOBAL_EXTENSION)
+                for n in names]
+
+    global_ranks, _ = search.global_search(
+            evaluation.read_global_descriptors(paths("query", query_list)),
+            evaluation.read_global_descriptors(paths("index", index_list)))
+    size = min(int(shortlist_size), len(index_list))
+    reranked = index.search(queries, shortlist=global_ranks[:, :size], backend=backend)
+    return np.stack([np.concatenate([ids, rest]) for (ids, _), rest
+                     in zip(reranked, global_ranks[:, size:])])
+
+
 def EvaluateElfm(dataset_file_path: str, query_features_dir: str, output_dir: str, *,
                  index_path: str | None = None, index_features_dir: str | None = None,
                  use_float: bool = False, backend: str = "auto",
+                 global_features_dir: str | None = None, shortlist_size: int = 0,
                  log: Callable[[str], None] = print) -> dict[str, float]:
     """ELFM retrieval on a Revisited dataset -> `<output_dir>/metrics.txt`; returns mAP per
     protocol. The index comes from `index_path` (an ElfmIndex file whose names must be the
     dataset's index list) or is built in memory from `index_features_dir`. use_float ranks
-    by the cosine variant (needs the .elfm_float files of both sides)."""
+    by the cosine variant (needs the .elfm_float files of both sides).
+
+    With shortlist_size > 0, the ELFM scores re-rank only the top `shortlist_size` images of a
+    global-descriptor search (`<global_features_dir>/{query,index}/<name>.delg_global`); the
+    rest keep their global order after them."""
     from delf_tf.retrieval import dataset, evaluation
 
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
@@ -134,7 +162,11 @@ def EvaluateElfm(dataset_file_path: str, query_features_dir: str, output_dir: st
         queries, dim = _read_codes(query_features_dir, query_list)
         if queries and dim != index.dim:
             raise ValueError(f"query codes have {dim} bits, the index {index.dim}")
-        ranks = np.stack([ids for ids, _ in index.search(queries, backend=backend)])
+        if shortlist_size > 0:
+            ranks = _shortlisted_ranks(index, queries, global_features_dir, query_list,
+                                       index_list, shortlist_size, backend)
+        else:
+            ranks = np.stack([ids for ids, _ in index.search(queries, backend=backend)])
     log(f"ELFM search ({'float' if use_float else 'binary'}): {len(query_list)} queries, "
         f"{len(index_list)} images, {time.perf_counter() - start:.2f} s")
     os.makedirs(output_dir, exist_ok=True)

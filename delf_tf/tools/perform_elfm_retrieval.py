@@ -31,6 +31,12 @@ flags.DEFINE_boolean("use_float_descriptors", False,
                      "Rank by the cosine variant (.elfm_float files) instead of Hamming.")
 flags.DEFINE_enum("backend", "auto", list(elfm_index.BACKENDS),
                   "Popcount backend: numba kernel, faiss, NumPy, or the fastest installed.")
+flags.DEFINE_integer("shortlist_size", 0,
+                     "If > 0, ELFM re-ranks only this many top images of a global-descriptor "
+                     "search (the rest keep their global order); needs --global_features_dir.")
+flags.DEFINE_string("global_features_dir", "",
+                    "Directory with query/ and index/ subdirectories of .delg_global files "
+                    "(extract_delg_features output) for --shortlist_size.")
 flags.DEFINE_string("output_dir", "/tmp/elfm_retrieval", "Where metrics.txt is written.")
 
 
@@ -41,7 +47,9 @@ def main(argv):
         batch.EvaluateElfm(FLAGS.dataset_file_path, FLAGS.query_features_dir, FLAGS.output_dir,
                            index_path=FLAGS.index_path or None,
                            index_features_dir=FLAGS.index_features_dir or None,
-                           use_float=FLAGS.use_float_descriptors, backend=FLAGS.backend)
+                           use_float=FLAGS.use_float_descriptors, backend=FLAGS.backend,
+                           global_features_dir=FLAGS.global_features_dir or None,
+                           shortlist_size=FLAGS.shortlist_size)
     except (FileNotFoundError, ValueError, ImportError) as e:
         sys.exit(f"Error: {e}")
 
