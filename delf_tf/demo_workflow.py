@@ -182,16 +182,14 @@ def _save_untrained_weights(config: DemoConfig, trained_prefix: str, run: _Run,
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from PIL import Image  # pylint: disable=g-import-not-at-top
 
-    from delf_tf.models import checkpoint, delf, delg, preprocessing  # pylint: disable=g-import-not-at-top
+    from delf_tf.models import checkpoint, preprocessing, registry  # pylint: disable=g-import-not-at-top
     from delf_tf.training import summaries  # pylint: disable=g-import-not-at-top
 
     with open(trained_prefix + ".json") as f:
         sidecar = json.load(f)
     tf.keras.utils.set_random_seed(config.seed)
-    model_class = {"Delg": delg.Delg, "Delf": delf.Delf}[sidecar["class"]]
-    model = model_class(**sidecar["config"])
-    if sidecar.get("num_classes"):
-        model.init_classifiers(sidecar["num_classes"])
+    model = registry.create_model(sidecar["class"], sidecar.get("num_classes"),
+                                  **sidecar["config"])
     model.build_for_input(image_size)
     checkpoint.save_weights(model, run.weights_prefix)
 
@@ -502,29 +500,12 @@ def RunDemo(config: DemoConfig, progress: Callable[[str], Any] = print) -> dict:
     `progress` receives each line of progress (stage starts and ends, tool output, the
     final table). Raises RuntimeError naming the log of a stage that fails.
     """
-    from delf_tf.data import demo  # pylint: disable=g-import-not-at-top
-
     if len(config.index_per_landmark) != 3:
         raise ValueError("index_per_landmark takes three counts: easy, hard, junk")
     output_dir = config.output_dir
     os.makedirs(output_dir, exist_ok=True)
     stages = _Stages(output_dir, progress)
-    easy, hard, junk = (int(v) for v in config.index_per_landmark)
-    data_dir = os.path.join(output_dir, "data")
-    stages.run_tool(
-        "demo data", "make_demo_data", output_dir=data_dir, num_landmarks=config.num_landmarks,
-        image_size=config.image_size, train_per_landmark=config.train_per_landmark,
-        queries_per_landmark=config.queries_per_landmark, easy_per_landmark=easy,
-        hard_per_landmark=hard, junk_per_landmark=junk,
-        num_distractors=config.num_distractors, seed=config.seed)
-    data = _read_demo_dataset(demo, data_dir)
-
-    tfrecord_dir = os.path.join(output_dir, "tfrecords")
-    stages.run_tool(
-        "TFRecords", "build_image_dataset", train_directory=data.train_dir,
-        train_csv_path=data.train_csv_path, train_clean_csv_path=data.train_clean_csv_path,
-        output_directory=tfrecord_dir, num_shards=2, generate_train_validation_splits=True,
-        validation_split_size=0.2, seed=config.seed)
+    data, tfrecord_dir = _data_stages(config, stages)
 
     trained = _Run("trained", os.path.join(output_dir, "trained"),
                    os.path.join(output_dir, "trained", "train", "delf_weights"),
@@ -564,6 +545,37 @@ def RunDemo(config: DemoConfig, progress: Callable[[str], Any] = print) -> dict:
         how_table = "\n\n" + how_demo.FormatHowTable(how_results, how_config)
 
     _save_pictures(config, stages, trained, data, output_dir)
+    return _write_report(config, stages, results, extra_rows, how_table)
+
+
+def _data_stages(config: DemoConfig, stages: "_Stages") -> tuple[Any, str]:
+    """Renders the demo data and builds its TFRecords: (the DemoDataset, TFRecord dir)."""
+    from delf_tf.data import demo  # pylint: disable=g-import-not-at-top
+
+    output_dir = config.output_dir
+    easy, hard, junk = (int(v) for v in config.index_per_landmark)
+    data_dir = os.path.join(output_dir, "data")
+    stages.run_tool(
+        "demo data", "make_demo_data", output_dir=data_dir, num_landmarks=config.num_landmarks,
+        image_size=config.image_size, train_per_landmark=config.train_per_landmark,
+        queries_per_landmark=config.queries_per_landmark, easy_per_landmark=easy,
+        hard_per_landmark=hard, junk_per_landmark=junk,
+        num_distractors=config.num_distractors, seed=config.seed)
+    data = _read_demo_dataset(demo, data_dir)
+
+    tfrecord_dir = os.path.join(output_dir, "tfrecords")
+    stages.run_tool(
+        "TFRecords", "build_image_dataset", train_directory=data.train_dir,
+        train_csv_path=data.train_csv_path, train_clean_csv_path=data.train_clean_csv_path,
+        output_directory=tfrecord_dir, num_shards=2, generate_train_validation_splits=True,
+        validation_split_size=0.2, seed=config.seed)
+    return data, tfrecord_dir
+
+
+def _write_report(config: DemoConfig, stages: "_Stages", results: dict, extra_rows: dict,
+                  how_table: str = "") -> dict:
+    """Writes metrics_table.txt and results.json; returns what results.json holds."""
+    output_dir = config.output_dir
     table = _format_table(results, extra_rows) + how_table
     total = stages.total()
     timing = "\n".join(f"  {stage:<45}{seconds:8.1f} s" for stage, seconds in stages.times)

@@ -8,7 +8,6 @@ index list) or by a text file with one name per line; the features of image
 """
 
 import csv
-import io
 import logging
 import os
 import time
@@ -105,12 +104,6 @@ def BuildIndexFromFeatures(
     return stats
 
 
-def _save_npy(path: str, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    atomic.write_bytes_atomic(path, buffer.getvalue())
-
-
 def ReadLabels(labels_path: str, names) -> np.ndarray:
     """Class label of every name from a CSV with columns id,landmark_id (a
     header row is skipped), as int64 [len(names)]."""
@@ -129,6 +122,30 @@ def ReadLabels(labels_path: str, names) -> np.ndarray:
         raise ValueError(
             f"{labels_path} has no label for {len(missing)} index images, e.g. {missing[0]}")
     return np.array([labels[n] for n in names], dtype=np.int64)
+
+
+def _ground_truth(dataset_file_path: str, names, index: AsmkIndex, index_path: str):
+    """The Revisited ground truth of `dataset_file_path` (None without one), checked
+    to describe these queries and the index's images."""
+    if not dataset_file_path:
+        return None
+    query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
+    if list(query_list) != list(names) or list(index_list) != index.image_names:
+        raise ValueError(
+            f"{dataset_file_path}: its query and index lists must be the queries given "
+            f"and the images of {index_path}")
+    return ground_truth
+
+
+def _write_rankings(output_dir, names, image_names, top_ranks, scores) -> None:
+    """ranks.npy, scores.npy and results.csv of the top ranks [Q, K]."""
+    evaluation.save_npy(os.path.join(output_dir, "ranks.npy"), top_ranks.astype(np.int32))
+    evaluation.save_npy(os.path.join(output_dir, "scores.npy"),
+                        np.take_along_axis(scores, top_ranks, axis=1).astype(np.float32))
+    rows = [f"{name},{' '.join(image_names[j] for j in top_ranks[i])}"
+            for i, name in enumerate(names)]
+    atomic.write_bytes_atomic(os.path.join(output_dir, "results.csv"),
+                              ("query,index\n" + "\n".join(rows) + "\n").encode())
 
 
 def QueryIndexWithFeatures(
@@ -151,13 +168,7 @@ def QueryIndexWithFeatures(
     """
     paths = FeaturePaths(names, features_dir, feature_extension)
     index = AsmkIndex.Load(index_path, query_num_assignments)
-    ground_truth = None
-    if dataset_file_path:
-        query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
-        if list(query_list) != list(names) or list(index_list) != index.image_names:
-            raise ValueError(
-                f"{dataset_file_path}: its query and index lists must be the queries given "
-                f"and the images of {index_path}")
+    ground_truth = _ground_truth(dataset_file_path, names, index, index_path)
     labels = ReadLabels(index_labels_path, index.image_names) if index_labels_path else None
     descriptors = [ReadDescriptors(p) for p in paths]
     start = time.perf_counter()
@@ -167,22 +178,13 @@ def QueryIndexWithFeatures(
     ranks = np.argsort(-scores, axis=1, kind="stable")
     top_k = min(top_k, index.num_images) if top_k > 0 else index.num_images
     os.makedirs(output_dir, exist_ok=True)
-    _save_npy(os.path.join(output_dir, "ranks.npy"), ranks[:, :top_k].astype(np.int32))
-    _save_npy(os.path.join(output_dir, "scores.npy"),
-              np.take_along_axis(scores, ranks[:, :top_k], axis=1).astype(np.float32))
-    rows = [f"{name},{' '.join(index.image_names[j] for j in ranks[i, :top_k])}"
-            for i, name in enumerate(names)]
-    atomic.write_bytes_atomic(os.path.join(output_dir, "results.csv"),
-                              ("query,index\n" + "\n".join(rows) + "\n").encode())
+    _write_rankings(output_dir, names, index.image_names, ranks[:, :top_k], scores)
     result = {"seconds_per_query": seconds / max(len(names), 1)}
     if ground_truth is not None:
         _, medium, hard = dataset.ParseEasyMediumHardGroundTruth(ground_truth)
-        mean_ap, mean_precisions, mean_recalls = {}, {}, {}
-        for protocol, protocol_gt in (("medium", medium), ("hard", hard)):
-            (mean_ap[protocol], mean_precisions[protocol], mean_recalls[protocol],
-             *_) = dataset.ComputeMetrics(ranks, protocol_gt, PR_RANKS)
-        dataset.SaveMetricsFile(mean_ap, mean_precisions, mean_recalls, PR_RANKS,
-                                os.path.join(output_dir, "metrics.txt"))
+        mean_ap, mean_precisions, _ = evaluation.save_metrics(
+            {"medium": ranks, "hard": ranks}, {"medium": medium, "hard": hard}, PR_RANKS,
+            output_dir)
         logger.info("\n%s", evaluation.format_metrics_table(mean_ap, mean_precisions, PR_RANKS))
         result.update(medium=mean_ap["medium"], hard=mean_ap["hard"])
     if labels is not None:

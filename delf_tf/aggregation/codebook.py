@@ -62,14 +62,25 @@ def TrainCodebook(
     Returns:
       float32 [K, D] codebook.
     """
-    # scikit-learn is needed only to train, so reading codebooks and
-    # aggregating never import it.
-    from delf_tf.optional import import_optional
-
-    cluster = import_optional("sklearn.cluster", "aggregation")
     from threadpoolctl import threadpool_limits
 
     descriptors = np.asarray(descriptors, dtype=np.float32)
+    _check_training_input(descriptors, num_clusters)
+    if algorithm == "faiss":
+        return _train_faiss(descriptors, num_clusters, num_iterations, seed, verbose)
+    if algorithm == "auto":
+        exact = len(descriptors) * num_clusters <= _MAX_EXACT_KMEANS_WORK
+        algorithm = "exact" if exact else "minibatch"
+    kmeans = _sklearn_kmeans(algorithm, num_clusters, num_iterations, seed, verbose)
+    # k-means++ seeding makes many small BLAS calls, which multi-threaded BLAS
+    # turns into a crawl on a busy machine (11x slower measured here); the Lloyd steps are
+    # parallelised by scikit-learn's own OpenMP threads either way.
+    with threadpool_limits(limits=1, user_api="blas"):
+        kmeans.fit(descriptors)
+    return kmeans.cluster_centers_.astype(np.float32)
+
+
+def _check_training_input(descriptors: np.ndarray, num_clusters: int) -> None:
     if descriptors.ndim != 2:
         raise ValueError(f"descriptors must be [N, D], got shape {descriptors.shape}")
     if num_clusters < 1:
@@ -78,11 +89,16 @@ def TrainCodebook(
         raise ValueError(
             f"k-means needs at least as many descriptors as clusters: "
             f"{len(descriptors)} descriptors for {num_clusters} clusters")
-    if algorithm == "faiss":
-        return _train_faiss(descriptors, num_clusters, num_iterations, seed, verbose)
-    if algorithm == "auto":
-        exact = len(descriptors) * num_clusters <= _MAX_EXACT_KMEANS_WORK
-        algorithm = "exact" if exact else "minibatch"
+
+
+def _sklearn_kmeans(algorithm: str, num_clusters: int, num_iterations: int, seed: int,
+                    verbose: bool):
+    """An unfitted scikit-learn KMeans ("exact") or MiniBatchKMeans ("minibatch")."""
+    # scikit-learn is needed only to train, so reading codebooks and
+    # aggregating never import it.
+    from delf_tf.optional import import_optional
+
+    cluster = import_optional("sklearn.cluster", "aggregation")
     init = "k-means++" if num_clusters <= _MAX_KMEANS_PLUS_PLUS_CLUSTERS else "random"
     if algorithm == "exact":
         kmeans = cluster.KMeans(
@@ -96,12 +112,7 @@ def TrainCodebook(
     else:
         raise ValueError(
             f"algorithm must be 'auto', 'exact', 'minibatch' or 'faiss', got {algorithm!r}")
-    # k-means++ seeding makes many small BLAS calls, which multi-threaded BLAS
-    # turns into a crawl on a busy machine (11x slower measured here); the Lloyd steps are
-    # parallelised by scikit-learn's own OpenMP threads either way.
-    with threadpool_limits(limits=1, user_api="blas"):
-        kmeans.fit(descriptors)
-    return kmeans.cluster_centers_.astype(np.float32)
+    return kmeans
 
 
 def _train_faiss(descriptors: np.ndarray, num_clusters: int, num_iterations: int, seed: int,

@@ -90,6 +90,28 @@ def _representations(names, config, features_dir, aggregation_dir, feature_exten
         names, features_dir, config, feature_extension, mapping_path, codebook, description)
 
 
+def _read_configs(query_config_path: str, index_config_path: str):
+    """The query and index AggregationConfigs, checked to be compatible."""
+    query_config = config_lib.ReadAggregationConfig(query_config_path)
+    index_config = config_lib.ReadAggregationConfig(index_config_path)
+    _check_compatible(query_config, index_config)
+    return query_config, index_config
+
+
+def _shared_codebook(query_config, index_config) -> np.ndarray:
+    """The index config's codebook, after checking the query config uses the same."""
+    codebook = codebook_lib.ReadCodebook(index_config.codebook_path)
+    if query_config.codebook_path != index_config.codebook_path:
+        query_codebook = codebook_lib.ReadCodebook(query_config.codebook_path)
+        if not np.array_equal(query_codebook, codebook):
+            raise ValueError("Query and index aggregation configs use different codebooks")
+    return codebook
+
+
+def _mean_bytes(representations: Representations) -> float:
+    return float(RepresentationBytes(representations).mean()) if representations else 0.0
+
+
 def PerformAggregatedRetrieval(
     dataset_file_path: str,
     query_aggregation_config_path: str,
@@ -113,9 +135,8 @@ def PerformAggregatedRetrieval(
       {'medium': mAP, 'hard': mAP, 'query_bytes_per_image': ...,
        'index_bytes_per_image': ...}.
     """
-    query_config = config_lib.ReadAggregationConfig(query_aggregation_config_path)
-    index_config = config_lib.ReadAggregationConfig(index_aggregation_config_path)
-    _check_compatible(query_config, index_config)
+    query_config, index_config = _read_configs(query_aggregation_config_path,
+                                               index_aggregation_config_path)
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
     print(f"{len(query_list)} queries, {len(index_list)} index images", flush=True)
 
@@ -124,13 +145,8 @@ def PerformAggregatedRetrieval(
                   feature_extension, index_mapping_path, "index images")
     _check_inputs(query_list, query_config, query_features_dir, query_aggregation_dir,
                   feature_extension, "", "queries")
-    codebook = None
-    if not (query_aggregation_dir and index_aggregation_dir):
-        codebook = codebook_lib.ReadCodebook(index_config.codebook_path)
-        if query_config.codebook_path != index_config.codebook_path:
-            query_codebook = codebook_lib.ReadCodebook(query_config.codebook_path)
-            if not np.array_equal(query_codebook, codebook):
-                raise ValueError("Query and index aggregation configs use different codebooks")
+    codebook = (None if query_aggregation_dir and index_aggregation_dir
+                else _shared_codebook(query_config, index_config))
     index_representations = _representations(
         index_list, index_config, index_features_dir, index_aggregation_dir, feature_extension,
         index_mapping_path, codebook, "index images")
@@ -143,17 +159,14 @@ def PerformAggregatedRetrieval(
     print(f"Ranked {len(index_list)} index images for {len(query_list)} queries in "
           f"{time.perf_counter() - start:.2f} s", flush=True)
 
-    _, medium_ground_truth, hard_ground_truth = dataset.ParseEasyMediumHardGroundTruth(
-        ground_truth)
+    _, medium, hard = dataset.ParseEasyMediumHardGroundTruth(ground_truth)
     mean_average_precision, mean_precisions, _ = evaluation.save_metrics(
-        {"medium": ranks, "hard": ranks},
-        {"medium": medium_ground_truth, "hard": hard_ground_truth}, PR_RANKS, output_dir)
+        dict.fromkeys(("medium", "hard"), ranks), {"medium": medium, "hard": hard}, PR_RANKS,
+        output_dir)
     evaluation.save_npy(os.path.join(output_dir, "ranks.npy"), ranks.astype(np.int32))
 
-    query_bytes = float(RepresentationBytes(query_representations).mean()) \
-        if query_representations else 0.0
-    index_bytes = float(RepresentationBytes(index_representations).mean()) \
-        if index_representations else 0.0
+    query_bytes = _mean_bytes(query_representations)
+    index_bytes = _mean_bytes(index_representations)
     print(evaluation.format_metrics_table(mean_average_precision, mean_precisions, PR_RANKS))
     print(f"{AggregationTypeName(index_config)} representation, mean bytes per image: "
           f"index {index_bytes:.0f}, query {query_bytes:.0f}", flush=True)

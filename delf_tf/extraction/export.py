@@ -299,6 +299,7 @@ def load_model_for_export(ckpt_path: str, default_class: str,
     """
     # Imported here: the export modules themselves need no training-side code.
     from delf_tf import models
+    from delf_tf.models import registry
 
     architecture = dict(architecture or {})
     for name in ("autoencoder_dimensions", "local_feature_map_channels"):
@@ -317,8 +318,8 @@ def load_model_for_export(ckpt_path: str, default_class: str,
         raise FileNotFoundError(
                 f"No checkpoint at --ckpt_path={ckpt_path} (expected {ckpt_path}.index, the "
                 "<logdir>/delf_weights prefix written by training)")
-    model_class = {"Delf": models.Delf, "Delg": models.Delg}[default_class]
-    model = model_class(**{ARCHITECTURE_FLAGS[k]: v for k, v in architecture.items()})
+    model = registry.create_model(
+        default_class, **{ARCHITECTURE_FLAGS[k]: v for k, v in architecture.items()})
     model.build_for_input()
     models.restore_weights(model, ckpt_path)
     return model

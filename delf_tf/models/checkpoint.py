@@ -13,9 +13,8 @@ import tensorflow as tf
 
 from delf_tf.io import atomic
 from delf_tf.models.delf import Delf
-from delf_tf.models.delg import Delg
+from delf_tf.models.registry import MODEL_CLASSES, create_model
 
-_CLASSES = {"Delf": Delf, "Delg": Delg}
 _BUILD_IMAGE_SIZE = 64
 
 
@@ -26,7 +25,7 @@ def _sidecar_path(prefix: str) -> str:
 def save_weights(model: Delf, prefix: str) -> None:
     """Writes tf.train.Checkpoint(model=model) to `prefix` and the sidecar `<prefix>.json`."""
     class_name = type(model).__name__
-    if class_name not in _CLASSES:
+    if class_name not in MODEL_CLASSES:
         raise TypeError(f"save_weights expects a Delf or Delg model, got {class_name}")
     prefix = os.fspath(prefix)
     directory = os.path.dirname(os.path.abspath(prefix))
@@ -62,7 +61,7 @@ def restore_weights(model: Delf, prefix: str) -> None:
                          f"{error}") from None
 
 
-def load_model(prefix: str, **overrides) -> Delf | Delg:
+def load_model(prefix: str, **overrides) -> Delf:
     """Builds the model described by `<prefix>.json` (kwargs in `overrides` win), builds its
     variables and restores the weights. The classifier heads are created only if they were
     saved and `num_classes` is not overridden to None."""
@@ -72,14 +71,12 @@ def load_model(prefix: str, **overrides) -> Delf | Delg:
     with open(sidecar_path) as f:
         sidecar = json.load(f)
     class_name = sidecar.get("class")
-    if class_name not in _CLASSES:
+    if class_name not in MODEL_CLASSES:
         raise ValueError(f"{sidecar_path}: unknown model class {class_name!r}")
     num_classes = overrides.pop("num_classes", sidecar.get("num_classes"))
     config = dict(sidecar.get("config", {}))
     config.update(overrides)
-    model = _CLASSES[class_name](**config)
-    if num_classes:
-        model.init_classifiers(num_classes)
+    model = create_model(class_name, num_classes, **config)
     model.build_for_input(_BUILD_IMAGE_SIZE)
     restore_weights(model, prefix)
     return model

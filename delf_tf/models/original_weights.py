@@ -28,9 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from delf_tf.models import checkpoint as model_checkpoint
-from delf_tf.models import resnet
+from delf_tf.models import registry, resnet
 from delf_tf.models.delf import Delf
-from delf_tf.models.delg import Delg
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +215,38 @@ class ImportReport:
 _OPTIONAL = {"scale_factor"}
 
 
+def _match_variables(targets, values):
+    """([(variable, value)] to assign, [shape problems], [assigned model keys])."""
+    assignments, problems, assigned = [], [], []
+    for key, variable in targets.items():
+        name = original_key(key)
+        if name not in values:
+            continue
+        value = values[name]
+        if tuple(value.shape) != tuple(variable.shape):
+            problems.append(f"{name}: source shape {value.shape} != model shape "
+                            f"{tuple(variable.shape)} ({key})")
+            continue
+        assignments.append((variable, value))
+        assigned.append(key)
+    return assignments, problems, assigned
+
+
+def _unmatched_weights(values, taken, include_classifiers: bool) -> list[str]:
+    """A line per source weight that no model variable took, saying why."""
+    unmatched = []
+    for name in sorted(values):
+        if name in taken:
+            continue
+        why = ("training head left out (include_classifiers=False)"
+               if not include_classifiers and name.split("/")[0] in (
+                   "attn_classification", "desc_classification", "cosine_weights",
+                   "scale_factor")
+               else "no such variable in the delf_tf model")
+        unmatched.append(f"{name} {list(values[name].shape)}: {why}")
+    return unmatched
+
+
 def ImportOriginalWeights(source: str, output_prefix: str | None = None, *,
                           block3_strides: bool = True, include_classifiers: bool = True,
                           allow_missing: bool = False) -> tuple[Delf, ImportReport]:
@@ -238,35 +269,12 @@ def ImportOriginalWeights(source: str, output_prefix: str | None = None, *,
     class_name, config, num_classes = InferArchitecture(weights.values, block3_strides)
     if not include_classifiers:
         num_classes = None
-    model = {"Delf": Delf, "Delg": Delg}[class_name](**config)
-    if num_classes:
-        model.init_classifiers(num_classes)
+    model = registry.create_model(class_name, num_classes, **config)
     model.build_for_input(64)
     targets = model_variables_by_key(model)
-    assignments, problems, assigned = [], [], []
-    taken = set()
-    for key, variable in targets.items():
-        name = original_key(key)
-        if name not in weights.values:
-            continue
-        value = weights.values[name]
-        if tuple(value.shape) != tuple(variable.shape):
-            problems.append(f"{name}: source shape {value.shape} != model shape "
-                            f"{tuple(variable.shape)} ({key})")
-            continue
-        assignments.append((variable, value))
-        assigned.append(key)
-        taken.add(name)
-    unmatched = []
-    for name in sorted(weights.values):
-        if name in taken:
-            continue
-        why = ("training head left out (include_classifiers=False)"
-               if not include_classifiers and name.split("/")[0] in (
-                   "attn_classification", "desc_classification", "cosine_weights",
-                   "scale_factor")
-               else "no such variable in the delf_tf model")
-        unmatched.append(f"{name} {list(weights.values[name].shape)}: {why}")
+    assignments, problems, assigned = _match_variables(targets, weights.values)
+    unmatched = _unmatched_weights(weights.values, {original_key(k) for k in assigned},
+                                   include_classifiers)
     missing = sorted(k for k in targets if k not in assigned)
     report = ImportReport(class_name, config, num_classes, assigned, unmatched, missing,
                           weights.skipped)

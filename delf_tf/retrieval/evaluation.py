@@ -126,6 +126,25 @@ def format_metrics_table(
     return "\n".join(rows)
 
 
+def _read_checked_inputs(query_features_dir, index_features_dir, query_list, index_list,
+                         local_paths, log) -> tuple[np.ndarray, np.ndarray]:
+    """Checks every input file before the work starts (the global descriptor files
+    and `local_paths`); returns the query and index global descriptors [Q, D], [N, D]."""
+    query_global = _paths(query_features_dir, query_list, GLOBAL_EXTENSION)
+    index_global = _paths(index_features_dir, index_list, GLOBAL_EXTENSION)
+    require_files(query_global + index_global + list(local_paths))
+    query_descriptors = read_global_descriptors(query_global)
+    index_descriptors = read_global_descriptors(index_global)
+    if query_descriptors.shape[1:] != index_descriptors.shape[1:]:
+        raise ValueError(
+            f"query global descriptors are {query_descriptors.shape[1]}-D "
+            f"({query_global[0]}), index ones {index_descriptors.shape[1]}-D "
+            f"({index_global[0]})")
+    if local_paths:
+        check_local_feature_files(local_paths, log)
+    return query_descriptors, index_descriptors
+
+
 def evaluate_revisited(
     dataset_file_path: str,
     query_features_dir: str,
@@ -150,24 +169,11 @@ def evaluate_revisited(
     protocol_gt = {"medium": medium_gt, "hard": hard_gt}
     log(f"{len(query_list)} queries, {len(index_list)} index images")
 
-    # Everything that can fail on input is checked before the work starts.
-    query_global = _paths(query_features_dir, query_list, GLOBAL_EXTENSION)
-    index_global = _paths(index_features_dir, index_list, GLOBAL_EXTENSION)
     query_local = _paths(query_features_dir, query_list, LOCAL_EXTENSION)
     index_local = _paths(index_features_dir, index_list, LOCAL_EXTENSION)
-    needed = query_global + index_global
-    if use_geometric_verification:
-        needed += query_local + index_local
-    require_files(needed)
-    query_descriptors = read_global_descriptors(query_global)
-    index_descriptors = read_global_descriptors(index_global)
-    if query_descriptors.shape[1:] != index_descriptors.shape[1:]:
-        raise ValueError(
-            f"query global descriptors are {query_descriptors.shape[1]}-D "
-            f"({query_global[0]}), index ones {index_descriptors.shape[1]}-D "
-            f"({index_global[0]})")
-    if use_geometric_verification:
-        check_local_feature_files(query_local + index_local, log)
+    query_descriptors, index_descriptors = _read_checked_inputs(
+        query_features_dir, index_features_dir, query_list, index_list,
+        query_local + index_local if use_geometric_verification else [], log)
     os.makedirs(output_dir, exist_ok=True)
 
     start = time.perf_counter()

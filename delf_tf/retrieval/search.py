@@ -130,20 +130,34 @@ def global_search(
     scores = np.zeros([num_queries, k], dtype=dtype)
     if not num_queries or not k:
         return ranks, scores
-
+    index_descriptors = index_descriptors.astype(dtype, copy=False)
     if top_k is None:
-        # Full ranking needs all N scores of a query at once.
-        batch = max(1, max_batch_elements // num_index)
-        index_descriptors = index_descriptors.astype(dtype, copy=False)
-        for start in range(0, num_queries, batch):
-            queries = query_descriptors[start:start + batch].astype(dtype, copy=False)
-            _rank_all(queries @ index_descriptors.T, ranks[start:start + batch],
-                      scores[start:start + batch])
-        return ranks, scores
+        _full_ranking(query_descriptors, index_descriptors, max_batch_elements, ranks, scores)
+    else:
+        _top_k_ranking(query_descriptors, index_descriptors, k, max_batch_elements, ranks,
+                       scores)
+    return ranks, scores
 
+
+def _full_ranking(query_descriptors, index_descriptors, max_batch_elements, ranks,
+                  scores) -> None:
+    """Fills ranks / scores [Q, N] with every index image per query, in query batches."""
+    # Full ranking needs all N scores of a query at once.
+    batch = max(1, max_batch_elements // len(index_descriptors))
+    for start in range(0, len(query_descriptors), batch):
+        queries = query_descriptors[start:start + batch].astype(index_descriptors.dtype,
+                                                                copy=False)
+        _rank_all(queries @ index_descriptors.T, ranks[start:start + batch],
+                  scores[start:start + batch])
+
+
+def _top_k_ranking(query_descriptors, index_descriptors, k, max_batch_elements, ranks,
+                   scores) -> None:
+    """Fills ranks / scores [Q, k] with the best k per query, over index chunks."""
+    num_queries, num_index = len(query_descriptors), len(index_descriptors)
+    dtype = index_descriptors.dtype
     chunk = max(1, min(num_index, max_batch_elements // 2))
     batch = max(1, max_batch_elements // (chunk + k))
-    index_descriptors = index_descriptors.astype(dtype, copy=False)
     for start in range(0, num_queries, batch):
         queries = query_descriptors[start:start + batch].astype(dtype, copy=False)
         best_ids = best_scores = None
@@ -157,4 +171,3 @@ def global_search(
                     np.concatenate([best_scores, chunk_scores], axis=1), k)
             best_ids, best_scores = chunk_ids, chunk_scores
         ranks[start:start + batch], scores[start:start + batch] = _rank(best_ids, best_scores)
-    return ranks, scores

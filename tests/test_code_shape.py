@@ -1,0 +1,43 @@
+"""Shape rules of the library code: no function in delf_tf/ longer than 60 lines
+(split longer ones into named steps), and no reference to a private design document
+("SPEC §N") in code, docstrings or --help."""
+
+import ast
+import pathlib
+import re
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "delf_tf"
+MAX_FUNCTION_LINES = 60
+
+
+def _sources():
+    return sorted(p for p in PACKAGE.rglob("*.py") if not p.name.endswith("_pb2.py"))
+
+
+def test_no_function_over_60_lines():
+    too_long = []
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} "
+                                    f"{node.name} ({lines} lines)")
+    assert not too_long, "split into named steps:\n" + "\n".join(too_long)
+
+
+def test_the_check_counts_lines(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    tree = ast.parse(f"def f():\n{body}\n")
+    node = tree.body[0]
+    assert node.end_lineno - node.lineno + 1 == MAX_FUNCTION_LINES + 1
+
+
+@pytest.mark.parametrize("root", ["delf_tf", "tools"])
+def test_no_private_spec_references(root):
+    pattern = re.compile(r"\bSPEC\s*§")
+    hits = [f"{p}:{i}" for p in sorted((PACKAGE.parent / root).rglob("*.py"))
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits, hits
