@@ -16,11 +16,11 @@ Usage: .venv/bin/python benchmarks/asmk_inverted_file.py [--num_index 5000]
 """
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
+from _results import write_result
 from scipy.cluster import vq
 
 from delf_tf.aggregation import functional
@@ -121,10 +121,7 @@ def main() -> None:
     print(f"assignment of 1000 x {_DIM} to {_NUM_WORDS} words: ours {ours[100]:.3f} s "
           f"(batch 100), {ours[1000]:.3f} s (batch 1000); scipy vq {scipy_seconds:.3f} s -> "
           f"{result['assign_speedup_batch100']:.1f}x, agreement {result['assign_agreement']:.4f}")
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {_RESULT}")
+    write_result(_RESULT, result)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ Needs `pip install asmk faiss-cpu`.
 """
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
+from _results import write_result
 
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.asmk_index import AsmkIndex, AsmkParams
@@ -112,9 +112,7 @@ def main() -> None:
         "their_vectors_per_image": float(theirs.inverted_file.stats["vectors_per_image"]),
         "bytes_per_image": ours.Stats()["bytes_per_image"],
     }
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(result, f, indent=1)
+    write_result(_RESULT, result, indent=1, announce=False)
     for stage in ratios:
         print(f"{stage:9s} ours {times['ours'][stage]:8.3f} s  asmk {times['theirs'][stage]:8.3f} s"
               f"  ratio {ratios[stage]:.3f}")

@@ -22,6 +22,7 @@ import os
 import time
 
 import numpy as np
+from _results import write_result
 
 from delf_tf.elfm import functional as F
 from delf_tf.elfm import index as elfm_index
@@ -108,10 +109,7 @@ def main():
     result = {"K": _K, "D": _DIM, "num_queries": args.num_queries,
               "loop_images_timed": args.loop_images, "global_images_timed": global_n,
               "faiss": elfm_index._faiss is not None, "rows": rows}
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {_RESULT}")
+    write_result(_RESULT, result)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ Usage: .venv/bin/python benchmarks/extraction_overhead.py [--max_image_size 1024
 """
 
 import argparse
-import json
 import os
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
+from _results import write_result
 
 from delf_tf import config as config_lib
 from delf_tf import utils
@@ -133,9 +133,7 @@ def main() -> None:
     }
     for key, value in report.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    write_result(_RESULT, report, announce=False)
 
 
 if __name__ == "__main__":

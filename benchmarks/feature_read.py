@@ -17,12 +17,12 @@ Usage: .venv/bin/python benchmarks/feature_read.py [--num_files 100]
 """
 
 import argparse
-import json
 import os
 import tempfile
 import time
 
 import numpy as np
+from _results import write_result
 
 from delf_tf.io import atomic, datum_io, feature_io
 from delf_tf.matching import reranking
@@ -126,10 +126,7 @@ def main() -> None:
         results["global"] = _compare(
             "DELG global (2048-D)", global_, datum_io.ReadFromFile,
             _protobuf_read_datum, args.repeats)
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {_RESULT}")
+    write_result(_RESULT, results)
 
 
 if __name__ == "__main__":

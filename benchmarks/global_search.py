@@ -16,11 +16,11 @@ Usage: .venv/bin/python benchmarks/global_search.py [--num_index 100000]
 """
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
+from _results import write_result
 
 from delf_tf.retrieval import search
 
@@ -107,10 +107,7 @@ def main() -> None:
         results[f"{ours}_over_{baseline}"] = ratio
         results[f"{ours}_over_{baseline}_cpu"] = ratio_cpu
         print(f"{ours} / {baseline}: {ratio:.2f} wall, {ratio_cpu:.2f} CPU")
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {_RESULT}")
+    write_result(_RESULT, results)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ benchmarks/results/input_pipeline.json.
 """
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -20,6 +19,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from _results import write_result
 from PIL import Image
 
 from delf_tf.data import builder, gld
@@ -122,10 +122,7 @@ def main() -> None:
             print(f"DELG {backbone} training: {training:.2f} images/s; pipeline/training "
                   f"ratio {ratio:.1f} ({'pipeline keeps up' if ratio > 1 else 'BOTTLENECK'})")
             results["training"][backbone] = {"images_per_s": training, "ratio": ratio}
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {args.output}")
+    write_result(args.output, results)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ the truer figure (the setting and the load average are recorded in the JSON).
 """
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -42,6 +41,7 @@ import time
 import warnings
 
 import numpy as np
+from _results import write_result
 from scipy import spatial, stats
 from skimage import measure, transform
 
@@ -221,9 +221,7 @@ def main() -> None:
                 stats.kendalltau(np.argsort(order_ours), np.argsort(order_base)).statistic),
         },
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(result, f, indent=2)
+    write_result(args.output, result, announce=False)
     agreement = result["agreement"]
     print(f"speedup: {result['speedup']:.1f}x (target >= 50x); opencv backend "
           f"{result['speedup_opencv_backend']:.1f}x")

@@ -15,13 +15,13 @@ Usage: .venv/bin/python benchmarks/train_step_overhead.py [--backbone resnet50]
 """
 
 import argparse
-import json
 import os
 import statistics
 import time
 
 import keras
 import tensorflow as tf
+from _results import write_result
 
 from delf_tf.models import Delg, compute_losses, resnet
 from delf_tf.models import layers as delf_layers
@@ -122,10 +122,7 @@ def main() -> None:
     print(f"DELG step {medians['delg']:.3f}s vs baseline {medians['baseline']:.3f}s (median): "
           f"ratio {result['ratio']:.3f}; best {result['ratio_best']:.3f}; "
           f"CPU time {result['ratio_cpu_time']:.3f} (target <= 1.25)")
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {_RESULT}")
+    write_result(_RESULT, result)
 
 
 if __name__ == "__main__":

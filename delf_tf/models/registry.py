@@ -18,10 +18,10 @@ def model_class(name: str) -> type[Delf]:
     return MODEL_CLASSES[name]
 
 
-def create_model(name: str, num_classes: int | None = None, **config: Any) -> Delf:
-    """A fresh, unbuilt model `name` with constructor arguments `config`, with the
-    training classifiers when `num_classes` is given."""
-    model = model_class(name)(**config)
+def create_model(class_name: str, num_classes: int | None = None, /, **config: Any) -> Delf:
+    """A fresh, unbuilt model `class_name` with constructor arguments `config` (which
+    may include Keras' `name`), with the training classifiers when `num_classes` is given."""
+    model = model_class(class_name)(**config)
     if num_classes:
         model.init_classifiers(num_classes)
     return model

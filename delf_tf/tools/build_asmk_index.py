@@ -16,6 +16,7 @@ from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
 from delf_tf.aggregation.asmk_index import AsmkParams
+from delf_tf.tools import common
 
 _DATASET_FILE_PATH = flags.DEFINE_string(
     "dataset_file_path", "",
@@ -45,8 +46,7 @@ _BINARY = flags.DEFINE_bool(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     names = asmk_search.ReadImageNames(
         _DATASET_FILE_PATH.value, _IMAGE_SET.value, _LIST_IMAGES_PATH.value)
     params = AsmkParams(alpha=_ALPHA.value, tau=_TAU.value,

@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 
 from delf_tf.elfm import batch
+from delf_tf.tools import common
 
 FLAGS = flags.FLAGS
 
@@ -25,11 +26,10 @@ flags.DEFINE_string("output_path", "/tmp/elfm.elfmidx", "Index file to write.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     if bool(FLAGS.dataset_file_path) == bool(FLAGS.list_path):
         sys.exit("Error: give exactly one of --dataset_file_path and --list_path")
-    try:
+    with common.reported_errors():
         if FLAGS.dataset_file_path:
             from delf_tf.retrieval import dataset
 
@@ -38,8 +38,6 @@ def main(argv):
             with open(FLAGS.list_path, encoding="utf-8") as f:
                 names = [line.strip() for line in f if line.strip()]
         index = batch.BuildElfmIndex(FLAGS.features_dir, names, FLAGS.output_path)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     print(f"{len(index)} images, K={index.num_clusters}, D={index.dim}, "
           f"{index.bytes_per_image():.0f} bytes per image -> {FLAGS.output_path}")
 

@@ -18,7 +18,7 @@ import os
 from absl import app, flags
 
 from delf_tf.retrieval import global_index
-from delf_tf.tools import global_index_flags
+from delf_tf.tools import common, global_index_flags
 
 _FEATURES_DIR = flags.DEFINE_string(
     "features_dir", None, "Directory of the global descriptor files <name><feature_extension>.")
@@ -40,8 +40,7 @@ _NPROBE, _EF_SEARCH = global_index_flags.define_search_flags(when_querying=False
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     if not _FEATURES_DIR.value or not _OUTPUT_DIR.value:
         raise app.UsageError("--features_dir and --output_dir are required")
     names = _IMAGES.names(_FEATURES_DIR.value)

@@ -9,6 +9,7 @@ Example:
 from absl import app, flags
 
 from delf_tf.data import builder
+from delf_tf.tools import common
 
 _TRAIN_DIRECTORY = flags.DEFINE_string(
         "train_directory", "/tmp/", "Directory with the training images (<id>.jpg).")
@@ -39,8 +40,7 @@ _SKIP_MISSING_IMAGES = flags.DEFINE_boolean(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     try:
         builder.BuildImageDataset(
                 train_directory=_TRAIN_DIRECTORY.value,

@@ -10,11 +10,10 @@ Example:
     --num_clusters=1024 --output_cluster_dir=parameters/k1024_codebook
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.aggregation import codebook
+from delf_tf.tools import common
 
 _DATASET_FILE_PATH = flags.DEFINE_string(
     "dataset_file_path", "/tmp/gnd_roxford5k.mat",
@@ -38,16 +37,13 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the sampling and of the k-means
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors(OSError):
         codebook.ClusterDatasetFeatures(
             _DATASET_FILE_PATH.value, _FEATURES_DIR.value, _OUTPUT_CLUSTER_DIR.value,
             num_clusters=_NUM_CLUSTERS.value, num_iterations=_NUM_ITERATIONS.value,
             max_num_features=_MAX_NUM_FEATURES.value, feature_extension=_FEATURE_EXTENSION.value,
             seed=_SEED.value)
-    except (OSError, ValueError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,10 @@ Example:
       --predictions_path=my_predictions.csv
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.retrieval import gldv2
+from delf_tf.tools import common
 
 flags.DEFINE_string("solution_path", "/tmp/solution.csv",
                     "Solution CSV: id,images,Usage (images space separated; Usage "
@@ -26,13 +25,10 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors():
         print(gldv2.retrieval_report(FLAGS.solution_path, FLAGS.predictions_path,
                                      FLAGS.max_predictions))
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

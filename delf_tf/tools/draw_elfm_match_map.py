@@ -6,14 +6,13 @@ shows, per location, the share of S(q, c) its cluster contributes.
       --query_image=q.jpg --target_image=t.jpg --output_path=match_map.png
 """
 
-import sys
-
 import numpy as np
 from absl import app, flags
 
 from delf_tf import utils
 from delf_tf.elfm import extraction, visualization
 from delf_tf.elfm import functional as F
+from delf_tf.tools import common
 
 FLAGS = flags.FLAGS
 
@@ -29,17 +28,14 @@ flags.DEFINE_integer("max_image_size", extraction.DEFAULT_MAX_IMAGE_SIZE,
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors():
         extractor = extraction.ElfmExtractor(
                 FLAGS.model_path, num_features=FLAGS.num_features,
                 num_clusters=FLAGS.num_clusters, max_image_size=FLAGS.max_image_size)
         query = np.asarray(utils.RgbLoader(FLAGS.query_image))
         target = np.asarray(utils.RgbLoader(FLAGS.target_image))
         score = visualization.save_match_map(extractor, query, target, FLAGS.output_path)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     print(f"S(q, c) = {score:.4f} -> {FLAGS.output_path}")
 
 

@@ -12,9 +12,10 @@ Example:
 """
 
 import os
-import sys
 
 from absl import app, flags
+
+from delf_tf.tools import common
 
 _IMAGE_1_PATH = flags.DEFINE_string("image_1_path", None, "Path to the first image.")
 _IMAGE_2_PATH = flags.DEFINE_string("image_2_path", None, "Path to the second image.")
@@ -35,8 +36,7 @@ flags.mark_flags_as_required(["image_1_path", "image_2_path", "features_1_path",
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     import numpy as np
     from PIL import Image
 
@@ -45,7 +45,7 @@ def main(argv):
     from delf_tf.io import atomic, feature_io
     from delf_tf.matching import visualization
 
-    try:
+    with common.reported_errors():
         codebook = codebook_lib.ReadCodebook(_CODEBOOK_PATH.value)
         sides = []
         for image_path, features_path in ((_IMAGE_1_PATH.value, _FEATURES_1_PATH.value),
@@ -70,8 +70,6 @@ def main(argv):
             raise ValueError(f"unknown picture format for {_OUTPUT_IMAGE.value} (use .png)")
         atomic.write_bytes_atomic(_OUTPUT_IMAGE.value,
                                   visualization.encode_image(picture, image_format))
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     print(f"{len(shared)} visual words in both images; saved {_OUTPUT_IMAGE.value}")
 
 

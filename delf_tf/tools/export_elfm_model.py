@@ -9,11 +9,10 @@ and Whiten (the model's whitening FC, float32 [k, D] -> [k, Dg]).
       --export_path=/tmp/elfm_export
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.elfm import extraction
+from delf_tf.tools import common
 
 FLAGS = flags.FLAGS
 
@@ -23,12 +22,9 @@ flags.DEFINE_string("export_path", "/tmp/elfm_export", "Directory of the SavedMo
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors():
         extraction.ExportElfmModel(FLAGS.ckpt_path, FLAGS.export_path)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from absl import app, flags
 
 from delf_tf.global_features import extraction, training, whitening
 from delf_tf.models import global_model
+from delf_tf.tools import common
 
 _CKPT_PATH = flags.DEFINE_string(
         "ckpt_path", "/tmp/global_features/model_weights",
@@ -51,8 +52,7 @@ _CONFIG_PATH = flags.DEFINE_string(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     if os.path.exists(_EXPORT_PATH.value) and not _OVERWRITE.value:
         raise app.UsageError(f"--export_path={_EXPORT_PATH.value} exists; pass --overwrite to "
                              "replace it")

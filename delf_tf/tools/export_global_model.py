@@ -9,12 +9,10 @@ input_global_scales_ind, output global_descriptors [S, D] (or global_descriptor
       --export_path=/tmp/delg_global_export
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.extraction import export
-from delf_tf.tools import export_flags
+from delf_tf.tools import common, export_flags
 
 FLAGS = flags.FLAGS
 
@@ -31,8 +29,7 @@ flags.DEFINE_boolean("normalize_global_descriptor", False,
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     scales = None
     if FLAGS.input_scales_list is not None:
         try:
@@ -41,14 +38,12 @@ def main(argv):
             raise app.UsageError(
                     f"--input_scales_list={','.join(FLAGS.input_scales_list)}: {e}") from e
     architecture, explicit = export_flags.architecture_from_flags()
-    try:
+    with common.reported_errors():
         export.ExportGlobalModel(FLAGS.ckpt_path, FLAGS.export_path, architecture=architecture,
                                  explicit=explicit, input_scales_list=scales,
                                  multi_scale_pool_type=FLAGS.multi_scale_pool_type,
                                  normalize_global_descriptor=FLAGS.normalize_global_descriptor,
                                  overwrite=FLAGS.overwrite)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     print(f"Exported DELG global model to {FLAGS.export_path}")
 
 

@@ -17,6 +17,7 @@ Example:
 from absl import app, flags
 
 from delf_tf.how import extraction
+from delf_tf.tools import common
 
 _CKPT_PATH = flags.DEFINE_string(
     "ckpt_path", "/tmp/how/how_weights",
@@ -28,8 +29,7 @@ _OVERWRITE = flags.DEFINE_bool(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     extraction.ExportHowModel(_CKPT_PATH.value, _EXPORT_PATH.value, overwrite=_OVERWRITE.value)
     print(f"Exported {_CKPT_PATH.value} to {_EXPORT_PATH.value}")
 

@@ -7,12 +7,10 @@ run inside the graph; signature `serving_default` as the original's.
       --export_path=/tmp/delf_export
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.extraction import export
-from delf_tf.tools import export_flags
+from delf_tf.tools import common, export_flags
 
 FLAGS = flags.FLAGS
 
@@ -21,15 +19,12 @@ flags.adopt_module_key_flags(export_flags)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     architecture, explicit = export_flags.architecture_from_flags()
-    try:
+    with common.reported_errors():
         export.ExportLocalModel(FLAGS.ckpt_path, FLAGS.export_path, architecture=architecture,
                                 explicit=explicit, iou_threshold=FLAGS.iou_threshold,
                                  overwrite=FLAGS.overwrite)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     print(f"Exported DELF local-feature model to {FLAGS.export_path}")
 
 

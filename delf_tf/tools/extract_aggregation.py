@@ -12,12 +12,11 @@ Example:
     --output_aggregation_dir=aggregation/index
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.aggregation import aggregation_extraction
 from delf_tf.retrieval import dataset
+from delf_tf.tools import common
 
 _DATASET_FILE_PATH = flags.DEFINE_string(
     "dataset_file_path", "/tmp/gnd_roxford5k.mat",
@@ -44,16 +43,13 @@ _USE_QUERY_IMAGES = flags.DEFINE_boolean(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors(OSError):
         query_list, index_list, _ = dataset.ReadDatasetFile(_DATASET_FILE_PATH.value)
         aggregation_extraction.ExtractAggregatedRepresentationsToFiles(
             query_list if _USE_QUERY_IMAGES.value else index_list, _FEATURES_DIR.value,
             _AGGREGATION_CONFIG_PATH.value, _INDEX_MAPPING_PATH.value,
             _OUTPUT_AGGREGATION_DIR.value, _FEATURE_EXTENSION.value)
-    except (OSError, ValueError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import sys
 from absl import app, flags
 
 from delf_tf.extraction import batch
+from delf_tf.tools import common
 
 FLAGS = flags.FLAGS
 
@@ -42,17 +43,14 @@ flags.DEFINE_boolean("overwrite", False,
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors(RuntimeError):
         failures = batch.ExtractDelgFeatures(
                 FLAGS.delf_config_path, FLAGS.dataset_file_path, FLAGS.images_dir,
                 FLAGS.image_set, FLAGS.output_features_dir,
                 binarize_local_descriptors=FLAGS.binarize_local_descriptors,
                 num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index,
                 overwrite=FLAGS.overwrite)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        sys.exit(f"Error: {e}")
     if failures:
         sys.exit(f"{len(failures)} image(s) failed (see the log for why):\n"
                  + "\n".join(failures))

@@ -20,6 +20,7 @@ from absl import app, flags
 
 from delf_tf.elfm import batch, extraction
 from delf_tf.elfm import functional as F
+from delf_tf.tools import common
 
 FLAGS = flags.FLAGS
 
@@ -49,10 +50,9 @@ flags.DEFINE_integer("shard_index", 0, "Which shard this process extracts, in [0
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     logging.basicConfig(level=logging.INFO)
-    try:
+    with common.reported_errors():
         scales = [float(s) for s in FLAGS.image_scales]
         failures = batch.ExtractElfmFeatures(
                 FLAGS.model_path, FLAGS.dataset_file_path, FLAGS.images_dir, FLAGS.image_set,
@@ -60,8 +60,6 @@ def main(argv):
                 num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index, scales=scales,
                 num_features=FLAGS.num_features, num_clusters=FLAGS.num_clusters,
                 gem_power=FLAGS.gem_power, max_image_size=FLAGS.max_image_size)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     if failures:
         sys.exit(f"{len(failures)} image(s) could not be read:\n" + "\n".join(failures))
 

@@ -20,6 +20,7 @@ import sys
 from absl import app, flags
 
 from delf_tf.models import original_weights
+from delf_tf.tools import common
 
 FLAGS = flags.FLAGS
 
@@ -41,18 +42,15 @@ flags.mark_flags_as_required(["source_path", "output_prefix"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     if os.path.exists(FLAGS.output_prefix + ".index") and not FLAGS.overwrite:
         sys.exit(f"Error: --output_prefix={FLAGS.output_prefix} already holds a checkpoint; "
                  "pass --overwrite to replace it")
-    try:
+    with common.reported_errors():
         _, report = original_weights.ImportOriginalWeights(
                 FLAGS.source_path, FLAGS.output_prefix, block3_strides=FLAGS.block3_strides,
                 include_classifiers=FLAGS.include_classifiers,
                 allow_missing=FLAGS.allow_missing)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     print(report.summary())
     print(f"Wrote {FLAGS.output_prefix} (+ .json)")
 

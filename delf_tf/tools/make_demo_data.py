@@ -12,6 +12,7 @@ import dataclasses
 from absl import app, flags
 
 from delf_tf.data import demo
+from delf_tf.tools import common
 
 _DEFAULTS = demo.DemoConfig()
 
@@ -41,8 +42,7 @@ _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of the whole renderin
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     if not _OUTPUT_DIR.value:
         raise app.UsageError("--output_dir is required")
     config = demo.DemoConfig(

@@ -10,12 +10,11 @@ Example:
       --features_1_path=a.delf --features_2_path=b.delf --output_image=match.png
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.matching import match_images, ransac
 from delf_tf.matching.params import VerificationParams
+from delf_tf.tools import common
 
 flags.DEFINE_string("image_1_path", "test_images/image_1.jpg", "Path to the first image.")
 flags.DEFINE_string("image_2_path", "test_images/image_2.jpg", "Path to the second image.")
@@ -51,9 +50,8 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors():
         result = match_images.match_images(
             FLAGS.image_1_path, FLAGS.image_2_path, FLAGS.features_1_path,
             FLAGS.features_2_path, FLAGS.output_image, VerificationParams(
@@ -62,8 +60,6 @@ def main(argv):
                 use_ratio_test=FLAGS.use_ratio_test, ransac_seed=FLAGS.ransac_seed,
                 max_trials=FLAGS.ransac_max_trials, ransac_backend=FLAGS.ransac_backend),
             title=FLAGS.title, method=FLAGS.method)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     print(f"Found {result.num_inliers} inliers")
     if FLAGS.output_image:
         print(f"Saved the matches to {FLAGS.output_image}")

@@ -14,11 +14,10 @@ Example:
     --output_dir=results/asmk_star
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.aggregation import retrieval
+from delf_tf.tools import common
 
 _DATASET_FILE_PATH = flags.DEFINE_string(
     "dataset_file_path", "/tmp/gnd_roxford5k.mat",
@@ -54,9 +53,8 @@ _OUTPUT_DIR = flags.DEFINE_string(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors(OSError):
         retrieval.PerformAggregatedRetrieval(
             _DATASET_FILE_PATH.value, _QUERY_AGGREGATION_CONFIG_PATH.value,
             _INDEX_AGGREGATION_CONFIG_PATH.value, _OUTPUT_DIR.value,
@@ -66,8 +64,6 @@ def main(argv):
             index_aggregation_dir=_INDEX_AGGREGATION_DIR.value,
             feature_extension=_FEATURE_EXTENSION.value,
             index_mapping_path=_INDEX_MAPPING_PATH.value)
-    except (OSError, ValueError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ variant), and writes `metrics.txt` (mAP, mP@k, mR@k for the medium and hard prot
       --output_dir=results/elfm
 """
 
-import sys
 
 from absl import app, flags
 
 from delf_tf.elfm import batch
 from delf_tf.elfm import index as elfm_index
+from delf_tf.tools import common
 
 FLAGS = flags.FLAGS
 
@@ -41,17 +41,14 @@ flags.DEFINE_string("output_dir", "/tmp/elfm_retrieval", "Where metrics.txt is w
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors(ImportError):
         batch.EvaluateElfm(FLAGS.dataset_file_path, FLAGS.query_features_dir, FLAGS.output_dir,
                            index_path=FLAGS.index_path or None,
                            index_features_dir=FLAGS.index_features_dir or None,
                            use_float=FLAGS.use_float_descriptors, backend=FLAGS.backend,
                            global_features_dir=FLAGS.global_features_dir or None,
                            shortlist_size=FLAGS.shortlist_size)
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

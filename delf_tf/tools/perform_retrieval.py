@@ -14,13 +14,12 @@ Example:
       --use_geometric_verification --output_dir=results/roxford
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.matching import ransac, reranking
 from delf_tf.matching.params import VerificationParams
 from delf_tf.retrieval import evaluation
+from delf_tf.tools import common
 
 flags.DEFINE_string("dataset_file_path", "/tmp/gnd_roxford5k.mat",
                     "Ground-truth .mat file of the Revisited dataset (gnd_roxford5k.mat, "
@@ -57,9 +56,8 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors():
         verification = VerificationParams(
             descriptor_matching_threshold=FLAGS.local_descriptor_matching_threshold,
             ransac_residual_threshold=FLAGS.ransac_residual_threshold,
@@ -70,8 +68,6 @@ def main(argv):
             FLAGS.output_dir, use_geometric_verification=FLAGS.use_geometric_verification,
             verification=verification, num_to_rerank=FLAGS.num_to_rerank,
             feature_cache_size=FLAGS.feature_cache_size)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

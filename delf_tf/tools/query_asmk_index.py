@@ -15,6 +15,7 @@ from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
 from delf_tf.retrieval import knn_classification
+from delf_tf.tools import common
 
 _INDEX_PATH = flags.DEFINE_string("index_path", "index.asmk", "Index from build_asmk_index.py.")
 _DATASET_FILE_PATH = flags.DEFINE_string(
@@ -48,8 +49,7 @@ _CLASSIFIER = flags.DEFINE_enum(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     names = asmk_search.ReadImageNames(
         _DATASET_FILE_PATH.value, _IMAGE_SET.value, _LIST_IMAGES_PATH.value)
     result = asmk_search.QueryIndexWithFeatures(

@@ -21,7 +21,7 @@ from absl import app, flags
 
 from delf_tf.io import atomic
 from delf_tf.retrieval import evaluation, global_index
-from delf_tf.tools import global_index_flags
+from delf_tf.tools import common, global_index_flags
 
 _INDEX_DIR = flags.DEFINE_string("index_dir", None, "Index directory to query.")
 _QUERY_FEATURES_DIR = flags.DEFINE_string(
@@ -38,8 +38,7 @@ _NPROBE, _EF_SEARCH = global_index_flags.define_search_flags(when_querying=True)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     if not _INDEX_DIR.value or not _QUERY_FEATURES_DIR.value:
         raise app.UsageError("--index_dir and --query_features_dir are required")
     if _TOP_K.value < 1:

@@ -27,6 +27,7 @@ import os
 from absl import app, flags
 
 from delf_tf import demo_workflow
+from delf_tf.tools import common
 
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", "demo_output", "Directory for everything the demo writes (reused stages "
@@ -132,8 +133,7 @@ def _config_from_flags() -> demo_workflow.DemoConfig:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     config = _config_from_flags()
     # Quiets TensorFlow's C++ start-up logs here and in every tool run below.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -33,6 +33,7 @@ import sys
 from absl import app, flags
 
 from delf_tf.retrieval import image_search
+from delf_tf.tools import common
 
 _QUERY_IMAGES = flags.DEFINE_string(
     "query_images", None, "Query images: a folder (searched recursively), a text file with one "
@@ -183,13 +184,10 @@ def _without(paths, names, failed):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     logging.getLogger("delf_tf").setLevel(logging.INFO)
-    try:
+    with common.reported_errors():
         _search()
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

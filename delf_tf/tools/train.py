@@ -9,10 +9,10 @@ Example (DELG, ResNet-50, two GPUs):
 
 import dataclasses
 import functools
-import sys
 
 from absl import app, flags
 
+from delf_tf.tools import common
 from delf_tf.training import strategy, trainer
 
 _DEFAULTS = trainer.TrainConfig()
@@ -100,15 +100,12 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    common.check_no_arguments(argv)
+    with common.reported_errors(OSError):
         config = trainer.TrainConfig(
                 **{field.name: FLAGS[field.name].value
                    for field in dataclasses.fields(trainer.TrainConfig)})
         trainer.Train(config, progress=functools.partial(print, flush=True))
-    except (OSError, ValueError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Example:
 from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
+from delf_tf.tools import common
 
 _DATASET_FILE_PATH = flags.DEFINE_string(
     "dataset_file_path", "",
@@ -39,8 +40,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the image draw and of k-means."
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     names = asmk_search.ReadImageNames(
         _DATASET_FILE_PATH.value, _IMAGE_SET.value, _LIST_IMAGES_PATH.value)
     codebook = asmk_search.TrainCodebookFromFeatures(

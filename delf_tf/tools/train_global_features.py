@@ -24,6 +24,7 @@ import logging
 from absl import app, flags
 
 from delf_tf.global_features import training
+from delf_tf.tools import common
 
 _D = training.TrainGlobalConfig()
 
@@ -84,8 +85,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     logging.getLogger("delf_tf").setLevel(logging.INFO)
     config = training.TrainGlobalConfig(**{
             field: getattr(FLAGS, field)

@@ -20,6 +20,7 @@ import json
 from absl import app, flags
 
 from delf_tf.how import training
+from delf_tf.tools import common
 
 _DEFAULTS = training.TrainHowConfig()
 
@@ -70,8 +71,7 @@ _INITIAL_WEIGHTS = flags.DEFINE_string(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     config = training.TrainHowConfig(
         data_root=_DATA_ROOT.value, directory=_DIRECTORY.value,
         training_dataset=_TRAINING_DATASET.value, test_datasets=_TEST_DATASETS.value,

@@ -13,9 +13,10 @@ Example:
 """
 
 import os
-import sys
 
 from absl import app, flags
+
+from delf_tf.tools import common
 
 _TEMPLATE = flags.DEFINE_string(
     "template", "r50delg_gldv2clean_config",
@@ -45,14 +46,13 @@ flags.mark_flags_as_required(["model_path", "output_path"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    common.check_no_arguments(argv)
     if _ATTENTION_STATS_PATH.value and _SCORE_THRESHOLD.value is not None:
         raise app.UsageError("give --attention_stats_path or --score_threshold, not both")
     from delf_tf import config as config_lib
     from delf_tf.training import summaries
 
-    try:
+    with common.reported_errors():
         config = config_lib.ReadDelfConfig(_TEMPLATE.value)
         if not os.path.isdir(_MODEL_PATH.value):
             raise FileNotFoundError(f"--model_path {_MODEL_PATH.value} is not a directory "
@@ -76,8 +76,6 @@ def main(argv):
         if _MAX_FEATURE_NUM.value is not None:
             config.delf_local_config.max_feature_num = _MAX_FEATURE_NUM.value
         config_lib.WriteConfig(_OUTPUT_PATH.value, config)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     kept = (f"score_threshold {threshold:.6g} from {source}" if threshold is not None else
             f"the template's score_threshold {config.delf_local_config.score_threshold:.6g} "
             "(give --attention_stats_path to use your model's)")

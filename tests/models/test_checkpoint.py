@@ -92,3 +92,13 @@ def test_restore_into_a_different_model_is_an_error(tmp_path):
     checkpoint.save_weights(saved, prefix)
     with pytest.raises(ValueError, match="does not match the model"):
         checkpoint.load_model(prefix, use_dim_reduction=True)
+
+
+def test_registry_builds_every_class_by_name():
+    from delf_tf.models import registry
+
+    assert {"Delf": delf.Delf, "Delg": delg.Delg} == registry.MODEL_CLASSES
+    model = registry.create_model("Delf", 5, name="named")
+    assert isinstance(model, delf.Delf) and model.name == "named"
+    with pytest.raises(ValueError, match="unknown model class 'Resnet'"):
+        registry.model_class("Resnet")
