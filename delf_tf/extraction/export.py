@@ -83,9 +83,16 @@ class _ExtractionModule(tf.Module):
         super().__init__(name=name)
         checks.in_range("iou_threshold", iou_threshold, 0.0, 1.0, low_inclusive=False)
         attach_model(self, model)
-        if block3_strides is None:
-            block3_strides = model_block3_strides(model)
-        self._stride = feature_extractor.feature_stride(block3_strides)
+        # The model knows where its feature-map cells sit; an explicit block3_strides
+        # (for a model that cannot tell) sets the stride of the original's constants.
+        geometry = getattr(model, "feature_geometry", None)
+        if block3_strides is None and geometry is not None:
+            self._stride, self._receptive_field = geometry.stride, geometry.receptive_field
+        else:
+            if block3_strides is None:
+                block3_strides = model_block3_strides(model)
+            self._stride = feature_extractor.feature_stride(block3_strides)
+            self._receptive_field = feature_extractor.RECEPTIVE_FIELD
         self._iou_threshold = float(iou_threshold)
         # One small real call: builds every variable and tells the global width.
         global_descriptor, _, local_features = self._model_fn(
@@ -105,7 +112,9 @@ class _ExtractionModule(tf.Module):
                 max_feature_num=max_feature_num, global_scales_ind=global_scales_ind,
                 use_local=use_local, use_global=use_global,
                 iou_threshold=self._iou_threshold, global_dim=self._global_dim,
-                local_dim=self._local_dim, min_input_size=self._min_input_size)
+                local_dim=self._local_dim, min_input_size=self._min_input_size,
+                receptive_field=self._receptive_field,
+                padding=(self._receptive_field - 1) // 2)
 
 
 class LocalFeatureModule(_ExtractionModule):

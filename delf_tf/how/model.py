@@ -81,22 +81,9 @@ def receptive_field(spec: resnet.BackboneSpec, num_stages: int, smoothing_size: 
     """(receptive field, stride) in input pixels of a cell of the backbone map
     after `num_stages` stages and the smoothing, for this package's ResNets
     (stem 7x7/2 + max-pool 3x3/2; a stage's stride on its first block)."""
-    field, stride = 7, 2
-    field += 2 * stride  # max-pool 3x3
-    stride *= 2
-    convs_3x3 = 2 if spec.block_type == "basic" else 1
-    for stage in range(num_stages):
-        for block in range(spec.blocks[stage]):
-            if block == 0 and stage > 0:
-                if spec.block_type == "basic":
-                    field += 2 * stride  # the strided 3x3
-                    stride *= 2
-                    field += 2 * stride * (convs_3x3 - 1)
-                    continue
-                stride *= 2  # the strided 1x1
-            field += 2 * stride * convs_3x3
-    field += (smoothing_size - 1) * stride
-    return field, stride
+    geometry = resnet.stage_geometry(spec, num_stages)
+    return (geometry.receptive_field + (smoothing_size - 1) * geometry.stride,
+            geometry.stride)
 
 
 class HowNet(keras.Model):

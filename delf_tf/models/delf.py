@@ -139,6 +139,16 @@ class Delf(keras.Model):
         """Smallest image side (pixels) the network accepts (the backbone's)."""
         return self.backbone.min_input_size
 
+    @property
+    def feature_geometry(self) -> resnet.FeatureGeometry:
+        """Where the local-feature cells sit (input pixels): the backbone's block3 stride,
+        and the receptive field the original gives every DELF/DELG model, ResNet-50's
+        block3 field (291). Keypoint locations (box centres) depend on the stride only;
+        the backbone's own field is `backbone.feature_geometry()`."""
+        original_field = resnet.stage_geometry(resnet.BACKBONE_SPECS["resnet50"], 3)
+        return resnet.FeatureGeometry(self.backbone.feature_geometry("block3").stride,
+                                      original_field.receptive_field)
+
     def build_call(self, images, training: bool = False):
         """Inference: images [B,H,W,3] normalised float32 -> (global_descriptor [B,Dg],
         attention_prob [B,h,w,1], local_features [B,h,w,C]), all float32."""

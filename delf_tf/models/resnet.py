@@ -52,6 +52,44 @@ BACKBONE_SPECS: dict[str, BackboneSpec] = {
 BACKBONES: dict[str, list[int]] = {name: list(spec.blocks)
                                    for name, spec in BACKBONE_SPECS.items()}
 
+@dataclasses.dataclass(frozen=True)
+class FeatureGeometry:
+    """Where the cells of a feature map sit in the input image, in pixels.
+
+    Cell (i, j) sees the receptive box [stride*i - padding, stride*j - padding,
+    stride*i - padding + receptive_field - 1, ...], centred on (stride*i, stride*j).
+    """
+
+    stride: int
+    receptive_field: int
+
+    @property
+    def padding(self) -> int:
+        return (self.receptive_field - 1) // 2
+
+
+def stage_geometry(spec: BackboneSpec, num_stages: int,
+                   block3_strides: bool = False) -> FeatureGeometry:
+    """Geometry of the map after `num_stages` stages (1..4: endpoints block1..block4) of this
+    package's ResNets: stem 7x7/2 conv + 3x3/2 max-pool, each stage's stride on its first
+    block's first conv (a 1x1 in a bottleneck, a 3x3 in a basic block), stages 3..5 strided;
+    block3_strides moves stage 5's stride to a 1x1/2 max-pool right after block3.
+    ResNet-50's block3: stride 16 (32 with block3_strides), receptive field 291 (the
+    original's constants)."""
+    field, stride = 7 + 2 * 2, 4  # after the stem
+    kernels = (3, 3) if spec.block_type == "basic" else (1, 3, 1)
+    for stage in range(num_stages):
+        stage_stride = 1 if stage == 0 or (stage == 3 and block3_strides) else 2
+        for block in range(spec.blocks[stage]):
+            for position, kernel in enumerate(kernels):
+                field += (kernel - 1) * stride
+                if block == 0 and position == 0:
+                    stride *= stage_stride
+        if stage == 2 and block3_strides:
+            stride *= 2  # the 1x1/2 max-pool: no wider field
+    return FeatureGeometry(stride, field)
+
+
 # The stem (7x7/2 'same' conv, then a 3x3/2 'valid' max-pool) needs a 3x3 map after the conv,
 # so an input side below 5 px leaves the max-pool a negative-size window.
 MIN_INPUT_SIZE = 5
@@ -247,6 +285,11 @@ class ResNet(keras.Model):
         # Sub-layers build on the first real call; skips Keras' default symbolic trace of the
         # whole network (which doubled the cost of building a model).
         self.built = True
+
+    def feature_geometry(self, endpoint: str = "block3") -> FeatureGeometry:
+        """Stride and receptive field (input pixels) of endpoint "block1".."block4"."""
+        return stage_geometry(self.spec, int(endpoint.removeprefix("block")),
+                              self.block3_strides)
 
     def blocks(self) -> list[keras.layers.Layer]:
         """All blocks (Bottleneck or BasicBlock) in order."""

@@ -90,3 +90,16 @@ def test_gradient_isolation(model_class):
     assert _all_zero_or_none(global_only["attention"])
     assert _all_zero_or_none(global_only["autoencoder"])
     assert _all_zero_or_none(global_only["att_fc"])
+
+
+def test_feature_geometry_is_the_models():
+    from delf_tf.extraction import feature_extractor
+
+    for block3_strides, stride in ((False, 16), (True, 32)):
+        model = delf.Delf(backbone="resnet_tiny", block3_strides=block3_strides)
+        geometry = model.feature_geometry
+        assert geometry.stride == stride == feature_extractor.feature_stride(block3_strides)
+        assert (geometry.receptive_field, geometry.padding) == (
+            feature_extractor.RECEPTIVE_FIELD, feature_extractor.RECEPTIVE_PADDING)
+    # The backbone's own block3 field: one bottleneck per stage.
+    assert model.backbone.feature_geometry().receptive_field == 67

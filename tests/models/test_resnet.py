@@ -133,3 +133,34 @@ def test_drop_last_stage():
     assert model.output_channels == 1024
     r18 = resnet.ResNet("resnet18", pooling=None, drop_last_stage=True)
     assert r18(images)[0].shape == (1, 4, 4, 256)
+
+
+def test_geometry_of_resnet50_is_the_originals():
+    from delf_tf.extraction import feature_extractor
+
+    spec = resnet.BACKBONE_SPECS["resnet50"]
+    for block3_strides, stride in ((False, 16), (True, 32)):
+        geometry = resnet.stage_geometry(spec, 3, block3_strides)
+        assert (geometry.stride, geometry.receptive_field, geometry.padding) == (
+            stride, feature_extractor.RECEPTIVE_FIELD, feature_extractor.RECEPTIVE_PADDING)
+    # block3_strides moves stage 5's stride: block4 keeps stride 32.
+    assert resnet.stage_geometry(spec, 4, True).stride == 32
+
+
+@pytest.mark.parametrize("backbone, block3_strides",
+                         [("resnet_tiny", False), ("resnet18", False), ("resnet_tiny", True)])
+def test_receptive_field_is_what_the_network_sees(backbone, block3_strides):
+    """The input pixels that move one block3 cell span exactly the stated field."""
+    net = resnet.ResNet(backbone, block3_strides=block3_strides, pooling=None)
+    geometry = net.feature_geometry("block3")
+    image = tf.Variable(tf.random.stateless_normal([1, 256, 256, 3], seed=[1, 2]))
+    with tf.GradientTape() as tape:
+        _, endpoints = net(image, training=False)
+        block3 = endpoints["block3"]
+        centre = (block3.shape[1] // 2, block3.shape[2] // 2)
+        value = tf.reduce_sum(block3[0, centre[0], centre[1]])
+    moved = np.abs(tape.gradient(value, image).numpy()[0]).sum(axis=-1) > 0
+    rows, cols = np.nonzero(moved.any(axis=1))[0], np.nonzero(moved.any(axis=0))[0]
+    assert rows.max() - rows.min() + 1 == geometry.receptive_field
+    assert cols.max() - cols.min() + 1 == geometry.receptive_field
+    assert 256 // block3.shape[1] == geometry.stride
