@@ -272,6 +272,55 @@ def _describer(model, image_size: int):
     return describe
 
 
+def _tuple_datasets(config: TrainGlobalConfig):
+    """(train TuplesDataset, val TuplesDataset or None) of the SfM training database."""
+    train_root = os.path.join(config.data_root, "train", config.training_dataset)
+    database = sfm.ReadSfmDatabase(os.path.join(train_root, f"{config.training_dataset}.pkl"))
+    if "train" not in database:
+        raise ValueError(f"{train_root}: the database has no 'train' split")
+    ims_root = os.path.join(train_root, "ims")
+    tuples_config = tuples_lib.TuplesConfig(config.neg_num, config.query_size, config.pool_size,
+                                            config.image_size)
+    train_tuples = tuples_lib.TuplesDataset(database["train"], ims_root, tuples_config,
+                                            seed=config.seed)
+    val_tuples = (tuples_lib.TuplesDataset(database["val"], ims_root, tuples_config,
+                                           seed=config.seed + 1)
+                  if "val" in database and len(database["val"].qidxs) else None)
+    return train_tuples, val_tuples
+
+
+def _train_one_epoch(config, epoch, model, optimizer, step, train_tuples, val_tuples) -> dict:
+    """Mines the epoch's tuples and trains on them; the epoch's record (losses, timing)."""
+    lr = config.lr * math.exp(-LR_DECAY_PER_EPOCH * epoch)
+    optimizer.learning_rate = lr
+    train_tuples.reseed([config.seed, epoch])
+    describe = _describer(model, config.image_size)
+    negative_distance = train_tuples.create_epoch_tuples(describe)
+    mining_seconds = train_tuples.last_mining_seconds
+    train_loss = train_epoch(step, train_tuples.dataset(),
+                             config.batch_size * config.update_every)
+    record = {"epoch": epoch, "lr": lr, "train_loss": train_loss,
+              "negative_distance": negative_distance, "mining_seconds": mining_seconds}
+    if val_tuples is not None:
+        val_tuples.reseed([config.seed + 1, epoch])
+        val_tuples.create_epoch_tuples(describe)
+        record["val_loss"] = tuples_loss(val_tuples, describe, config.loss, config.loss_margin)
+    return record
+
+
+def _test_if_due(config, epoch, model, record: dict) -> None:
+    """Adds the test data sets' mAPs to `record` every test_freq epochs and at the end."""
+    test_names = [n for n in config.test_datasets.split(",") if n.strip()]
+    if test_names and config.test_freq and ((epoch + 1) % config.test_freq == 0
+                                            or epoch + 1 == config.epochs):
+        for name in test_names:
+            scores = evaluate_revisited(
+                    model, os.path.join(config.data_root, "test", name), name,
+                    config.test_image_size or config.image_size, config.scales(),
+                    model.multi_scale_power())
+            record.update({f"{name}_{k}_map": v for k, v in scores.items()})
+
+
 def TrainGlobalFeatures(config: TrainGlobalConfig,
                         progress: Callable[[str], None] = logger.info, *,
                         build: Callable[[TrainGlobalConfig], keras.Model] = build_model,
@@ -287,19 +336,7 @@ def TrainGlobalFeatures(config: TrainGlobalConfig,
     """
     validate(config)
     tf.keras.utils.set_random_seed(config.seed)
-    train_root = os.path.join(config.data_root, "train", config.training_dataset)
-    database = sfm.ReadSfmDatabase(os.path.join(train_root, f"{config.training_dataset}.pkl"))
-    if "train" not in database:
-        raise ValueError(f"{train_root}: the database has no 'train' split")
-    ims_root = os.path.join(train_root, "ims")
-    tuples_config = tuples_lib.TuplesConfig(config.neg_num, config.query_size, config.pool_size,
-                                            config.image_size)
-    train_tuples = tuples_lib.TuplesDataset(database["train"], ims_root, tuples_config,
-                                            seed=config.seed)
-    val_tuples = (tuples_lib.TuplesDataset(database["val"], ims_root, tuples_config,
-                                           seed=config.seed + 1)
-                  if "val" in database and len(database["val"].qidxs) else None)
-
+    train_tuples, val_tuples = _tuple_datasets(config)
     model = build(config)
     optimizer = make_optimizer(config)
     step = TupleStep(model, optimizer, config.loss, config.loss_margin, config.neg_num)
@@ -313,8 +350,6 @@ def TrainGlobalFeatures(config: TrainGlobalConfig,
         progress(f"resumed from {manager.latest_checkpoint} at epoch {int(epoch_var)}")
         # Each epoch draws from its own seed, so a resumed run mines as an uninterrupted one.
     writer = tf.summary.create_file_writer(os.path.join(config.directory, "train_logs"))
-    scales = config.scales()
-    test_names = [n for n in config.test_datasets.split(",") if n.strip()]
     history_path = os.path.join(config.directory, "history.json")
     history = (json.loads(atomic.read_bytes(history_path))
                if config.resume and os.path.isfile(history_path) else [])
@@ -322,30 +357,10 @@ def TrainGlobalFeatures(config: TrainGlobalConfig,
 
     for epoch in range(int(epoch_var), config.epochs):
         start = time.perf_counter()
-        lr = config.lr * math.exp(-LR_DECAY_PER_EPOCH * epoch)
-        optimizer.learning_rate = lr
-        train_tuples.reseed([config.seed, epoch])
-        describe = _describer(model, config.image_size)
-        negative_distance = train_tuples.create_epoch_tuples(describe)
-        mining_seconds = train_tuples.last_mining_seconds
-        train_loss = train_epoch(step, train_tuples.dataset(),
-                                 config.batch_size * config.update_every)
-        record = {"epoch": epoch, "lr": lr, "train_loss": train_loss,
-                  "negative_distance": negative_distance, "mining_seconds": mining_seconds}
-        if val_tuples is not None:
-            val_tuples.reseed([config.seed + 1, epoch])
-            val_tuples.create_epoch_tuples(describe)
-            record["val_loss"] = tuples_loss(val_tuples, describe, config.loss,
-                                             config.loss_margin)
+        record = _train_one_epoch(config, epoch, model, optimizer, step, train_tuples,
+                                  val_tuples)
         epoch_var.assign(epoch + 1)
-        if test_names and config.test_freq and ((epoch + 1) % config.test_freq == 0
-                                                or epoch + 1 == config.epochs):
-            for name in test_names:
-                scores = evaluate_revisited(
-                        model, os.path.join(config.data_root, "test", name), name,
-                        config.test_image_size or config.image_size, scales,
-                        model.multi_scale_power())
-                record.update({f"{name}_{k}_map": v for k, v in scores.items()})
+        _test_if_due(config, epoch, model, record)
         record["epoch_seconds"] = time.perf_counter() - start
         with writer.as_default():
             for key, value in record.items():

@@ -216,30 +216,16 @@ def Rank(
     Returns:
       query name -> its best `num_results` matches, best first.
     """
-    from delf_tf.io import datum_io
     from delf_tf.matching import reranking
-    from delf_tf.retrieval import search
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     num_index = len(index_names)
     results: dict[str, list[Match]] = {}
+    global_ranks, global_scores = _first_rankings(method, query_names, index_names, query_dir,
+                                                  index_dir, codebook)
     if method == "delf":
-        global_ranks = np.tile(np.arange(num_index), (len(query_names), 1))
-        global_scores = np.zeros([len(query_names), num_index])
         num_to_rerank = num_index
-    elif method == "asmk":
-        global_ranks, global_scores = _asmk_search(codebook, query_names, index_names,
-                                                   query_dir, index_dir)
-    elif method == "elfm":
-        global_ranks, global_scores = _elfm_search(query_names, index_names, query_dir,
-                                                   index_dir)
-    else:
-        query_global = np.stack([datum_io.ReadFromFile(
-            os.path.join(query_dir, n + GLOBAL_EXTENSION)) for n in query_names])
-        index_global = np.stack([datum_io.ReadFromFile(
-            os.path.join(index_dir, n + GLOBAL_EXTENSION)) for n in index_names])
-        global_ranks, global_scores = search.global_search(query_global, index_global)
     verify = method not in ("delg_global", "asmk", "elfm")
     store = reranking.LocalFeatureStore(num_index) if verify else None
     for q, query_name in enumerate(query_names):
@@ -250,22 +236,58 @@ def Rank(
         scores_by_id[global_ranks[q]] = global_scores[q]
         inliers = None
         if verify:
-            query = reranking.read_local_features(
-                os.path.join(query_dir, query_name + LOCAL_EXTENSION))
-            candidates = reranking.select_candidates(ranks, (), num_to_rerank)
-            inliers = np.full([num_index], -1, dtype=np.int64)
-            inliers[candidates] = reranking.verify_candidates(
-                query, [store.get(os.path.join(index_dir, index_names[i] + LOCAL_EXTENSION))
-                        for i in candidates], ransac_seed=ransac_seed, **verification_options)
-            ranks = reranking.rerank_by_inliers(ranks, scores_by_id, np.maximum(inliers, 0))
-        matches = []
-        for position, i in enumerate(ranks[:num_results], 1):
-            verified = inliers is not None and inliers[i] >= 0
-            score = float(inliers[i]) if method == "delf" else float(scores_by_id[i])
-            matches.append(Match(position, index_names[i], index_paths[i], score,
-                                 int(inliers[i]) if verified else None))
-        results[query_name] = matches
+            ranks, inliers = _verify_and_rerank(
+                os.path.join(query_dir, query_name + LOCAL_EXTENSION), ranks, scores_by_id,
+                lambda i: store.get(os.path.join(index_dir, index_names[i] + LOCAL_EXTENSION)),
+                num_to_rerank, ransac_seed=ransac_seed, **verification_options)
+        results[query_name] = _matches(method, ranks[:num_results], scores_by_id, inliers,
+                                       index_names, index_paths)
     return results
+
+
+def _verify_and_rerank(query_path, ranks, scores_by_id, index_features, num_to_rerank,
+                       **verification_options):
+    """(ranks re-ranked by inliers, inliers int64 [N] with -1 for unverified images)."""
+    from delf_tf.matching import reranking
+
+    query = reranking.read_local_features(query_path)
+    candidates = reranking.select_candidates(ranks, (), num_to_rerank)
+    inliers = np.full([len(scores_by_id)], -1, dtype=np.int64)
+    inliers[candidates] = reranking.verify_candidates(
+        query, [index_features(i) for i in candidates], **verification_options)
+    return reranking.rerank_by_inliers(ranks, scores_by_id, np.maximum(inliers, 0)), inliers
+
+
+def _first_rankings(method, query_names, index_names, query_dir, index_dir, codebook):
+    """(ranks int [Q, N], sorted scores [Q, N]) before any verification: by global
+    descriptors, ASMK* or ELFM; for 'delf', every image in index order with score 0."""
+    from delf_tf.io import datum_io
+    from delf_tf.retrieval import search
+
+    if method == "delf":
+        num_index = len(index_names)
+        return (np.tile(np.arange(num_index), (len(query_names), 1)),
+                np.zeros([len(query_names), num_index]))
+    if method == "asmk":
+        return _asmk_search(codebook, query_names, index_names, query_dir, index_dir)
+    if method == "elfm":
+        return _elfm_search(query_names, index_names, query_dir, index_dir)
+    query_global = np.stack([datum_io.ReadFromFile(
+        os.path.join(query_dir, n + GLOBAL_EXTENSION)) for n in query_names])
+    index_global = np.stack([datum_io.ReadFromFile(
+        os.path.join(index_dir, n + GLOBAL_EXTENSION)) for n in index_names])
+    return search.global_search(query_global, index_global)
+
+
+def _matches(method, ranks, scores_by_id, inliers, index_names, index_paths) -> list[Match]:
+    """One query's Match rows, best first; inliers[i] < 0: not verified."""
+    matches = []
+    for position, i in enumerate(ranks, 1):
+        verified = inliers is not None and inliers[i] >= 0
+        score = float(inliers[i]) if method == "delf" else float(scores_by_id[i])
+        matches.append(Match(position, index_names[i], index_paths[i], score,
+                             int(inliers[i]) if verified else None))
+    return matches
 
 
 def _asmk_search(codebook: np.ndarray | None, query_names: Sequence[str],

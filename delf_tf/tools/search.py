@@ -117,15 +117,7 @@ def _search() -> None:
         kept = set(failed)
         query_paths, query_names = _without(query_paths, query_names, kept)
         index_paths, index_names = _without(index_paths, index_names, kept)
-    codebook = None
-    if method == "asmk":
-        from delf_tf.aggregation import codebook as codebook_lib
-
-        if _CODEBOOK_PATH.value:
-            codebook = codebook_lib.ReadCodebook(_CODEBOOK_PATH.value)
-        else:
-            codebook = image_search.TrainCodebook(index_names, index_dir, _ASMK_NUM_WORDS.value)
-            codebook_lib.WriteCodebook(codebook, os.path.join(_OUTPUT_DIR.value, "codebook.datum"))
+    codebook = _asmk_codebook(index_names, index_dir) if method == "asmk" else None
     results = image_search.Rank(
         method, query_names, index_names, index_paths, query_dir, index_dir, codebook=codebook,
         num_results=_NUM_RESULTS.value, num_to_rerank=_NUM_TO_RERANK.value,
@@ -140,15 +132,30 @@ def _search() -> None:
             _GLDV2_PREDICTIONS_PATH.value,
             {name: [m.name for m in matches] for name, matches in results.items()})
         written["gldv2"] = _GLDV2_PREDICTIONS_PATH.value
-    for name in query_names[:5]:
-        best = results[name][0] if results[name] else None
-        print(f"{name}: " + (f"{best.name} (score {best.score:.4g}"
-                             + (f", {best.inliers} inliers" if best.inliers is not None else "")
-                             + ")" if best else "no results"))
+    _print_best_matches(results, query_names[:5])
     print(f"Wrote {', '.join(written.values())} ({len(query_names)} queries, "
           f"{len(index_names)} database images, method {method})")
     if failed:
         sys.exit(f"Error: {len(failed)} images could not be read: {', '.join(failed)}")
+
+
+def _asmk_codebook(index_names, index_dir):
+    """--codebook_path's codebook, or one trained on the database (and saved)."""
+    from delf_tf.aggregation import codebook as codebook_lib
+
+    if _CODEBOOK_PATH.value:
+        return codebook_lib.ReadCodebook(_CODEBOOK_PATH.value)
+    codebook = image_search.TrainCodebook(index_names, index_dir, _ASMK_NUM_WORDS.value)
+    codebook_lib.WriteCodebook(codebook, os.path.join(_OUTPUT_DIR.value, "codebook.datum"))
+    return codebook
+
+
+def _print_best_matches(results, names) -> None:
+    for name in names:
+        best = results[name][0] if results[name] else None
+        print(f"{name}: " + (f"{best.name} (score {best.score:.4g}"
+                             + (f", {best.inliers} inliers" if best.inliers is not None else "")
+                             + ")" if best else "no results"))
 
 
 def _extract_delf_config_features(method, query_paths, query_names, query_dir, index_paths,
