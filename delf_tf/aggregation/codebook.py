@@ -12,6 +12,7 @@ problems, mini-batch k-means for large ones such as 65536 words), or faiss
 enough for 65536 words, as HOW's codebooks are trained.
 """
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -19,9 +20,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from delf_tf import checks
-from delf_tf.io import datum_io, feature_io
+from delf_tf.io import datum_io, feature_io, revisited
 from delf_tf.io.files import require_files
-from delf_tf.retrieval import dataset
+from delf_tf.progress import Progress
 
 CODEBOOK_FILENAME = "codebook.datum"
 # The original's k-means estimator stored its centers under this variable name.
@@ -241,15 +242,14 @@ def ClusterDatasetFeatures(
     checks.positive("num_iterations", num_iterations)
     if max_num_features is not None:
         checks.non_negative("max_num_features", max_num_features)  # 0: all
-    _, index_list, _ = dataset.ReadDatasetFile(dataset_file_path)
+    _, index_list, _ = revisited.ReadDatasetFile(dataset_file_path)
     paths = [os.path.join(features_dir, name + feature_extension) for name in index_list]
     require_files(paths, "feature files are")
 
-    def report(done: int, total: int) -> None:
-        if done % 100 == 0 or done == total:
-            print(f"Read features of {done}/{total} images", flush=True)
-
-    descriptors = SampleDescriptors(paths, max_num_features, seed, progress=report)
+    reading = Progress(len(paths), "Read features of", unit="images", every=100,
+                       log=functools.partial(print, flush=True))
+    descriptors = SampleDescriptors(paths, max_num_features, seed,
+                                    progress=lambda done, total: reading.step())
     print(f"Clustering {len(descriptors)} descriptors of dimension {descriptors.shape[1]} "
           f"into {num_clusters} clusters", flush=True)
     start = time.perf_counter()

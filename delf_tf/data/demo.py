@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from delf_tf.io import atomic
+from delf_tf.io import atomic, revisited
 
 # Where each landmark is cut from: (skimage.data loader name, [y0, y1, x0, x1]
 # in that photo's pixels). Regions are far apart from the background sources.
@@ -470,7 +470,7 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
 
     dataset_file_path = os.path.join(output_dir, "gnd_demo.mat")
     # The .mat file stores 1-based ids, as gnd_roxford5k.mat does.
-    _revisited().WriteDatasetFile(
+    revisited.WriteDatasetFile(
         dataset_file_path, imlist, qimlist,
         [{**g, **{k: g[k] + 1 for k in ("easy", "hard", "junk")}} for g in gnd])
     info = {
@@ -489,13 +489,6 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
                        train_clean_csv_path=train_clean_csv_path, images_dir=images_dir,
                        dataset_file_path=dataset_file_path, landmarks=names,
                        landmark_ids=landmark_ids, imlist=imlist, qimlist=qimlist, gnd=gnd)
-
-
-def _revisited():
-    # Imported late: the retrieval package owns the Revisited file format.
-    from delf_tf.retrieval import dataset as revisited
-
-    return revisited
 
 
 def _render_training_set(config, materials, patches, landmark_ids, train_dir):

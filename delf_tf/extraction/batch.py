@@ -272,7 +272,7 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
       while extracting them).
       Other errors (model, config) raise.
     """
-    from delf_tf.retrieval import dataset  # owned by the retrieval package
+    from delf_tf.io import revisited as dataset
 
     if image_set not in IMAGE_SETS:
         raise ValueError(f"--image_set must be one of {IMAGE_SETS}, got {image_set!r}")

@@ -254,7 +254,7 @@ def TasksFromImageList(list_images_path: str) -> list[ImageTask]:
 def TasksFromRevisited(dataset_file_path: str, images_dir: str, image_set: str,
                        image_extension: str = ".jpg") -> list[ImageTask]:
     """The query (cropped to their boxes) or index images of a Revisited .mat file."""
-    from delf_tf.retrieval import dataset
+    from delf_tf.io import revisited as dataset
 
     if image_set not in batch.IMAGE_SETS:
         raise ValueError(f"image_set must be one of {batch.IMAGE_SETS}, got {image_set!r}")

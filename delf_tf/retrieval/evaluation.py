@@ -29,6 +29,7 @@ from delf_tf.io import atomic, datum_io, wire_format
 from delf_tf.io.files import require_files
 from delf_tf.matching import reranking
 from delf_tf.matching.params import VerificationParams
+from delf_tf.progress import Progress
 from delf_tf.retrieval import dataset, search
 
 GLOBAL_EXTENSION = ".delg_global"
@@ -236,7 +237,7 @@ def rerank_all(
     Returns {protocol: int64 [Q, N]}."""
     store = reranking.LocalFeatureStore(cache_size)
     reranked = {protocol: np.zeros_like(ranks) for protocol in PROTOCOLS}
-    start = time.perf_counter()
+    progress = Progress(len(query_local), "Re-ranked query", log=log)
     for i, query_path in enumerate(query_local):
         junk = {protocol: set(protocol_gt[protocol][i]["junk"].tolist())
                 for protocol in PROTOCOLS}
@@ -251,7 +252,5 @@ def rerank_all(
             index_features, verification, num_to_rerank)
         for protocol in PROTOCOLS:
             reranked[protocol][i] = after[protocol]
-        elapsed = time.perf_counter() - start
-        log(f"Re-ranked query {i + 1}/{len(query_local)} ({len(verified)} images verified, "
-            f"{elapsed / (i + 1):.2f} s/query)")
+        progress.step(note=f"{len(verified)} images verified")
     return reranked

@@ -170,3 +170,11 @@ def test_metrics_refuse_positive_junk_overlap_and_repeated_ranking():
     with pytest.raises(ValueError, match="lists an index image twice"):
         dataset.ComputeMetrics(np.array([[0, 0, 2]]),
                                [{"ok": np.array([0]), "junk": np.array([], np.int64)}])
+
+
+def test_file_format_lives_in_io_and_keeps_its_old_path():
+    from delf_tf.io import revisited
+
+    for name in ("ReadDatasetFile", "WriteDatasetFile", "CheckGroundTruth", "GroundTruth"):
+        assert getattr(dataset, name) is getattr(revisited, name)
+        assert name in dataset.__all__
