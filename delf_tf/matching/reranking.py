@@ -152,6 +152,17 @@ def verify(
     return VerificationResult(query_ids, index_ids, result.inliers, result.model)
 
 
+def _loose_params(descriptor_matching_threshold: float, ransac_residual_threshold: float,
+                  use_ratio_test: bool, ransac_seed: int | None,
+                  max_trials: int = ransac.DEFAULT_MAX_TRIALS,
+                  backend: str = "opencv") -> VerificationParams:
+    """The VerificationParams of the loose-argument wrappers (the original's signatures)."""
+    return VerificationParams(
+        descriptor_matching_threshold=descriptor_matching_threshold,
+        ransac_residual_threshold=ransac_residual_threshold, use_ratio_test=use_ratio_test,
+        ransac_seed=ransac_seed, max_trials=max_trials, ransac_backend=backend)
+
+
 def verify_pair(
     query: LocalFeatures,
     index: LocalFeatures,
@@ -163,10 +174,9 @@ def verify_pair(
     backend: str = ransac.DEFAULT_BACKEND,
 ) -> VerificationResult:
     """`verify` with the parameters as loose arguments."""
-    return verify(query, index, VerificationParams(
-        descriptor_matching_threshold=descriptor_matching_threshold,
-        ransac_residual_threshold=ransac_residual_threshold, use_ratio_test=use_ratio_test,
-        ransac_seed=ransac_seed, max_trials=max_trials, ransac_backend=backend))
+    return verify(query, index, _loose_params(
+        descriptor_matching_threshold, ransac_residual_threshold, use_ratio_test, ransac_seed,
+        max_trials, backend))
 
 
 def MatchFeatures(
@@ -201,10 +211,9 @@ def MatchFeatures(
     """
     query = LocalFeatures.from_arrays(query_locations, query_descriptors)
     index = LocalFeatures.from_arrays(index_image_locations, index_image_descriptors)
-    result = verify(query, index, VerificationParams(
-        descriptor_matching_threshold=descriptor_matching_threshold,
-        ransac_residual_threshold=ransac_residual_threshold, use_ratio_test=use_ratio_test,
-        ransac_seed=ransac_seed, ransac_backend=backend))
+    result = verify(query, index, _loose_params(
+        descriptor_matching_threshold, ransac_residual_threshold, use_ratio_test, ransac_seed,
+        backend=backend))
     viz_bytes = b""
     if query_im_array is not None and index_im_array is not None:
         inlier_query = query.locations[result.query_ids[result.inliers]]
@@ -274,11 +283,9 @@ def verify_candidates(
     num_workers: int | None = None,
 ) -> np.ndarray:
     """`verify_all` with the parameters as loose arguments."""
-    return verify_all(query, candidates, VerificationParams(
-        descriptor_matching_threshold=descriptor_matching_threshold,
-        ransac_residual_threshold=ransac_residual_threshold, use_ratio_test=use_ratio_test,
-        ransac_seed=ransac_seed, max_trials=max_trials, ransac_backend=backend),
-        num_workers)
+    return verify_all(query, candidates, _loose_params(
+        descriptor_matching_threshold, ransac_residual_threshold, use_ratio_test, ransac_seed,
+        max_trials, backend), num_workers)
 
 
 def verify_all(
@@ -389,10 +396,8 @@ def RerankByGeometricVerification(
     All feature files are read before any verification, so a missing or broken
     file raises (naming it) before work is spent on the query.
     """
-    params = VerificationParams(
-        descriptor_matching_threshold=descriptor_matching_threshold,
-        ransac_residual_threshold=ransac_residual_threshold, use_ratio_test=use_ratio_test,
-        ransac_seed=ransac_seed, ransac_backend=backend)
+    params = _loose_params(descriptor_matching_threshold, ransac_residual_threshold,
+                           use_ratio_test, ransac_seed, backend=backend)
     query = read_local_features(
         os.path.join(query_features_dir, query_name + local_feature_extension))
     store = feature_store if feature_store is not None else LocalFeatureStore(0)
