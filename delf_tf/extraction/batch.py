@@ -285,14 +285,6 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
     extract = extractor_lib.MakeExtractor(
             config, binarize_local_descriptors=binarize_local_descriptors)
 
-    def outputs_of(name):
-        paths = []
-        if config.use_global_features:
-            paths.append(os.path.join(output_features_dir, name + DELG_GLOBAL_EXTENSION))
-        if config.use_local_features:
-            paths.append(os.path.join(output_features_dir, name + DELG_LOCAL_EXTENSION))
-        return paths
-
     def load_one(job):
         position, name = job
         image = _load_image(os.path.join(images_dir, name + image_extension))
@@ -307,17 +299,32 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
     def extract_one(job, loaded):
         _, name = job
         image, resize_factor = loaded
-        features = extract(image, resize_factor=resize_factor)
-        # Local first: the global file doubles as the "done" marker for readers
-        # that only check one file.
-        if config.use_local_features:
-            _write_local(os.path.join(output_features_dir, name + DELG_LOCAL_EXTENSION),
-                         features["local_features"])
-        if config.use_global_features:
-            datum_io.WriteToFile(
-                    features["global_descriptor"],
-                    os.path.join(output_features_dir, name + DELG_GLOBAL_EXTENSION))
+        _write_delg(config, output_features_dir, name,
+                    extract(image, resize_factor=resize_factor))
 
-    jobs = ((name, outputs_of(name), (position, name)) for position, name in selected)
+    jobs = ((name, _delg_outputs(config, output_features_dir, name), (position, name))
+            for position, name in selected)
     return _run(jobs, len(selected), f"DELG {image_set} extraction", load_one, extract_one,
                 overwrite)
+
+
+def _delg_outputs(config, output_features_dir: str, name: str) -> list[str]:
+    """The files extraction writes for image `name`, as the config enables."""
+    paths = []
+    if config.use_global_features:
+        paths.append(os.path.join(output_features_dir, name + DELG_GLOBAL_EXTENSION))
+    if config.use_local_features:
+        paths.append(os.path.join(output_features_dir, name + DELG_LOCAL_EXTENSION))
+    return paths
+
+
+def _write_delg(config, output_features_dir: str, name: str, features) -> None:
+    # Local first: the global file doubles as the "done" marker for readers
+    # that only check one file.
+    if config.use_local_features:
+        _write_local(os.path.join(output_features_dir, name + DELG_LOCAL_EXTENSION),
+                     features["local_features"])
+    if config.use_global_features:
+        datum_io.WriteToFile(
+                features["global_descriptor"],
+                os.path.join(output_features_dir, name + DELG_GLOBAL_EXTENSION))
