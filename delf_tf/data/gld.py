@@ -134,13 +134,7 @@ def CreateDataset(
         the records are skipped undecoded, and augmentation is seeded by record position,
         so the batches that follow are the ones an uninterrupted run would see).
     """
-    filenames = sorted(tf.io.gfile.glob(file_pattern))
-    if not filenames:
-        raise ValueError(f"No files match {file_pattern!r}")
-    if all(tf.io.gfile.stat(name).length == 0 for name in filenames):
-        # Repeating an empty dataset would spin forever without yielding a batch.
-        raise ValueError(f"Every file matching {file_pattern!r} is empty (0 bytes): "
-                         f"{', '.join(filenames[:5])}{' ...' if len(filenames) > 5 else ''}")
+    filenames = _record_files(file_pattern)
     if seed is None:
         seed = int(tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64))
     dataset = _records(filenames, seed, deterministic, repeat, shuffle_buffer_size,
@@ -167,6 +161,18 @@ def CreateDataset(
     # Sharding is done above, per input pipeline; tf.distribute must not shard again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options)
+
+
+def _record_files(file_pattern: str) -> list[str]:
+    """The sorted files matching `file_pattern`; ValueError if none, or all are empty."""
+    filenames = sorted(tf.io.gfile.glob(file_pattern))
+    if not filenames:
+        raise ValueError(f"No files match {file_pattern!r}")
+    if all(tf.io.gfile.stat(name).length == 0 for name in filenames):
+        # Repeating an empty dataset would spin forever without yielding a batch.
+        raise ValueError(f"Every file matching {file_pattern!r} is empty (0 bytes): "
+                         f"{', '.join(filenames[:5])}{' ...' if len(filenames) > 5 else ''}")
+    return filenames
 
 
 def _records(filenames, seed, deterministic, repeat, shuffle_buffer_size, num_input_pipelines,
