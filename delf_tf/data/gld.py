@@ -155,10 +155,13 @@ def CreateDataset(
     dataset = dataset.map(
             parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return _with_options(dataset.prefetch(tf.data.AUTOTUNE), deterministic)
+
+
+def _with_options(dataset: tf.data.Dataset, deterministic: bool) -> tf.data.Dataset:
     options = tf.data.Options()
     options.deterministic = deterministic
-    # Sharding is done above, per input pipeline; tf.distribute must not shard again.
+    # Sharding is done per input pipeline (see _records); tf.distribute must not shard again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options)
 
