@@ -85,6 +85,7 @@ class _Stages:
         self.times: list[tuple[str, float]] = []
         self._start = time.monotonic()
         self._print_lock = threading.Lock()
+        self._used_logs: set[str] = set()
 
     def run_tool(self, stage: str, tool: str, **flag_values) -> None:
         """Runs tool <tool> (`python -m delf_tf.tools.<tool>`) with --flag=value arguments;
@@ -117,7 +118,7 @@ class _Stages:
             else:
                 args.append(f"--{flag}={value}")
         command = [sys.executable, "-m", f"delf_tf.tools.{tool}"] + args
-        log_path = os.path.join(self.log_dir, re.sub(r"\W+", "_", name).strip("_") + ".log")
+        log_path = self._log_path(name)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         tail: list[str] = []
         with open(log_path, "w") as log:
@@ -134,6 +135,17 @@ class _Stages:
             raise RuntimeError(
                 f"'{name}' failed: {' '.join(command)} exited with {process.returncode}"
                 f"; full log: {log_path}; last lines:\n" + "\n".join(tail))
+
+    def _log_path(self, name: str) -> str:
+        """A log file per job: `DELG*` is spelled `DELG_star` (so it is not the DELG
+        log), and a name already used in this run gets a number."""
+        base = re.sub(r"\W+", "_", name.replace("*", "_star")).strip("_")
+        with self._print_lock:  # jobs of one stage start from several threads
+            candidate, number = base, 2
+            while candidate in self._used_logs:
+                candidate, number = f"{base}_{number}", number + 1
+            self._used_logs.add(candidate)
+        return os.path.join(self.log_dir, candidate + ".log")
 
     def run_function(self, stage: str, function: Callable[..., Any], *args, **kwargs) -> Any:
         self._begin(stage)
@@ -580,19 +592,55 @@ def _write_report(config: DemoConfig, stages: "_Stages", results: dict, extra_ro
     total = stages.total()
     timing = "\n".join(f"  {stage:<45}{seconds:8.1f} s" for stage, seconds in stages.times)
     report = (f"{table}\n\nWall time per stage:\n{timing}\n  {'total':<45}{total:8.1f} s\n"
-              f"({os.cpu_count()} CPU cores; other processes on the machine slow every stage)")
+              f"({os.cpu_count()} CPU cores; other processes on the machine slow every stage)\n"
+              f"Environment: {json.dumps(_environment())}")
     from delf_tf.io import atomic  # pylint: disable=g-import-not-at-top
     atomic.write_bytes_atomic(os.path.join(output_dir, "metrics_table.txt"),
                               (report + "\n").encode())
     summary = {"mAP": results, "other_methods_mAP": extra_rows,
                "stage_seconds": dict(stages.times), "total_seconds": total,
-               "flags": dataclasses.asdict(config)}
+               "flags": dataclasses.asdict(config), "environment": _environment()}
     atomic.write_bytes_atomic(os.path.join(output_dir, "results.json"),
                               (json.dumps(summary, indent=2, default=str) + "\n").encode())
     stages.say("\n" + report)
     stages.say(f"\nPictures: {os.path.join(output_dir, 'pictures')}; "
                f"table: {os.path.join(output_dir, 'metrics_table.txt')}")
     return summary
+
+
+def _environment() -> dict[str, Any]:
+    """What the numbers depend on besides the code and seed: the CPU (its kernels and
+    oneDNN's differ in rounding) and the library versions. Same machine + same seed gives
+    the same numbers; another CPU gives other ones."""
+    import platform  # pylint: disable=g-import-not-at-top
+
+    import keras  # pylint: disable=g-import-not-at-top
+    import numpy  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f
+                     if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+        onednn = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    except (ImportError, AttributeError):
+        onednn = "unknown"
+    try:
+        import cv2  # pylint: disable=g-import-not-at-top
+        opencv = cv2.__version__
+    except ImportError:
+        opencv = None
+    return {"cpu_model": cpu, "cpu_cores": os.cpu_count(), "onednn": onednn,
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__, "opencv": opencv}
 
 
 def _read_demo_dataset(demo: Any, data_dir: str) -> Any:

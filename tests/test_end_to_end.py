@@ -65,6 +65,14 @@ def test_run_demo_reduced(tmp_path):
         assert summary["mAP"]["trained"][key] == elfm
     assert (output_dir / "trained" / "elfm.elfmidx").is_file()
     assert "ELFM (binary codes)" in table
+    # Reproducibility: what the numbers depend on besides code and seed.
+    environment = summary["environment"]
+    assert environment["onednn"] in ("on", "off") and environment["cpu_model"]
+    assert environment["tensorflow"] and environment["keras"] and environment["numpy"]
+    # DELG and DELG* stages keep separate logs.
+    logs = set(os.listdir(output_dir / "logs"))
+    assert {"trained_retrieval_DELG_global_GV.log",
+            "trained_retrieval_DELG_star_global_GV.log"} <= logs
     for stage in ("demo data", "TFRecords", "train DELG", "trained: export", "match picture",
                   "attention picture"):
         assert summary["stage_seconds"][stage] > 0, stage
@@ -89,3 +97,15 @@ def test_run_demo_reduced(tmp_path):
     for picture in ("match.png", "attention.png", "visual_words.png"):
         with Image.open(output_dir / "pictures" / picture) as image:
             assert image.format == "PNG" and min(image.size) > 16
+
+
+def test_stage_logs_never_share_a_file(tmp_path):
+    from delf_tf import demo_workflow
+
+    stages = demo_workflow._Stages(str(tmp_path), progress=lambda message: None)
+    paths = [stages._log_path(name) for name in (
+            "trained: retrieval (DELG, global + GV)", "trained: retrieval (DELG*, global + GV)",
+            "trained: retrieval (DELG, global + GV)")]
+    assert [os.path.basename(p) for p in paths] == [
+            "trained_retrieval_DELG_global_GV.log", "trained_retrieval_DELG_star_global_GV.log",
+            "trained_retrieval_DELG_global_GV_2.log"]
