@@ -27,7 +27,7 @@ from delf_tf import checks
 from delf_tf import config as config_lib
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.extractor import AggregationTypeName, ExtractAggregatedRepresentation
-from delf_tf.io import datum_io, feature_io
+from delf_tf.io import atomic, datum_io, feature_io
 from delf_tf.io.files import require_files
 from delf_tf.protos import aggregation_config_pb2
 
@@ -175,6 +175,8 @@ def ExtractAggregatedRepresentationsToFiles(
     representations = ComputeAggregatedRepresentations(
         image_names, features_dir, aggregation_config, feature_extension, mapping_path)
     os.makedirs(output_aggregation_dir, exist_ok=True)
+    atomic.remove_stale_temporaries(  # left by a killed run
+            [os.path.join(output_aggregation_dir, name + extension) for name in image_names])
     for name, (data, words) in zip(image_names, representations):
         datum_io.WritePairToFile(
             data, FileVisualWords(words), os.path.join(output_aggregation_dir, name + extension))

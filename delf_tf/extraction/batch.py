@@ -22,7 +22,7 @@ from PIL import Image
 from delf_tf import checks, utils
 from delf_tf import config as config_lib
 from delf_tf.extraction import extractor as extractor_lib
-from delf_tf.io import datum_io, feature_io
+from delf_tf.io import atomic, datum_io, feature_io
 
 logger = logging.getLogger(__name__)
 
@@ -111,35 +111,6 @@ def check_distinct_outputs(output_of: dict[str, str]) -> None:
                              "one of them or extract them into different directories")
 
 
-def remove_stale_temp_files(outputs: Sequence[str]) -> int:
-    """Removes the temporary files an interrupted atomic write of one of `outputs`
-    left behind (`.<name>.<random>.tmp` next to it: a process killed between
-    writing and renaming). Only these outputs' temporary files are touched, so
-    other shards writing into the same directory are unaffected. Returns how many.
-    """
-    wanted: dict[str, set[str]] = {}
-    for path in outputs:
-        directory, name = os.path.split(os.path.abspath(path))
-        wanted.setdefault(directory, set()).add(name)
-    removed = 0
-    for directory, names in wanted.items():
-        try:
-            entries = os.listdir(directory)
-        except FileNotFoundError:
-            continue
-        for entry in entries:
-            if (entry.startswith(".") and entry.endswith(".tmp")
-                    and entry[1:-len(".tmp")].rsplit(".", 1)[0] in names):
-                try:
-                    os.unlink(os.path.join(directory, entry))
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-    if removed:
-        logger.info("Removed %d temporary file(s) left by an interrupted run", removed)
-    return removed
-
-
 # Images decoded ahead of the model, in threads (JPEG decoding releases the GIL), so
 # the model never waits on decoding.
 PREFETCH_IMAGES = 4
@@ -182,7 +153,8 @@ def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: st
     job goes on; the failures are returned (the tools list them and exit non-zero).
     """
     jobs = list(jobs)
-    remove_stale_temp_files([path for _, outputs, _ in jobs for path in outputs])
+    if atomic.remove_stale_temporaries([path for _, outputs, _ in jobs for path in outputs]):
+        logger.info("Removed temporary files left by an interrupted run")
     failures = []
     progress = _Progress(total, what)
     succeeded = skipped = 0

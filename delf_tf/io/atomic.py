@@ -3,7 +3,7 @@
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 
@@ -65,3 +65,30 @@ def open_atomic(path: str) -> Iterator[BinaryIO]:
         except FileNotFoundError:
             pass
         raise
+
+
+def remove_stale_temporaries(outputs: Sequence[str]) -> int:
+    """Removes the temporary files an interrupted atomic write of one of `outputs`
+    left behind (`.<name>.<random>.tmp` next to it: a process killed between
+    writing and renaming). Only these outputs' temporary files are touched, so
+    other shards writing into the same directory are unaffected. Returns how many.
+    """
+    wanted: dict[str, set[str]] = {}
+    for path in outputs:
+        directory, name = os.path.split(os.path.abspath(path))
+        wanted.setdefault(directory, set()).add(name)
+    removed = 0
+    for directory, names in wanted.items():
+        try:
+            entries = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if (entry.startswith(".") and entry.endswith(".tmp")
+                    and entry[1:-len(".tmp")].rsplit(".", 1)[0] in names):
+                try:
+                    os.unlink(os.path.join(directory, entry))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
