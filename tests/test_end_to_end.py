@@ -109,3 +109,12 @@ def test_stage_logs_never_share_a_file(tmp_path):
     assert [os.path.basename(p) for p in paths] == [
             "trained_retrieval_DELG_global_GV.log", "trained_retrieval_DELG_star_global_GV.log",
             "trained_retrieval_DELG_global_GV_2.log"]
+
+
+def test_environment_recorded_with_the_results():
+    from delf_tf import demo_workflow
+
+    environment = demo_workflow._environment()
+    assert environment["onednn"] in ("on", "off") and environment["cpu_model"]
+    for library in ("tensorflow", "keras", "numpy", "python"):
+        assert environment[library].count(".") >= 1, library
