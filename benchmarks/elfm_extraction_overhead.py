@@ -14,12 +14,12 @@ Usage: .venv/bin/python benchmarks/elfm_extraction_overhead.py [--max_image_size
 """
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
 import tensorflow as tf
+from _results import write_result
 
 from delf_tf.elfm import extraction
 from delf_tf.models import Delg, normalize_images
@@ -102,9 +102,7 @@ def main() -> None:
     }
     for key, value in report.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    write_result(_RESULT, report, announce=False)
 
 
 if __name__ == "__main__":

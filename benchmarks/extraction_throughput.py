@@ -16,12 +16,12 @@ Usage: .venv/bin/python benchmarks/extraction_throughput.py [--image_size 512]
 """
 
 import argparse
-import json
 import os
 import tempfile
 import time
 
 import numpy as np
+from _results import write_result
 
 from delf_tf import config as config_lib
 from delf_tf import utils
@@ -103,10 +103,7 @@ def main() -> None:
     results["tool_no_prefetch_over_bare"] = best["bare"] / best["tool_no_prefetch"]
     print(f"tool / bare: {results['tool_over_bare']:.2f} (goal >= 0.9); without prefetch: "
           f"{results['tool_no_prefetch_over_bare']:.2f}")
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {_RESULT}")
+    write_result(_RESULT, results)
 
 
 if __name__ == "__main__":

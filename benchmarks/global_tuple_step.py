@@ -31,6 +31,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from _results import write_result
 
 from delf_tf.global_features import extraction, training, tuples
 from delf_tf.models import global_model
@@ -139,9 +140,7 @@ def main() -> None:
     print(f"mining: {per_image * 1000:.1f} ms per image described, search {search:.2f} s; "
           f"projected {mining['projected_epoch_seconds']:.0f} s per epoch at "
           f"{args.query_size} queries + {args.pool_size} pool images")
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(result, f, indent=2)
+    write_result(_RESULT, result, announce=False)
 
 
 if __name__ == "__main__":

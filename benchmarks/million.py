@@ -39,6 +39,7 @@ import tempfile
 import time
 
 import numpy as np
+from _results import write_result
 
 from delf_tf.aggregation.inverted_file import AsmkInvertedFile
 from delf_tf.protos import aggregation_config_pb2
@@ -220,10 +221,7 @@ def main() -> None:
                         num < args.asmk_full_max_images:
                     continue
                 record(num, "128", _asmk_rows(args, rng, num, words))
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {_RESULT}")
+    write_result(_RESULT, results)
 
 
 if __name__ == "__main__":

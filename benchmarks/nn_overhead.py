@@ -9,11 +9,11 @@ Usage: .venv/bin/python benchmarks/nn_overhead.py [--num_features 1000]
 """
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
+from _results import write_result
 from threadpoolctl import threadpool_limits
 
 from delf_tf.matching import descriptor_matching
@@ -55,10 +55,7 @@ def main() -> None:
             results[f"k{k}_outside_product_share"] = (total - product) / total
             print(f"nearest_neighbors k={k} {total:7.3f} ms "
                   f"({100 * (total - product) / total:.0f}% outside the product)")
-    os.makedirs(os.path.dirname(_RESULT), exist_ok=True)
-    with open(_RESULT, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {_RESULT}")
+    write_result(_RESULT, results)
 
 
 if __name__ == "__main__":
