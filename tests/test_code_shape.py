@@ -3,6 +3,7 @@
 ("SPEC §N") in code, docstrings or --help."""
 
 import ast
+import importlib
 import pathlib
 import re
 
@@ -41,3 +42,12 @@ def test_no_private_spec_references(root):
     hits = [f"{p}:{i}" for p in sorted((PACKAGE.parent / root).rglob("*.py"))
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, hits
+
+
+@pytest.mark.parametrize("module", [
+    "delf_tf.binary_codes", "delf_tf.progress", "delf_tf.io.files", "delf_tf.io.revisited",
+    "delf_tf.matching.params", "delf_tf.matching.reranking", "delf_tf.models.registry",
+    "delf_tf.retrieval.dataset", "delf_tf.retrieval.evaluation", "delf_tf.tools.common"])
+def test_declared_public_names_exist(module):
+    imported = importlib.import_module(module)
+    assert imported.__all__ and all(hasattr(imported, name) for name in imported.__all__)

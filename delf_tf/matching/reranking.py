@@ -28,6 +28,31 @@ from delf_tf.matching import descriptor_matching, ransac, visualization
 from delf_tf.matching.params import VerificationParams
 from delf_tf.protos import feature_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "MatchFeatures",
+    "RerankByGeometricVerification",
+    # This package's.
+    "rerank_query",
+    "verify",
+    "verify_all",
+    "VerificationResult",
+    "LocalFeatures",
+    "LocalFeatureStore",
+    "read_local_features",
+    "check_local_features_file",
+    "select_candidates",
+    "rerank_by_inliers",
+    "verify_pair",
+    "verify_candidates",
+    "DEFAULT_NUM_TO_RERANK",
+    "DEFAULT_VERIFICATION",
+    "DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD",
+    "DEFAULT_RANSAC_RESIDUAL_THRESHOLD",
+    "MIN_PUTATIVE_MATCHES",
+    "DELG_LOCAL_EXTENSION",
+]
+
 DEFAULT_NUM_TO_RERANK = 100
 DEFAULT_VERIFICATION = VerificationParams()
 DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD = DEFAULT_VERIFICATION.descriptor_matching_threshold

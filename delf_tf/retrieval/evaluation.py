@@ -32,6 +32,21 @@ from delf_tf.matching.params import VerificationParams
 from delf_tf.progress import Progress
 from delf_tf.retrieval import dataset, search
 
+__all__ = [
+    "evaluate_revisited",
+    "rerank_all",
+    "save_metrics",
+    "format_metrics_table",
+    "read_global_descriptors",
+    "check_local_feature_files",
+    "save_npy",
+    "DEFAULT_VERIFICATION",
+    "GLOBAL_EXTENSION",
+    "LOCAL_EXTENSION",
+    "PROTOCOLS",
+    "METRICS_FILENAME",
+]
+
 GLOBAL_EXTENSION = ".delg_global"
 LOCAL_EXTENSION = reranking.DELG_LOCAL_EXTENSION
 PROTOCOLS = ("medium", "hard")
