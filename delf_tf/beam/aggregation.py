@@ -73,6 +73,18 @@ class AggregationJob:
         return per_image.TaskResult("done", task.name)
 
 
+def ImageNames(list_images_path: str = "", dataset_file_path: str = "",
+               image_set: str = "index") -> list[str]:
+    """The image names of exactly one source: an image list (one path per line,
+    named by file name without extension, as the Beam extraction names its files)
+    or a Revisited .mat file's `image_set` ('query' or 'index') images."""
+    if bool(list_images_path) == bool(dataset_file_path):
+        raise ValueError("give exactly one of an image list and a dataset file")
+    if list_images_path:
+        return [task.name for task in per_image.TasksFromImageList(list_images_path)]
+    return [task.name for task in per_image.TasksFromRevisited(dataset_file_path, "", image_set)]
+
+
 def RunAggregation(names: Sequence[str], job: AggregationJob, report_path: str,
                    pipeline_args: Sequence[str] = ()) -> dict:
     """Aggregates the named images on a Beam runner; returns the done/skipped/failed report."""

@@ -33,6 +33,8 @@ TOOLS = (
     "extract_features",
     "extract_delg_features",
     "beam_extract_features",
+    "beam_extract_aggregation",
+    "beam_sample_descriptors",
     "match_images",
     "draw_visual_words",
     "perform_retrieval",
