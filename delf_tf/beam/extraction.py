@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 
-from delf_tf.extraction import batch, per_image
+from delf_tf.extraction import per_image
 from delf_tf.io import atomic
 from delf_tf.optional import import_optional
 
@@ -87,7 +87,10 @@ def RunExtraction(tasks: Sequence[per_image.ImageTask], job: per_image.Extractio
     or Flink options, ...); without --runner the DirectRunner runs it here.
     """
     # Temporary files of writes a killed run interrupted (no worker runs yet).
-    batch.remove_stale_temp_files([path for task in tasks for path in job.outputs(task)])
+    removed = atomic.remove_stale_temporaries(
+        [path for task in tasks for path in job.outputs(task)])
+    if removed:
+        logger.info("Removed %d temporary file(s) left by an interrupted run", removed)
     options = pipeline_options.PipelineOptions(list(pipeline_args))
     # The job's paths and config travel to the workers; the main session does not.
     options.view_as(pipeline_options.SetupOptions).save_main_session = False
