@@ -78,7 +78,7 @@ def check_finite(array: np.ndarray, what: str, source: str) -> np.ndarray:
     disable verification downstream."""
     if array.dtype.kind == "f" and array.size and not np.isfinite(array).all():
         position = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise ValueError(f"{source}: {what} hold NaN or Inf values (first at index "
+        raise ValueError(f"{source}: {what} hold NaN or Inf (first at index "
                          f"{position if len(position) > 1 else position[0]})")
     return array
 
