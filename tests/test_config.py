@@ -24,7 +24,7 @@ def test_all_shipped_configs_are_known():
     shipped = {os.path.basename(p) for p in glob.glob(os.path.join(CONFIGS, "*.pbtxt"))}
     assert shipped == set(DELG_THRESHOLDS) | {
         "delf_config_example.pbtxt", "index_aggregation_config.pbtxt",
-        "query_aggregation_config.pbtxt"}
+        "query_aggregation_config.pbtxt", "how_r18_config.pbtxt"}
 
 
 def test_delf_config_example():
