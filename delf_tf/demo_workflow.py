@@ -376,7 +376,9 @@ def _global_tuple_stages(config: DemoConfig, stages: _Stages, data: Any,
         data_root=os.path.join(root, "data"), directory=os.path.join(root, "train"),
         training_dataset="demo-SfM", test_datasets="", arch=config.global_arch,
         image_size=config.global_image_size, epochs=config.global_epochs,
-        lr=config.global_lr, query_size=64, pool_size=192, seed=config.seed)
+        lr=config.global_lr, query_size=64, pool_size=192, seed=config.seed,
+        # Negatives come from other clusters (landmarks), at most one per cluster.
+        neg_num=min(5, config.num_landmarks - 1))
     stages.run_tool(
         "global tuples: export", "export_global_features_model",
         ckpt_path=os.path.join(root, "train", "model_weights"),
