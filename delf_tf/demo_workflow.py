@@ -44,7 +44,9 @@ class DemoConfig:
     untrained: bool = True
     asmk_codebook_size: int = 1024
     global_tuples: bool = True
-    how_table: bool = False
+    how: bool = True
+    how_epochs: int = 2
+    how_query_size: int = 24
     global_arch: str = "resnet18"
     global_image_size: int = 128
     global_epochs: int = 4
@@ -319,15 +321,15 @@ def _elfm_stages(config: DemoConfig, stages: _Stages, run: _Run,
     return results
 
 
-def _asmk_star_stages(config: DemoConfig, stages: _Stages, run: _Run,
-                      data: Any) -> dict[str, float]:
-    """k-means codebook over the index local features, then ASMK* retrieval (local
-    features only, no global descriptor). Returns {protocol: mAP}."""
+def _asmk_star_stages(config: DemoConfig, stages: _Stages, run: _Run, data: Any,
+                      features: str = "features_delg") -> dict[str, float]:
+    """k-means codebook over the index local features of <run>/<features>, then ASMK*
+    retrieval (local features only, no global descriptor). Returns {protocol: mAP}."""
     from delf_tf import config as config_lib  # pylint: disable=g-import-not-at-top
     from delf_tf.io import feature_io  # pylint: disable=g-import-not-at-top
     from delf_tf.retrieval import dataset as revisited  # pylint: disable=g-import-not-at-top
 
-    index_dir = run.path("features_delg", "index")
+    index_dir = run.path(features, "index")
     num_descriptors = sum(
         len(feature_io.ReadFromFile(os.path.join(index_dir, name))[0])
         for name in os.listdir(index_dir) if name.endswith(".delg_local"))
@@ -351,7 +353,7 @@ def _asmk_star_stages(config: DemoConfig, stages: _Stages, run: _Run,
     output_dir = run.path("retrieval_asmk_star")
     stages.run_tool(f"{run.name}: retrieval (ASMK*)", "perform_aggregated_retrieval",
                     dataset_file_path=data.dataset_file_path,
-                    query_features_dir=run.path("features_delg", "query"),
+                    query_features_dir=run.path(features, "query"),
                     index_features_dir=index_dir,
                     query_aggregation_config_path=config_paths["query"],
                     index_aggregation_config_path=config_paths["index"],
@@ -401,6 +403,40 @@ def _global_tuple_stages(config: DemoConfig, stages: _Stages, data: Any,
     return {k: float(v) for k, v in mean_ap.items()}
 
 
+def _how_stages(config: DemoConfig, stages: _Stages, trained: _Run, data: Any,
+                sfm_root: str, output_dir: str) -> dict[str, dict[str, float]]:
+    """HOW's Table 1 rows: HOW fine-tuned on tuples from the trained DELG model's backbone,
+    extracted at the demo's scales (the `max_feature_num` strongest by ||u||), searched by the
+    same ASMK* stages as the DELG model's attention-selected features (the DELF-ASMK*
+    baseline, already computed). Returns {"HOW" | "DELF": {medium, hard, vectors_per_image,
+    bytes_per_image}}."""
+    from delf_tf.how import demo as how_demo  # pylint: disable=g-import-not-at-top
+
+    how = _Run("HOW", os.path.join(output_dir, "how"), "", "")
+    how_config = how_demo.HowDemoConfig(
+        backbone=config.backbone, image_size=config.global_image_size,
+        epochs=config.how_epochs,
+        query_size=config.how_query_size, pool_size=3 * config.how_query_size,
+        image_scales=config.image_scales,
+        max_feature_num=config.max_feature_num, seed=config.seed)
+    config_path = how_demo.TrainAndExportHow(stages, sfm_root, trained.weights_prefix,
+                                             how.root, how_config)
+    stages.run_tools("HOW: extract query + index", [
+        (f"HOW: extract {image_set}", "extract_delg_features",
+         dict(delf_config_path=config_path, dataset_file_path=data.dataset_file_path,
+              images_dir=data.images_dir, image_set=image_set,
+              output_features_dir=how.path("features", image_set)))
+        for image_set in ("query", "index")])
+    rows = {"HOW": _asmk_star_stages(config, stages, how, data, features="features"),
+            "DELF": {}}
+    for key, run, features in (("HOW", how, "features"), ("DELF", trained, "features_delg")):
+        rows[key].update(stages.run_function(
+            f"{key}-ASMK*: |C_X| and bytes per image", how_demo.AsmkStats,
+            run.path("asmk", "codebook", "codebook.datum"), run.path(features, "index"),
+            data.imlist))
+    return rows
+
+
 def _format_table(results: dict[str, dict[str, dict[str, float]]],
                   extra_rows: dict[str, dict[str, float]] | None = None) -> str:
     """The DELG rows per model, then `extra_rows` ({pipeline label: mAPs}) of other methods."""
@@ -410,7 +446,7 @@ def _format_table(results: dict[str, dict[str, dict[str, float]]],
         for label, maps, suffix in (("global only", by_variant["global"], ""),
                                     ("global + GV (DELG)", delg_maps, "_after_gv"),
                                     ("global + GV (DELG*)", star_maps, "_after_gv"),
-                                    ("ASMK* (local only)", by_variant["asmk_star"], ""),
+                                    ("DELF-ASMK* (local only)", by_variant["asmk_star"], ""),
                                     ("ELFM (binary codes)", by_variant["elfm"], ""),
                                     ("ELFM float (cosine)", by_variant["elfm_float"], "")):
             rows.append(f"{model:<10}{label:<28}{100 * maps['medium' + suffix]:>12.2f}"
@@ -546,17 +582,19 @@ def RunDemo(config: DemoConfig, progress: Callable[[str], Any] = print) -> dict:
         extra_rows["global, tuple-trained (contrastive)"] = _global_tuple_stages(
             config, stages, data, output_dir)
 
-    how_results, how_table = {}, ""
-    if config.how_table:
+    how_rows, how_table = {}, ""
+    if config.how:
         from delf_tf.how import demo as how_demo  # pylint: disable=g-import-not-at-top
 
-        how_config = how_demo.HowDemoConfig(backbone=config.backbone, seed=config.seed,
-                                            codebook_size=config.asmk_codebook_size)
-        how_results = how_demo.RunHowDemoStages(stages, data, tfrecord_dir, output_dir,
-                                                how_config)
-        extra_rows["HOW-ASMK* (contrastive, tuples)"] = how_results["HOW"]
-        extra_rows["DELF-ASMK* (CE, same budget)"] = how_results["DELF"]
-        how_table = "\n\n" + how_demo.FormatHowTable(how_results, how_config)
+        sfm_root = os.path.join(output_dir, "global_tuples", "data")
+        if not config.global_tuples:
+            sfm_root = os.path.join(output_dir, "how", "data")
+            stages.run_function("HOW: SfM-style database", demo.WriteSfmTuplesDatabase,
+                                data.root, sfm_root, seed=config.seed)
+        how_rows = _how_stages(config, stages, trained, data, sfm_root, output_dir)
+        how_rows["DELF"].update(results["trained"]["asmk_star"])
+        extra_rows["HOW-ASMK* (tuple fine-tuned)"] = how_rows["HOW"]
+        how_table = "\n\n" + how_demo.FormatHowTable(how_rows)
 
     _save_pictures(config, stages, trained, data, output_dir)
     return _write_report(config, stages, results, extra_rows, how_table)
@@ -599,7 +637,7 @@ def _write_report(config: DemoConfig, stages: "_Stages", results: dict, extra_ro
     from delf_tf.io import atomic  # pylint: disable=g-import-not-at-top
     atomic.write_bytes_atomic(os.path.join(output_dir, "metrics_table.txt"),
                               (report + "\n").encode())
-    summary = {"mAP": results, "other_methods_mAP": extra_rows,
+    summary = {"mAP": results, "other_methods_mAP": extra_rows, "how_table": how_rows,
                "stage_seconds": dict(stages.times), "total_seconds": total,
                "flags": dataclasses.asdict(config), "environment": _environment()}
     atomic.write_bytes_atomic(os.path.join(output_dir, "results.json"),

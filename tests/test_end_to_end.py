@@ -26,7 +26,7 @@ def test_run_demo_reduced(tmp_path):
         "--train_per_landmark=6", "--queries_per_landmark=1", "--index_per_landmark=2,1,1",
         "--num_distractors=3", "--train_image_size=64", "--batch_size=4", "--max_iters=3",
         "--image_scales=0.7071,1.0", "--global_scales_ind=0,1", "--max_feature_num=100",
-        "--nountrained"]
+        "--nountrained", "--how_epochs=1", "--how_query_size=4"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -73,6 +73,16 @@ def test_run_demo_reduced(tmp_path):
     logs = set(os.listdir(output_dir / "logs"))
     assert {"trained_retrieval_DELG_global_GV.log",
             "trained_retrieval_DELG_star_global_GV.log"} <= logs
+    # HOW fine-tuned from the trained backbone, through the same ASMK* stages (its
+    # DELF-ASMK* baseline is the trained model's ASMK* row).
+    how = revisited.ReadMetricsFile(
+        str(output_dir / "how" / "retrieval_asmk_star" / "metrics.txt"))[0]
+    assert set(how) == {"medium", "hard"} and all(0.0 <= v <= 1.0 for v in how.values())
+    assert summary["how_table"]["HOW"]["medium"] == how["medium"]
+    assert summary["how_table"]["DELF"]["hard"] == asmk["hard"]
+    for row in summary["how_table"].values():
+        assert row["vectors_per_image"] > 0 and row["bytes_per_image"] > 0
+    assert "HOW-ASMK*" in table and "DELF-ASMK*" in table
     for stage in ("demo data", "TFRecords", "train DELG", "trained: export", "match picture",
                   "attention picture"):
         assert summary["stage_seconds"][stage] > 0, stage

@@ -14,7 +14,10 @@ and the same export/extract/retrieve stages for the untrained model (fresh weigh
 of the same architecture); then a global descriptor trained on tuples (the demo's training
 images as an SfM-style database, landmarks as clusters: train_global_features with mined hard
 negatives and the contrastive loss, export_global_features_model, extract_delg_features,
-perform_retrieval); then a metrics table, a match picture and an attention
+perform_retrieval); then HOW fine-tuned on those tuples from the trained DELG backbone
+(train_how, export_how_model, extract_delg_features, cluster_delf_features and
+perform_aggregated_retrieval as for the DELG model's ASMK* row, its DELF-ASMK* baseline);
+then a metrics table, a match picture and an attention
 map for one query. The attention threshold of each DelfConfig is the median
 attention seen at the end of training (`<logdir>/attention_stats.json`).
 
@@ -80,14 +83,19 @@ _ASMK_CODEBOOK_SIZE = flags.DEFINE_integer(
 _GLOBAL_TUPLES = flags.DEFINE_boolean(
     "global_tuples", True, "Also train and evaluate a global descriptor on image tuples "
     "(GlobalFeatureNet, contrastive loss, hard negatives mined every epoch).")
-_HOW_TABLE = flags.DEFINE_boolean(
-    "how_table", False, "Also run HOW's Table 1 rows: HOW-ASMK* (fixed attention, smoothing, "
-    "whitening, contrastive loss on tuples) vs DELF-ASMK* (learned attention, cross-entropy), "
-    "same backbone (--backbone) and training-image budget, 7 scales, 1000 features, ASMK*.")
+_HOW = flags.DEFINE_boolean(
+    "how", True, "Also run HOW's Table 1 row: HOW (fixed attention, smoothing, PCA whitening) "
+    "fine-tuned with the contrastive loss on tuples from the trained DELG model's backbone, "
+    "with the same scales and ASMK* as the DELG model's local features (the DELF-ASMK* row).")
+_HOW_EPOCHS = flags.DEFINE_integer("how_epochs", 2, "HOW fine-tuning epochs.")
+_HOW_QUERY_SIZE = flags.DEFINE_integer(
+    "how_query_size", 24, "HOW fine-tuning tuples per epoch (hard negatives mined from 3x as "
+    "many images).")
 _GLOBAL_ARCH = flags.DEFINE_string("global_arch", "resnet18",
                                    "Backbone of the tuple-trained global descriptor.")
 _GLOBAL_IMAGE_SIZE = flags.DEFINE_integer(
-    "global_image_size", 128, "Longer image side for tuple training and its extraction.")
+    "global_image_size", 128, "Longer image side for tuple training (global descriptor and "
+    "HOW) and the global descriptor's extraction.")
 _GLOBAL_EPOCHS = flags.DEFINE_integer("global_epochs", 4, "Tuple-training epochs.")
 _GLOBAL_LR = flags.DEFINE_float(
     "global_lr", 1e-4, "Tuple-training learning rate (the original's 1e-6 fine-tunes "
@@ -126,7 +134,8 @@ def _config_from_flags() -> demo_workflow.DemoConfig:
         global_scales_ind=_parse_list(_GLOBAL_SCALES_IND, int),
         max_feature_num=_MAX_FEATURE_NUM.value, num_to_rerank=_NUM_TO_RERANK.value,
         untrained=_UNTRAINED.value, asmk_codebook_size=_ASMK_CODEBOOK_SIZE.value,
-        global_tuples=_GLOBAL_TUPLES.value, how_table=_HOW_TABLE.value,
+        global_tuples=_GLOBAL_TUPLES.value, how=_HOW.value,
+        how_epochs=_HOW_EPOCHS.value, how_query_size=_HOW_QUERY_SIZE.value,
         global_arch=_GLOBAL_ARCH.value,
         global_image_size=_GLOBAL_IMAGE_SIZE.value, global_epochs=_GLOBAL_EPOCHS.value,
         global_lr=_GLOBAL_LR.value, global_multiscale=_GLOBAL_MULTISCALE.value)
