@@ -404,15 +404,22 @@ def _global_tuple_stages(config: DemoConfig, stages: _Stages, data: Any,
 
 
 def _how_stages(config: DemoConfig, stages: _Stages, trained: _Run, data: Any,
-                sfm_root: str, output_dir: str) -> dict[str, dict[str, float]]:
+                output_dir: str) -> dict[str, dict[str, float]]:
     """HOW's Table 1 rows: HOW fine-tuned on tuples from the trained DELG model's backbone,
     extracted at the demo's scales (the `max_feature_num` strongest by ||u||), searched by the
     same ASMK* stages as the DELG model's attention-selected features (the DELF-ASMK*
     baseline, already computed). Returns {"HOW" | "DELF": {medium, hard, vectors_per_image,
     bytes_per_image}}."""
+    from delf_tf.data import demo  # pylint: disable=g-import-not-at-top
     from delf_tf.how import demo as how_demo  # pylint: disable=g-import-not-at-top
 
     how = _Run("HOW", os.path.join(output_dir, "how"), "", "")
+    # The tuple-trained global row's SfM-style database, or the same one written here.
+    sfm_root = os.path.join(output_dir, "global_tuples", "data")
+    if not config.global_tuples:
+        sfm_root = how.path("data")
+        stages.run_function("HOW: SfM-style database", demo.WriteSfmTuplesDatabase,
+                            data.root, sfm_root, seed=config.seed)
     how_config = how_demo.HowDemoConfig(
         backbone=config.backbone, image_size=config.global_image_size,
         epochs=config.how_epochs,
@@ -582,22 +589,14 @@ def RunDemo(config: DemoConfig, progress: Callable[[str], Any] = print) -> dict:
         extra_rows["global, tuple-trained (contrastive)"] = _global_tuple_stages(
             config, stages, data, output_dir)
 
-    how_rows, how_table = {}, ""
+    how_rows = {}
     if config.how:
-        from delf_tf.how import demo as how_demo  # pylint: disable=g-import-not-at-top
-
-        sfm_root = os.path.join(output_dir, "global_tuples", "data")
-        if not config.global_tuples:
-            sfm_root = os.path.join(output_dir, "how", "data")
-            stages.run_function("HOW: SfM-style database", demo.WriteSfmTuplesDatabase,
-                                data.root, sfm_root, seed=config.seed)
-        how_rows = _how_stages(config, stages, trained, data, sfm_root, output_dir)
+        how_rows = _how_stages(config, stages, trained, data, output_dir)
         how_rows["DELF"].update(results["trained"]["asmk_star"])
         extra_rows["HOW-ASMK* (tuple fine-tuned)"] = how_rows["HOW"]
-        how_table = "\n\n" + how_demo.FormatHowTable(how_rows)
 
     _save_pictures(config, stages, trained, data, output_dir)
-    return _write_report(config, stages, results, extra_rows, how_table)
+    return _write_report(config, stages, results, extra_rows, how_rows)
 
 
 def _data_stages(config: DemoConfig, stages: "_Stages") -> tuple[Any, str]:
@@ -625,10 +624,14 @@ def _data_stages(config: DemoConfig, stages: "_Stages") -> tuple[Any, str]:
 
 
 def _write_report(config: DemoConfig, stages: "_Stages", results: dict, extra_rows: dict,
-                  how_table: str = "") -> dict:
-    """Writes metrics_table.txt and results.json; returns what results.json holds."""
+                  how_rows: dict | None = None) -> dict:
+    """Writes metrics_table.txt and results.json (with HOW's Table 1 rows `how_rows`, if any);
+    returns what results.json holds."""
     output_dir = config.output_dir
-    table = _format_table(results, extra_rows) + how_table
+    table = _format_table(results, extra_rows)
+    if how_rows:
+        from delf_tf.how import demo as how_demo  # pylint: disable=g-import-not-at-top
+        table += "\n\n" + how_demo.FormatHowTable(how_rows)
     total = stages.total()
     timing = "\n".join(f"  {stage:<45}{seconds:8.1f} s" for stage, seconds in stages.times)
     report = (f"{table}\n\nWall time per stage:\n{timing}\n  {'total':<45}{total:8.1f} s\n"
@@ -637,7 +640,7 @@ def _write_report(config: DemoConfig, stages: "_Stages", results: dict, extra_ro
     from delf_tf.io import atomic  # pylint: disable=g-import-not-at-top
     atomic.write_bytes_atomic(os.path.join(output_dir, "metrics_table.txt"),
                               (report + "\n").encode())
-    summary = {"mAP": results, "other_methods_mAP": extra_rows, "how_table": how_rows,
+    summary = {"mAP": results, "other_methods_mAP": extra_rows, "how_table": how_rows or {},
                "stage_seconds": dict(stages.times), "total_seconds": total,
                "flags": dataclasses.asdict(config), "environment": _environment()}
     atomic.write_bytes_atomic(os.path.join(output_dir, "results.json"),
