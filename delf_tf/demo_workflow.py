@@ -421,10 +421,10 @@ def _how_stages(config: DemoConfig, stages: _Stages, trained: _Run, data: Any,
         stages.run_function("HOW: SfM-style database", demo.WriteSfmTuplesDatabase,
                             data.root, sfm_root, seed=config.seed)
     how_config = how_demo.HowDemoConfig(
-        backbone=config.backbone, image_size=config.global_image_size,
-        epochs=config.how_epochs,
+        backbone=config.backbone, image_size=config.global_image_size, epochs=config.how_epochs,
         query_size=config.how_query_size, pool_size=3 * config.how_query_size,
-        image_scales=config.image_scales,
+        # Negatives come from other clusters (landmarks), at most one per cluster.
+        neg_num=min(5, config.num_landmarks - 1), image_scales=config.image_scales,
         max_feature_num=config.max_feature_num, seed=config.seed)
     config_path = how_demo.TrainAndExportHow(stages, sfm_root, trained.weights_prefix,
                                              how.root, how_config)

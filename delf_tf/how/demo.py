@@ -20,8 +20,8 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True)
 class HowDemoConfig:
-    """Fine-tuning budget of the demo's HOW (epochs x query_size tuples of 7 images at
-    image_size px, hard negatives mined from pool_size images per epoch) and its
+    """Fine-tuning budget of the demo's HOW (epochs x query_size tuples of 2 + neg_num
+    images at image_size px, hard negatives mined from pool_size images per epoch) and its
     extraction (the demo's pyramid scales, the max_feature_num strongest by ||u||)."""
 
     backbone: str = "resnet_tiny"
@@ -29,6 +29,7 @@ class HowDemoConfig:
     epochs: int = 2
     query_size: int = 24
     pool_size: int = 72
+    neg_num: int = 5
     lr: float = 1e-5
     whitening_images: int = 48
     image_scales: tuple[float, ...] = (0.70710677, 1.0, 1.4142135, 2.0)
@@ -66,9 +67,9 @@ def TrainAndExportHow(stages: Any, sfm_root: str, initial_weights: str, root: st
         f"{config.query_size} tuples, contrastive)", "train_how",
         data_root=sfm_root, training_dataset="demo-SfM", directory=os.path.join(root, "train"),
         arch=config.backbone, initial_weights=initial_weights, image_size=config.image_size,
-        query_size=config.query_size, pool_size=config.pool_size, epochs=config.epochs,
-        lr=config.lr, whitening_images=config.whitening_images, test_datasets="",
-        seed=config.seed)
+        query_size=config.query_size, pool_size=config.pool_size, neg_num=config.neg_num,
+        epochs=config.epochs, lr=config.lr, whitening_images=config.whitening_images,
+        test_datasets="", seed=config.seed)
     stages.run_tool("HOW: export", "export_how_model",
                     ckpt_path=os.path.join(root, "train", "model_weights"),
                     export_path=os.path.join(root, "export"), overwrite=True)
