@@ -23,9 +23,11 @@ def test_run_demo_reduced(tmp_path):
     command = [
         sys.executable, os.path.join(_REPO, "tools", "run_demo.py"),
         f"--output_dir={output_dir}", "--num_landmarks=3", "--image_size=128",
-        "--train_per_landmark=6", "--queries_per_landmark=1", "--index_per_landmark=2,1,1",
+        "--train_per_landmark=8", "--queries_per_landmark=1", "--index_per_landmark=2,1,1",
         "--num_distractors=3", "--train_image_size=64", "--batch_size=4", "--max_iters=3",
         "--image_scales=0.7071,1.0", "--global_scales_ind=0,1", "--max_feature_num=100",
+        # 8 training images per landmark: HOW's 128-D whitening needs more than 128 descriptors
+        # of its training split's images.
         "--nountrained", "--how_epochs=1", "--how_query_size=4"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
