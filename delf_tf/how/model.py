@@ -13,16 +13,13 @@ At test time the same maps give local features: descriptor L2(o(ū)) with
 strength w(u) at every feature-map cell (see `delf_tf.how.extraction`).
 """
 
-import json
-import os
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from delf_tf.io import atomic
-from delf_tf.models import normalization, resnet
+from delf_tf.models import checkpoint, normalization, resnet
 
 _BUILD_IMAGE_SIZE = 64
 # How the whitening treats directions of (almost) no variance: eigenvalues
@@ -187,29 +184,14 @@ class HowNet(keras.Model):
 def save_how_model(model: HowNet, prefix: str) -> None:
     """tf.train.Checkpoint(model=model) at `prefix`, plus `<prefix>.json`
     describing it (so `load_how_model` can rebuild it)."""
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    tf.train.Checkpoint(model=model).write(os.fspath(prefix))
-    sidecar = {"class": "HowNet", "config": model.model_config, "meta": model.meta}
-    atomic.write_bytes_atomic(os.fspath(prefix) + ".json",
-                              (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+    checkpoint.write_with_sidecar(
+            model, prefix, {"class": "HowNet", "config": model.model_config, "meta": model.meta})
 
 
 def load_how_model(prefix: str) -> HowNet:
     """Rebuilds the HowNet described by `<prefix>.json` and restores its weights."""
-    sidecar_path = os.fspath(prefix) + ".json"
-    if not os.path.isfile(sidecar_path):
-        raise FileNotFoundError(f"No model description {sidecar_path} next to weights {prefix}")
-    with open(sidecar_path) as f:
-        sidecar = json.load(f)
-    if sidecar.get("class") != "HowNet":
-        raise ValueError(f"{sidecar_path}: not a HowNet (class {sidecar.get('class')!r})")
+    sidecar = checkpoint.read_sidecar(prefix, expected_class="HowNet")
     model = HowNet(**sidecar["config"])
     model.build_for_input()
-    status = tf.train.Checkpoint(model=model).read(os.fspath(prefix))
-    status.expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as error:
-        raise ValueError(f"Checkpoint {prefix} does not match its HowNet description: "
-                         f"{error}") from None
+    checkpoint.restore_matching(model, prefix, "its HowNet description")
     return model

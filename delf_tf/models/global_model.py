@@ -4,15 +4,12 @@ backbone (ResNet by name) -> pooling (mac / spoc / gem) -> L2 -> optional whiten
 fully connected layer) -> L2. A port of cnnimageretrieval-pytorch's ImageRetrievalNet.
 """
 
-import json
-import os
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from delf_tf.io import atomic
-from delf_tf.models import normalization, resnet
+from delf_tf.models import checkpoint, normalization, resnet
 from delf_tf.models import pooling as pooling_lib
 
 _BUILD_IMAGE_SIZE = 64
@@ -91,30 +88,14 @@ class GlobalFeatureNet(keras.Model):
 
 def save_global_model(model: GlobalFeatureNet, prefix: str) -> None:
     """tf.train.Checkpoint(model=model) at `prefix`, plus `<prefix>.json` describing it."""
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    tf.train.Checkpoint(model=model).write(os.fspath(prefix))
     sidecar = {"class": "GlobalFeatureNet", "config": model.model_config, "meta": model.meta}
-    atomic.write_bytes_atomic(os.fspath(prefix) + ".json",
-                              (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+    checkpoint.write_with_sidecar(model, prefix, sidecar)
 
 
 def load_global_model(prefix: str) -> GlobalFeatureNet:
     """Rebuilds the GlobalFeatureNet described by `<prefix>.json` and restores its weights."""
-    sidecar_path = os.fspath(prefix) + ".json"
-    if not os.path.isfile(sidecar_path):
-        raise FileNotFoundError(f"No model description {sidecar_path} next to weights {prefix}")
-    with open(sidecar_path) as f:
-        sidecar = json.load(f)
-    if sidecar.get("class") != "GlobalFeatureNet":
-        raise ValueError(f"{sidecar_path}: not a GlobalFeatureNet (class "
-                         f"{sidecar.get('class')!r})")
+    sidecar = checkpoint.read_sidecar(prefix, expected_class="GlobalFeatureNet")
     model = GlobalFeatureNet(**sidecar["config"])
     model.build_for_input()
-    status = tf.train.Checkpoint(model=model).read(os.fspath(prefix))
-    status.expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as error:
-        raise ValueError(f"Checkpoint {prefix} does not match its GlobalFeatureNet "
-                         f"description: {error}") from None
+    checkpoint.restore_matching(model, prefix, "its GlobalFeatureNet description")
     return model
