@@ -28,6 +28,8 @@ import sys
 
 from absl import app, flags
 
+from delf_tf.tools import common
+
 _LIST_IMAGES_PATH = flags.DEFINE_string(
     "list_images_path", "", "Text file with one image path per line (names: file names "
     "without extension).")
@@ -55,6 +57,7 @@ _REPORT_PATH = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     for flag in (_FEATURES_DIR, _AGGREGATION_CONFIG_PATH, _OUTPUT_AGGREGATION_DIR):
         if not flag.value:
             raise app.UsageError(f"--{flag.name} is required")

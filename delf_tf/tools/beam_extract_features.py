@@ -38,6 +38,7 @@ from absl import app, flags
 from delf_tf.elfm import extraction as elfm_extraction
 from delf_tf.elfm import functional as elfm_functional
 from delf_tf.extraction import per_image
+from delf_tf.tools import common
 
 _METHOD = flags.DEFINE_enum(
     "method", "delg", sorted(per_image.JOBS),
@@ -125,6 +126,7 @@ def _job() -> per_image.ExtractionJob:
 
 
 def main(argv):
+    common.configure_logging()
     job = _job()
     from delf_tf.beam import extraction  # needs the 'beam' extra
 

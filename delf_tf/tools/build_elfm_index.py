@@ -26,6 +26,7 @@ flags.DEFINE_string("output_path", "/tmp/elfm.elfmidx", "Index file to write.")
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     if bool(FLAGS.dataset_file_path) == bool(FLAGS.list_path):
         sys.exit("Error: give exactly one of --dataset_file_path and --list_path")

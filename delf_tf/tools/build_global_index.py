@@ -40,6 +40,7 @@ _NPROBE, _EF_SEARCH = global_index_flags.define_search_flags(when_querying=False
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     if not _FEATURES_DIR.value or not _OUTPUT_DIR.value:
         raise app.UsageError("--features_dir and --output_dir are required")

@@ -40,6 +40,7 @@ _SKIP_MISSING_IMAGES = flags.DEFINE_boolean(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     try:
         builder.BuildImageDataset(

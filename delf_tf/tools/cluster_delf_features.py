@@ -37,6 +37,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the sampling and of the k-means
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
         codebook.ClusterDatasetFeatures(

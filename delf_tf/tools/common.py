@@ -1,15 +1,29 @@
-"""What every tool's `main` does the same way: refuse positional arguments and
-turn the library's input errors into one `Error: ...` line and exit status 1."""
+"""What every tool's `main` does the same way: configure logging, refuse positional
+arguments and turn the library's input errors into one `Error: ...` line and exit status 1."""
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 
-__all__ = ["INPUT_ERRORS", "check_no_arguments", "reported_errors"]
+__all__ = ["INPUT_ERRORS", "check_no_arguments", "configure_logging", "reported_errors"]
 
 # What the library raises for bad input (missing or broken files, bad values):
 # a message for the user, not a traceback.
 INPUT_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, ValueError)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Shows the library's log lines (the `delf_tf.*` loggers: progress with counts, rate and
+    ETA, warnings) from `level` up, whatever --verbosity says about other libraries. Under
+    absl's app.run they go through absl's handler on the root logger (stderr); in a process
+    without any handler (a tool's main called directly) a plain one on stderr is added."""
+    library = logging.getLogger("delf_tf")
+    library.setLevel(level)
+    if not logging.getLogger().handlers and not library.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        library.addHandler(handler)
 
 
 def check_no_arguments(argv: Sequence[str]) -> None:

@@ -23,6 +23,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         print(gldv2.recognition_report(FLAGS.solution_path, FLAGS.predictions_path))

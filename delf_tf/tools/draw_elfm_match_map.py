@@ -28,6 +28,7 @@ flags.DEFINE_integer("max_image_size", extraction.DEFAULT_MAX_IMAGE_SIZE,
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         extractor = extraction.ElfmExtractor(

@@ -22,6 +22,7 @@ flags.DEFINE_string("export_path", "/tmp/elfm_export", "Directory of the SavedMo
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         extraction.ExportElfmModel(FLAGS.ckpt_path, FLAGS.export_path)

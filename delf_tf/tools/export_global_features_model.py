@@ -52,6 +52,7 @@ _CONFIG_PATH = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     if os.path.exists(_EXPORT_PATH.value) and not _OVERWRITE.value:
         raise app.UsageError(f"--export_path={_EXPORT_PATH.value} exists; pass --overwrite to "

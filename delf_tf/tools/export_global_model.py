@@ -29,6 +29,7 @@ flags.DEFINE_boolean("normalize_global_descriptor", False,
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     scales = None
     if FLAGS.input_scales_list is not None:

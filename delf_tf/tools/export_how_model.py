@@ -29,6 +29,7 @@ _OVERWRITE = flags.DEFINE_bool(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     extraction.ExportHowModel(_CKPT_PATH.value, _EXPORT_PATH.value, overwrite=_OVERWRITE.value)
     print(f"Exported {_CKPT_PATH.value} to {_EXPORT_PATH.value}")

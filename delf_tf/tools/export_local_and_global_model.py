@@ -20,6 +20,7 @@ flags.adopt_module_key_flags(export_flags)
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     architecture, explicit = export_flags.architecture_from_flags()
     with common.reported_errors():

@@ -43,6 +43,7 @@ _USE_QUERY_IMAGES = flags.DEFINE_boolean(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
         query_list, index_list, _ = dataset.ReadDatasetFile(_DATASET_FILE_PATH.value)

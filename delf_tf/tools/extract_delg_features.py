@@ -43,6 +43,7 @@ flags.DEFINE_boolean("overwrite", False,
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(RuntimeError):
         failures = batch.ExtractDelgFeatures(

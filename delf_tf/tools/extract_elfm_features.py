@@ -13,7 +13,6 @@ whitened, L2-normalised cluster representatives (for the cosine ablation).
       --image_set=index --output_features_dir=elfm/roxford5k/index
 """
 
-import logging
 import sys
 
 from absl import app, flags
@@ -50,8 +49,8 @@ flags.DEFINE_integer("shard_index", 0, "Which shard this process extracts, in [0
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
-    logging.basicConfig(level=logging.INFO)
     with common.reported_errors():
         scales = [float(s) for s in FLAGS.image_scales]
         failures = batch.ExtractElfmFeatures(

@@ -35,6 +35,7 @@ flags.DEFINE_boolean("overwrite", False,
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(RuntimeError):
         failures = batch.ExtractDelfFeatures(FLAGS.config_path, FLAGS.list_images_path,

@@ -42,6 +42,7 @@ flags.mark_flags_as_required(["source_path", "output_prefix"])
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     if os.path.exists(FLAGS.output_prefix + ".index") and not FLAGS.overwrite:
         sys.exit(f"Error: --output_prefix={FLAGS.output_prefix} already holds a checkpoint; "

@@ -42,6 +42,7 @@ _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of the whole renderin
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     if not _OUTPUT_DIR.value:
         raise app.UsageError("--output_dir is required")

@@ -50,6 +50,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         result = match_images.match_images(

@@ -53,6 +53,7 @@ _OUTPUT_DIR = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
         retrieval.PerformAggregatedRetrieval(

@@ -41,6 +41,7 @@ flags.DEFINE_string("output_dir", "/tmp/elfm_retrieval", "Where metrics.txt is w
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(ImportError):
         batch.EvaluateElfm(FLAGS.dataset_file_path, FLAGS.query_features_dir, FLAGS.output_dir,

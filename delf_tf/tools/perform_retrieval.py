@@ -56,6 +56,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         verification = VerificationParams(

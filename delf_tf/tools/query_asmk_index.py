@@ -49,6 +49,7 @@ _CLASSIFIER = flags.DEFINE_enum(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     names = asmk_search.ReadImageNames(
         _DATASET_FILE_PATH.value, _IMAGE_SET.value, _LIST_IMAGES_PATH.value)

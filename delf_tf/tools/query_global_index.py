@@ -38,6 +38,7 @@ _NPROBE, _EF_SEARCH = global_index_flags.define_search_flags(when_querying=True)
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     if not _INDEX_DIR.value or not _QUERY_FEATURES_DIR.value:
         raise app.UsageError("--index_dir and --query_features_dir are required")

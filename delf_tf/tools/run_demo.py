@@ -142,6 +142,7 @@ def _config_from_flags() -> demo_workflow.DemoConfig:
 
 
 def main(argv: list[str]) -> None:
+    common.configure_logging()
     common.check_no_arguments(argv)
     config = _config_from_flags()
     # Quiets TensorFlow's C++ start-up logs here and in every tool run below.

@@ -26,7 +26,6 @@ Example:
   python tools/search.py --query_images='queries/*.jpg' --index_images=index_list.txt ...
 """
 
-import logging
 import os
 import sys
 
@@ -191,8 +190,8 @@ def _without(paths, names, failed):
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
-    logging.getLogger("delf_tf").setLevel(logging.INFO)
     with common.reported_errors():
         _search()
 

@@ -100,6 +100,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
         config = trainer.TrainConfig(

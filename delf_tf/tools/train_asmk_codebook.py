@@ -40,6 +40,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the image draw and of k-means."
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     names = asmk_search.ReadImageNames(
         _DATASET_FILE_PATH.value, _IMAGE_SET.value, _LIST_IMAGES_PATH.value)

@@ -19,7 +19,6 @@ Example:
     --arch=ResNet101 --imagenet_checkpoint=resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5
 """
 
-import logging
 
 from absl import app, flags
 
@@ -85,8 +84,8 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
-    logging.getLogger("delf_tf").setLevel(logging.INFO)
     config = training.TrainGlobalConfig(**{
             field: getattr(FLAGS, field)
             for field in training.TrainGlobalConfig.__dataclass_fields__})

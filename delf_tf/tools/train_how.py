@@ -71,6 +71,7 @@ _INITIAL_WEIGHTS = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     config = training.TrainHowConfig(
         data_root=_DATA_ROOT.value, directory=_DIRECTORY.value,

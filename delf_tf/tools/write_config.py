@@ -46,6 +46,7 @@ flags.mark_flags_as_required(["model_path", "output_path"])
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     if _ATTENTION_STATS_PATH.value and _SCORE_THRESHOLD.value is not None:
         raise app.UsageError("give --attention_stats_path or --score_threshold, not both")

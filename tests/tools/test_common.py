@@ -1,0 +1,32 @@
+"""The tools' shared steps: logging configured once, the same way, by every tool."""
+
+import logging
+import os
+import re
+
+from delf_tf import tools
+from delf_tf.tools import common
+
+_TOOLS_PACKAGE = os.path.dirname(os.path.abspath(tools.__file__))
+
+
+def test_configure_logging_shows_the_librarys_info_lines(caplog):
+    library = logging.getLogger("delf_tf")
+    saved = library.level
+    try:
+        library.setLevel(logging.WARNING)
+        common.configure_logging()
+        with caplog.at_level(logging.INFO, logger="delf_tf.progress"):
+            logging.getLogger("delf_tf.progress").info("Read 3/10 images")
+        assert logging.getLogger("delf_tf.extraction.batch").isEnabledFor(logging.INFO)
+        assert "Read 3/10 images" in caplog.text
+    finally:
+        library.setLevel(saved)
+
+
+def test_every_tool_configures_logging_first():
+    for tool in tools.TOOLS:
+        with open(os.path.join(_TOOLS_PACKAGE, tool + ".py"), encoding="utf-8") as f:
+            source = f.read()
+        assert re.search(r"^def main\(.*\n    common\.configure_logging\(\)\n", source, re.M), (
+            f"delf_tf/tools/{tool}.py: main() must start with common.configure_logging()")
