@@ -41,11 +41,11 @@ setuptools.setup(
     python_requires=">=3.10,<3.14",
     packages=setuptools.find_packages(include=["delf_tf", "delf_tf.*"]) + ["delf_tf.configs"],
     package_dir={"delf_tf.configs": "configs"},
-    package_data={"delf_tf.configs": ["*.pbtxt"]},
+    package_data={"delf_tf.configs": ["*.pbtxt"], "delf_tf.protos": ["descriptor_set.pb"]},
     install_requires=[
         "keras>=3.10",
-        # The committed *_pb2 modules are generated code of protobuf 6.31.1; any
-        # newer runtime accepts them.
+        # TensorFlow 2.21's range; the *_pb2 modules build their messages from
+        # delf_tf/protos/descriptor_set.pb with any runtime in it.
         "protobuf>=6.31.1,<8",
         "absl-py>=2.0",
         "numpy>=2.0",

@@ -56,6 +56,7 @@ def test_wheel_contents(wheel_path):
         metadata = next(wheel.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     for module in ("delf_tf/__init__.py", "delf_tf/__main__.py", "delf_tf/tools/__init__.py",
                    "delf_tf/tools/console.py", "delf_tf/protos/delf_config_pb2.py",
+                   "delf_tf/protos/descriptor_set.pb",
                    "delf_tf/configs/r50delg_gldv2clean_config.pbtxt",
                    "delf_tf/configs/index_aggregation_config.pbtxt"):
         assert module in names, module
