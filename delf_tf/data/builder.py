@@ -15,7 +15,9 @@ directory may also be a glob pattern as in the original's `--train_directory=tra
 Shards are named `{train,validation,test}-{shard:05d}-of-{N:05d}`; `image/encoded` holds the
 original file bytes. Missing or unreadable images are reported by id: the build fails with the
 full list, or skips them when asked. Shards are written under temporary names and renamed only
-when the whole build succeeded, so a failed build leaves no partial dataset behind.
+when the whole build succeeded, so a failed build leaves no partial dataset behind; the renames
+go through a journal (`delf_tf.data.swap`), so a build killed while renaming over an older
+one is completed by the next run, and readers refuse the directory until then.
 """
 
 import concurrent.futures
@@ -33,6 +35,7 @@ import tensorflow as tf
 from PIL import UnidentifiedImageError
 
 from delf_tf import checks, utils
+from delf_tf.data import swap
 from delf_tf.io import atomic
 
 RELABELING_FILENAME = "relabeling.csv"
@@ -145,12 +148,16 @@ def ReadTestCsv(csv_path: str, image_dir: str) -> list[ImageEntry]:
             for i, row in enumerate(rows)]
 
 
-def WriteRelabelingFile(relabeling: dict[int, int], output_directory: str) -> str:
-    """Writes `relabeling.csv` (`new_label,old_label`, ascending new label); returns its path."""
+def _relabeling_csv(relabeling: dict[int, int]) -> bytes:
     lines = ["new_label,old_label"]
     lines += [f"{new},{old}" for old, new in sorted(relabeling.items(), key=lambda kv: kv[1])]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def WriteRelabelingFile(relabeling: dict[int, int], output_directory: str) -> str:
+    """Writes `relabeling.csv` (`new_label,old_label`, ascending new label); returns its path."""
     path = os.path.join(output_directory, RELABELING_FILENAME)
-    atomic.write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
+    atomic.write_bytes_atomic(path, _relabeling_csv(relabeling))
     return path
 
 
@@ -243,46 +250,45 @@ _SHARD_NAME = re.compile(r"^([A-Za-z_]+)-\d{5}-of-\d{5}$")
 
 
 class _ShardWriter:
-    """Writes shards under temporary names; `commit` renames them, `abort` removes them."""
+    """Writes shards (and other outputs) under temporary names; `commit` swaps them in
+    recoverably (`delf_tf.data.swap`), `abort` removes them."""
 
     def __init__(self, output_directory: str):
         self._output_directory = output_directory
-        self._pending: list[tuple[str, str]] = []
+        self._swap = swap.StagedSwap(output_directory)
 
     def write(self, name: str, records: Iterable[bytes]) -> None:
-        final_path = os.path.join(self._output_directory, name)
-        tmp_path = os.path.join(self._output_directory, f".{name}.tmp")
-        self._pending.append((tmp_path, final_path))
-        with tf.io.TFRecordWriter(tmp_path) as writer:
+        with tf.io.TFRecordWriter(self._swap.stage(name)) as writer:
             for record in records:
                 writer.write(record)
 
+    def write_file(self, name: str, data: bytes) -> None:
+        with open(self._swap.stage(name), "wb") as f:
+            f.write(data)
+
     def commit(self) -> None:
-        """Renames the new shards into place, then removes the shards of an earlier build
+        """Renames the new files into place and removes the shards of an earlier build
         with another shard count (`<split>-*-of-<other count>`), which a `<split>*` file
-        pattern would otherwise read too."""
-        kept = {os.path.basename(final_path) for _, final_path in self._pending}
-        splits = {name.split("-", 1)[0] for name in kept}
-        for tmp_path, final_path in self._pending:
-            os.replace(tmp_path, final_path)
-        self._pending = []
-        for entry in os.listdir(self._output_directory):
-            match = _SHARD_NAME.match(entry)
-            if match and match.group(1) in splits and entry not in kept:
-                os.unlink(os.path.join(self._output_directory, entry))
+        pattern would otherwise read too; a kill meanwhile is rolled forward by the next
+        build, and readers refuse the directory until then."""
+        kept = set(self._swap.staged_names)
+        splits = {name.split("-", 1)[0] for name in kept if _SHARD_NAME.match(name)}
+        removals = [entry for entry in sorted(os.listdir(self._output_directory))
+                    if (match := _SHARD_NAME.match(entry))
+                    and match.group(1) in splits and entry not in kept]
+        self._swap.commit(removals)
 
     def remove_stale_temporary_files(self) -> None:
-        """Removes `.<shard>.tmp` files a killed build left in the output directory."""
+        """Removes the temporaries a build killed before its swap left behind."""
+        self._swap.remove_stale_journal_temporaries()
         for entry in os.listdir(self._output_directory):
             if (entry.startswith(".") and entry.endswith(".tmp")
-                    and _SHARD_NAME.match(entry[1:-len(".tmp")])):
+                    and (_SHARD_NAME.match(entry[1:-len(".tmp")])
+                         or entry == swap.StagedSwap.temporary_name(RELABELING_FILENAME))):
                 os.unlink(os.path.join(self._output_directory, entry))
 
     def abort(self) -> None:
-        for tmp_path, _ in self._pending:
-            if os.path.exists(tmp_path):
-                os.unlink(tmp_path)
-        self._pending = []
+        self._swap.abort()
 
 
 def WriteShards(
@@ -350,6 +356,9 @@ def BuildImageDataset(
     if generate_train_validation_splits:
         checks.in_range("validation_split_size", validation_split_size, 0.0, 1.0,
                         low_inclusive=False, high_inclusive=False)
+    if os.path.isdir(output_directory) and swap.complete_interrupted_swap(output_directory):
+        progress(f"Completed the shard swap of an interrupted earlier build in "
+                 f"{output_directory}")
     splits, relabeling = _read_splits(
         train_directory, test_directory, train_csv_path, train_clean_csv_path, test_csv_path,
         generate_train_validation_splits, validation_split_size, seed)
@@ -423,7 +432,8 @@ def _write_all_shards(splits, relabeling, output_directory, num_shards, errors,
         if errors and not skip_missing_images:
             raise ImageErrors(errors)
         if relabeling is not None:
-            WriteRelabelingFile(relabeling, output_directory)
+            # Swapped in with the shards, so labels and shards always come from one build.
+            writer.write_file(RELABELING_FILENAME, _relabeling_csv(relabeling))
         writer.commit()
     except BaseException:
         writer.abort()

@@ -7,8 +7,11 @@ stateless seed, so with `deterministic=True` the same seed gives the same batche
 threads the pipeline uses.
 """
 
+import os
+
 import tensorflow as tf
 
+from delf_tf.data import swap
 from delf_tf.models import normalize_images
 
 # Number of classes of each known dataset version (GLDv1, GLDv2 full and clean).
@@ -167,10 +170,14 @@ def _with_options(dataset: tf.data.Dataset, deterministic: bool) -> tf.data.Data
 
 
 def _record_files(file_pattern: str) -> list[str]:
-    """The sorted files matching `file_pattern`; ValueError if none, or all are empty."""
+    """The sorted files matching `file_pattern`; ValueError if none, or all are empty;
+    swap.InterruptedSwapError if their directory holds an interrupted rebuild."""
     filenames = sorted(tf.io.gfile.glob(file_pattern))
     if not filenames:
         raise ValueError(f"No files match {file_pattern!r}")
+    for directory in sorted({os.path.dirname(name) for name in filenames}):
+        # A rebuild killed while renaming its shards may have left old and new ones.
+        swap.check_no_interrupted_swap(directory)
     if all(tf.io.gfile.stat(name).length == 0 for name in filenames):
         # Repeating an empty dataset would spin forever without yielding a batch.
         raise ValueError(f"Every file matching {file_pattern!r} is empty (0 bytes): "

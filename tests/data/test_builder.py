@@ -315,3 +315,103 @@ def test_rebuild_with_fewer_shards_removes_the_old_shards(gld_folder, tmp_path):
     assert sorted(os.listdir(out)) == ["train-00000-of-00002", "train-00001-of-00002",
                                        "train_notes.txt"]
     assert len(_read_records(str(out / "train-*"))) == 14
+
+
+_KILLED_BUILD = r"""
+import os, signal, sys
+from delf_tf.data import builder
+
+rename, renamed = os.replace, []
+
+
+def replace_then_die(src, dst):
+    # SIGKILL in the middle of the swap: after `kill_after` shards were renamed into place.
+    if os.path.basename(dst).startswith(("train-", "validation-")):
+        if len(renamed) == int(sys.argv[5]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        renamed.append(dst)
+    return rename(src, dst)
+
+
+os.replace = replace_then_die
+builder.BuildImageDataset(train_directory=sys.argv[1], train_csv_path=sys.argv[2],
+                          output_directory=sys.argv[3], num_shards=int(sys.argv[4]),
+                          generate_train_validation_splits=True, progress=print)
+"""
+
+
+def _ids_csv(path, ids_by_label) -> str:
+    with open(path, "w") as f:
+        f.write("id,url,landmark_id\n")
+        for label, ids in ids_by_label.items():
+            f.writelines(f"{image_id},http://x,{label}\n" for image_id in ids)
+    return str(path)
+
+
+@pytest.mark.parametrize("kill_after", [1, 3])
+def test_kill_during_the_shard_swap_never_leaves_a_readable_mix(gld_folder, tmp_path,
+                                                                kill_after):
+    from delf_tf.data import gld, swap
+
+    out = tmp_path / "out"
+    old_ids = {label: ids[:len(ids) // 2 + 1] for label, ids in _TRAIN.items()}
+    new_ids = {label: ids[len(ids) // 2 + 1:] or ids[:1] for label, ids in _TRAIN.items()}
+    old_csv, new_csv = (_ids_csv(tmp_path / "old.csv", old_ids),
+                        _ids_csv(tmp_path / "new.csv", new_ids))
+    builder.BuildImageDataset(train_directory=str(gld_folder / "train"), train_csv_path=old_csv,
+                              output_directory=str(out), num_shards=2,
+                              generate_train_validation_splits=True, progress=lambda m: None)
+    killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_BUILD, str(gld_folder / "train"), new_csv, str(out),
+             "2", str(kill_after)],
+            capture_output=True, text=True, timeout=300,
+            env=dict(os.environ, PYTHONPATH=_REPO))
+    assert killed.returncode == -9, killed.stderr[-3000:]
+
+    # On disk the shards are now a mix of both builds ...
+    ids = {record["image/id"].decode() for record in _read_records(str(out / "*-of-*"))}
+    assert ids & {i for v in old_ids.values() for i in v}
+    assert ids & {i for v in new_ids.values() for i in v}
+    # ... which no reader accepts: the error names the directory.
+    for pattern in ("train*", "validation*"):
+        with pytest.raises(swap.InterruptedSwapError, match=f"{out}.*build_image_dataset"):
+            gld.CreateDataset(str(out / pattern), image_size=16, batch_size=1)
+
+    # The next build completes the swap first, even one that then fails on its own input.
+    messages = []
+    with pytest.raises(FileNotFoundError):
+        builder.BuildImageDataset(train_directory=str(gld_folder / "train"),
+                                  train_csv_path=str(tmp_path / "no.csv"),
+                                  output_directory=str(out), progress=messages.append)
+    assert any("Completed the shard swap" in message for message in messages)
+    swap.check_no_interrupted_swap(str(out))
+    train = {r["image/id"].decode() for r in _read_records(str(out / "train-*"))}
+    validation = {r["image/id"].decode() for r in _read_records(str(out / "validation-*"))}
+    assert train | validation == {i for v in new_ids.values() for i in v}
+    assert not train & validation
+    assert sorted(os.listdir(out)) == ["train-00000-of-00002", "train-00001-of-00002",
+                                       "validation-00000-of-00002", "validation-00001-of-00002"]
+    dataset = gld.CreateDataset(str(out / "train*"), image_size=16, batch_size=1, repeat=False)
+    assert sum(1 for _ in dataset) == len(train)
+
+
+def test_swap_journal_rolls_forward_removals_and_refuses_lost_files(tmp_path):
+    from delf_tf.data import swap
+
+    (tmp_path / "a").write_text("old a")
+    (tmp_path / "gone").write_text("old shard of another count")
+    staged = swap.StagedSwap(str(tmp_path))
+    with open(staged.stage("a"), "w") as f:
+        f.write("new a")
+    with open(staged.stage("b"), "w") as f:
+        f.write("new b")
+    staged.commit(removals=["gone"])
+    assert sorted(os.listdir(tmp_path)) == ["a", "b"]
+    assert (tmp_path / "a").read_text() == "new a"
+    # A journal whose temporary and target are both gone cannot be completed.
+    (tmp_path / swap.JOURNAL_NAME).write_text('{"renames": [[".c.tmp", "c"]], "removals": []}')
+    with pytest.raises(swap.InterruptedSwapError, match="neither .c.tmp nor c exists"):
+        swap.complete_interrupted_swap(str(tmp_path))
+    (tmp_path / swap.JOURNAL_NAME).write_text("{not json")
+    with pytest.raises(swap.InterruptedSwapError, match="unreadable swap journal"):
+        swap.complete_interrupted_swap(str(tmp_path))
