@@ -15,6 +15,30 @@ module, the shim and the entry point all exist.
 
 Importing this package defines no flags and imports no TensorFlow; a tool's flags are
 defined when its own module is imported, so one process runs one tool.
+
+The flag style of every tool:
+
+- Flags are module-level FlagHolders of the tool module, read through `.value`:
+
+      _OUTPUT_DIR = flags.DEFINE_string(
+          "output_dir", "/tmp/retrieval",
+          "Directory where metrics.txt and the rankings (.npy) are written.")
+
+  never a bare `flags.DEFINE_x(...)` read back as `FLAGS.x`. Each DEFINE call has this one
+  layout: the holder on the first line; the name, the default (and an enum's choices) on
+  the second; the help text, a full sentence ending in a period, from the third.
+- Flags that several tools share are defined as a group by a function of a shared module
+  (`retrieval_flags.define_verification_flags(...)`, `export_flags.define_export_flags(...)`),
+  called at the tool module's import, never at the shared module's own import (tests import
+  several tools in one process and delete each one's flags in between). The function returns
+  a frozen object of the group's FlagHolders whose methods build the library's parameter
+  object (`_VERIFICATION.params()` -> `VerificationParams`), so a parameter group is built
+  once here and passed whole. A shared module calls `flags.disclaim_key_flags()` at its top,
+  which makes the group's flags the calling tool's own (its key flags, listed by `--help`).
+- A flag keeps its name and default when it moves into a group: users' scripts use them.
+- `main(argv)` starts with `common.check_no_arguments(argv)` and runs its work inside
+  `with common.reported_errors():`, the one error wrapper: input errors (missing or broken
+  files, bad values) end the tool with one `Error: ...` line and exit status 1.
 """
 
 import importlib

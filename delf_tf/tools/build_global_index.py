@@ -18,10 +18,12 @@ import os
 from absl import app, flags
 
 from delf_tf.retrieval import global_index
-from delf_tf.tools import common, global_index_flags
+from delf_tf.tools import common, retrieval_flags
 
-_FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", None, "Directory of the global descriptor files <name><feature_extension>.")
+_IMAGES = retrieval_flags.define_image_flags(
+    image_set="index", features_dir=None, feature_extension=".delg_global",
+    every_file_by_default=True)
+_NPROBE, _EF_SEARCH = retrieval_flags.define_search_flags(when_querying=False)
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Index directory (created; an index already there is replaced).")
 _KIND = flags.DEFINE_enum(
@@ -35,24 +37,21 @@ _EF_CONSTRUCTION = flags.DEFINE_integer("ef_construction", 80, "HNSW build beam 
 _TRAIN_SIZE = flags.DEFINE_integer(
     "train_size", 0, "IVF k-means training sample (0: min(N, 256 nlist)).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the training sample and k-means.")
-_IMAGES = global_index_flags.define_image_flags(image_set_default="index")
-_NPROBE, _EF_SEARCH = global_index_flags.define_search_flags(when_querying=False)
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    if not _FEATURES_DIR.value or not _OUTPUT_DIR.value:
+    if not _IMAGES.features_dir.value or not _OUTPUT_DIR.value:
         raise app.UsageError("--features_dir and --output_dir are required")
-    names = _IMAGES.names(_FEATURES_DIR.value)
-    params = global_index.GlobalIndexParams(
-        kind=_KIND.value, nlist=_NLIST.value, nprobe=_NPROBE.value,
-        hnsw_m=_HNSW_M.value, ef_construction=_EF_CONSTRUCTION.value,
-        ef_search=_EF_SEARCH.value, train_size=_TRAIN_SIZE.value,
-        seed=_SEED.value)
-    index, stats = global_index.BuildFromFiles(
-        names, _FEATURES_DIR.value, _IMAGES.feature_extension.value, params)
-    index.Save(_OUTPUT_DIR.value)
+    with common.reported_errors():
+        params = global_index.GlobalIndexParams(
+            kind=_KIND.value, nlist=_NLIST.value, nprobe=_NPROBE.value, hnsw_m=_HNSW_M.value,
+            ef_construction=_EF_CONSTRUCTION.value, ef_search=_EF_SEARCH.value,
+            train_size=_TRAIN_SIZE.value, seed=_SEED.value)
+        index, stats = global_index.BuildFromFiles(
+            _IMAGES.names(), _IMAGES.features_dir.value, _IMAGES.feature_extension.value, params)
+        index.Save(_OUTPUT_DIR.value)
     stats["bytes_per_image"] = index.BytesPerImage(_OUTPUT_DIR.value)
     stats["output_dir"] = os.path.abspath(_OUTPUT_DIR.value)
     print(json.dumps(stats, indent=1))

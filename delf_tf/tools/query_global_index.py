@@ -14,18 +14,19 @@ Example:
 """
 
 import json
-import os
 import time
 
 from absl import app, flags
 
 from delf_tf.io import atomic
 from delf_tf.retrieval import evaluation, global_index
-from delf_tf.tools import common, global_index_flags
+from delf_tf.tools import common, retrieval_flags
 
 _INDEX_DIR = flags.DEFINE_string("index_dir", None, "Index directory to query.")
-_QUERY_FEATURES_DIR = flags.DEFINE_string(
-    "query_features_dir", None, "Directory of the query descriptor files.")
+_IMAGES = retrieval_flags.define_image_flags(
+    image_set="query", features_dir_name="query_features_dir", features_dir=None,
+    feature_extension=".delg_global", every_file_by_default=True)
+_NPROBE, _EF_SEARCH = retrieval_flags.define_search_flags(when_querying=True)
 _TOP_K = flags.DEFINE_integer("top_k", 100, "Index images returned per query.")
 _EXACT = flags.DEFINE_bool(
     "exact", False, "Search exhaustively even if the index is approximate.")
@@ -33,26 +34,22 @@ _REPORT_RECALL = flags.DEFINE_bool(
     "report_recall", False, "Also search exactly and report recall@top_k of the index.")
 _OUTPUT_PATH = flags.DEFINE_string(
     "output_path", "", "JSON file of {query: [[index name, score], ...]} (not written if empty).")
-_IMAGES = global_index_flags.define_image_flags(image_set_default="query")
-_NPROBE, _EF_SEARCH = global_index_flags.define_search_flags(when_querying=True)
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    if not _INDEX_DIR.value or not _QUERY_FEATURES_DIR.value:
+    if not _INDEX_DIR.value or not _IMAGES.features_dir.value:
         raise app.UsageError("--index_dir and --query_features_dir are required")
     if _TOP_K.value < 1:
         raise app.UsageError(f"--top_k must be >= 1, got {_TOP_K.value}")
-    names = _IMAGES.names(_QUERY_FEATURES_DIR.value)
-    extension = _IMAGES.feature_extension.value
-    queries = evaluation.read_global_descriptors(
-        [os.path.join(_QUERY_FEATURES_DIR.value, name + extension) for name in names])
-    index = global_index.GlobalIndex.Load(_INDEX_DIR.value)
+    with common.reported_errors():
+        names = _IMAGES.names()
+        queries = evaluation.read_global_descriptors(_IMAGES.paths(names))
+        index = global_index.GlobalIndex.Load(_INDEX_DIR.value)
     start = time.perf_counter()
     ids, scores = index.Search(queries, _TOP_K.value, exact=_EXACT.value,
-                               nprobe=_NPROBE.value,
-                               ef_search=_EF_SEARCH.value)
+                               nprobe=_NPROBE.value, ef_search=_EF_SEARCH.value)
     seconds = time.perf_counter() - start
     report = {"num_queries": len(names), "num_images": index.num_images,
               "kind": "exact" if _EXACT.value else index.params.kind,
