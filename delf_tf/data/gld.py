@@ -8,6 +8,7 @@ threads the pipeline uses.
 """
 
 import os
+import re
 
 import tensorflow as tf
 
@@ -206,3 +207,25 @@ def _records(filenames, seed, deterministic, repeat, shuffle_buffer_size, num_in
     if shuffle_buffer_size > 0:
         dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
     return dataset
+
+
+def CorruptRecordsError(file_pattern: str, error: tf.errors.DataLossError) -> ValueError:
+    """The error to raise when reading `file_pattern` failed with `error` (a truncated or
+    corrupt record): names the bad file, found by reading each matched file in turn (TF's
+    own message names none)."""
+    for name in sorted(tf.io.gfile.glob(file_pattern)):
+        try:
+            tf.data.TFRecordDataset(name).reduce(0, lambda count, _: count + 1)
+        except tf.errors.DataLossError as e:
+            return ValueError(f"Truncated or corrupt TFRecord file {name} (matched by "
+                              f"{file_pattern!r}): {_first_line(e)}; rebuild it with "
+                              "build_image_dataset")
+    return ValueError(f"A TFRecord file matched by {file_pattern!r} is truncated or corrupt "
+                      f"(every file reads on its own now): {_first_line(error)}")
+
+
+def _first_line(error: tf.errors.OpError) -> str:
+    """TF's message without its `{{function_node ...}}` prefix and `[Op:...]` suffix."""
+    text = (error.message or str(error)).strip().splitlines()[0]
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)

@@ -165,6 +165,14 @@ def _has_files(pattern: str) -> bool:
     return bool(pattern) and bool(tf.io.gfile.glob(pattern))
 
 
+def _next_batch(iterator, file_pattern: str):
+    """next(iterator); a truncated or corrupt record raises ValueError naming its file."""
+    try:
+        return next(iterator)
+    except tf.errors.DataLossError as e:
+        raise gld.CorruptRecordsError(file_pattern, e) from None
+
+
 class _Trainer:
     """Holds the model, optimizer, datasets and compiled steps of one training run."""
 
@@ -359,25 +367,26 @@ class _Trainer:
         return candidates
 
     def remove_stale_temporary_files(self) -> None:
-        """Removes what a killed run left half-written: `ckpt-N_temp/` directories of an
-        interrupted checkpoint write and temporary files of atomic writes in the logdir."""
+        """Removes what a killed run left half-written in this worker's directory (the
+        logdir for the chief, `worker_<id>/` for the others, so no worker touches another's
+        writes in progress): `ckpt-N_temp/` directories of an interrupted checkpoint write
+        and temporary files of atomic writes."""
         directory = self.manager.directory
         if tf.io.gfile.isdir(directory):
             for name in tf.io.gfile.listdir(directory):
                 if re.fullmatch(r"ckpt-\d+_temp/?", name):
                     tf.io.gfile.rmtree(os.path.join(directory, name.rstrip("/")))
-        for directory in {self.config.logdir, self.worker_dir}:
-            if os.path.isdir(directory):
-                for name in os.listdir(directory):
-                    # `.<file>.<random>.tmp` of atomic writes; `.delf_weights.tmp.*` and
-                    # `.delf_weights.tmp_temp/` of the export weights' write.
-                    if name.startswith(".") and (name.endswith((".tmp", ".tmp_temp"))
-                                                 or ".tmp." in name):
-                        path = os.path.join(directory, name)
-                        if os.path.isdir(path):
-                            shutil.rmtree(path, ignore_errors=True)
-                        else:
-                            os.unlink(path)
+        directory = self.worker_dir
+        for name in os.listdir(directory) if os.path.isdir(directory) else []:
+            # `.<file>.<random>.tmp` of atomic writes; `.delf_weights.tmp.*` and
+            # `.delf_weights.tmp_temp/` of the export weights' write.
+            if name.startswith(".") and (name.endswith((".tmp", ".tmp_temp"))
+                                         or ".tmp." in name):
+                path = os.path.join(directory, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
 
     def restore(self) -> int:
         """Restores the newest complete checkpoint if any (an unreadable one is skipped
@@ -402,7 +411,7 @@ class _Trainer:
         totals: dict[str, float] = {}
         iterator = iter(self.validation_dataset)
         for _ in range(self.config.num_eval_batches):
-            images, labels = next(iterator)
+            images, labels = _next_batch(iterator, self.config.validation_file_pattern)
             for key, value in self._eval_step(images, labels).items():
                 totals[key] = totals.get(key, 0.0) + float(value)
         num_batches = self.config.num_eval_batches
@@ -514,8 +523,7 @@ class _Trainer:
         self.progress(f"Training {type(self.model).__name__} ({config.backbone}) with "
                       f"{self.strategy.num_replicas_in_sync} replica(s), global batch "
                       f"{config.batch_size}, {self.num_classes} classes")
-        if self.is_chief:
-            self.remove_stale_temporary_files()
+        self.remove_stale_temporary_files()
         step = self.restore()
         if step and config.deterministic:
             # The same input order as an uninterrupted run: continue the stream after the
@@ -532,7 +540,7 @@ class _Trainer:
         iterator = iter(self.train_dataset)
         report_start, report_start_step = time.perf_counter(), step
         while step < config.max_iters:
-            images, labels = next(iterator)
+            images, labels = _next_batch(iterator, config.train_file_pattern)
             try:
                 result, attention = self._train_step(images, labels)
             except tf.errors.InvalidArgumentError as e:

@@ -141,3 +141,30 @@ def test_only_empty_files_are_an_error_not_a_hang(tmp_path):
         (tmp_path / name).write_bytes(b"")
     with pytest.raises(ValueError, match="is empty \\(0 bytes\\).*train-00000-of-00002"):
         gld.CreateDataset(str(tmp_path / "train*"), image_size=8, batch_size=1)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_damaged_shard_is_named(records, tmp_path, damage):
+    import shutil
+
+    for path in tf.io.gfile.glob(records):
+        shutil.copy(path, tmp_path)
+    bad = tmp_path / "train-00001-of-00002"
+    data = bad.read_bytes()
+    if damage == "truncated":
+        bad.write_bytes(data[:len(data) - 100])
+    else:  # bytes flipped inside a record: its checksum no longer matches
+        middle = len(data) // 2
+        bad.write_bytes(data[:middle] + bytes(255 - b for b in data[middle:middle + 8])
+                        + data[middle + 8:])
+    pattern = str(tmp_path / "train-*")
+    dataset = gld.CreateDataset(pattern, image_size=16, batch_size=1, repeat=False,
+                                shuffle_buffer_size=0)
+    with pytest.raises(tf.errors.DataLossError) as raised:
+        for _ in dataset:
+            pass
+    error = gld.CorruptRecordsError(pattern, raised.value)
+    assert str(error).startswith(f"Truncated or corrupt TFRecord file {bad} (matched by ")
+    assert "train-00000" not in str(error) and "function_node" not in str(error)
+    assert {"truncated": "): truncated record at ",
+            "corrupt": "): corrupted record at "}[damage] in str(error)

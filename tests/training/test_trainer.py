@@ -200,6 +200,13 @@ def _free_ports(count: int) -> list[int]:
 def test_multi_worker_training_is_synchronous(records, tmp_path):
     logdir = str(tmp_path / "log")
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    # What a kill -9 of the non-chief worker leaves behind: its own temporaries.
+    stale = [tmp_path / "log" / "worker_1" / "delf_tf2-ckpt" / "ckpt-9_temp",
+             tmp_path / "log" / "worker_1" / ".delf_weights.tmp_temp",
+             tmp_path / "log" / "worker_1" / ".delf_weights.tmp.index"]
+    for path in stale[:2]:
+        path.mkdir(parents=True)
+    stale[2].write_bytes(b"half")
     processes = []
     for task_id in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps(
@@ -235,6 +242,7 @@ def test_multi_worker_training_is_synchronous(records, tmp_path):
         step_reader = tf.train.load_checkpoint(
                 tf.train.latest_checkpoint(os.path.join(directory, "delf_tf2-ckpt")))
         assert step_reader.get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE") == 3
+    assert not [path for path in stale if path.exists()]
     # Only the chief writes summaries.
     assert os.path.isdir(os.path.join(logdir, "train_logs"))
     assert not os.path.exists(os.path.join(logdir, "worker_1", "train_logs"))
@@ -368,3 +376,16 @@ def test_kill_9_during_a_checkpoint_then_resume_gives_the_uninterrupted_weights(
     assert expected.keys() == resumed.keys() and len(expected) > 20
     differing = [name for name in expected if not np.array_equal(expected[name], resumed[name])]
     assert not differing, differing[:5]
+
+
+def test_a_truncated_shard_is_named(records, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(records, data)
+    bad = data / "train-00001-of-00002"
+    bad.write_bytes(bad.read_bytes()[:-50])
+    config = _config(str(data), str(tmp_path / "log"), max_iters=2, image_size=32,
+                     batch_size=4, eval_interval=0, delg_global_features=False)
+    with pytest.raises(ValueError, match=f"Truncated or corrupt TFRecord file {bad} "):
+        trainer.Train(config, progress=lambda message: None)
