@@ -334,16 +334,25 @@ def load_model_for_export(ckpt_path: str, default_class: str,
     return model
 
 
+def _export_local_features(module_class: type, default_class: str, ckpt_path: str,
+                           export_path: str, architecture: Mapping[str, Any] | None,
+                           explicit: Collection[str] | None, iou_threshold: float,
+                           overwrite: bool) -> None:
+    """The DELF and DELG exports: checkpoint -> `module_class(model, iou_threshold)` saved
+    at `export_path` (`default_class` is the model class of a checkpoint without sidecar)."""
+    check_export_path(export_path, overwrite)
+    checks.in_range("iou_threshold", iou_threshold, 0.0, 1.0, low_inclusive=False)
+    model = load_model_for_export(ckpt_path, default_class, architecture, explicit)
+    save_module(module_class(model, iou_threshold=iou_threshold), export_path, overwrite)
+
+
 def ExportLocalModel(ckpt_path: str, export_path: str, *,
                      architecture: Mapping[str, Any] | None = None,
                      explicit: Collection[str] | None = None,
                      iou_threshold: float = 1.0, overwrite: bool = False) -> None:
     """Checkpoint prefix -> DELF (local features) SavedModel at `export_path`."""
-    check_export_path(export_path, overwrite)
-    checks.in_range("iou_threshold", iou_threshold, 0.0, 1.0, low_inclusive=False)
-    model = load_model_for_export(ckpt_path, "Delf", architecture, explicit)
-    save_module(LocalFeatureModule(model, iou_threshold=iou_threshold), export_path,
-                overwrite)
+    _export_local_features(LocalFeatureModule, "Delf", ckpt_path, export_path, architecture,
+                           explicit, iou_threshold, overwrite)
 
 
 def ExportGlobalModel(ckpt_path: str, export_path: str, *,
@@ -369,8 +378,5 @@ def ExportLocalAndGlobalModel(ckpt_path: str, export_path: str, *,
                               explicit: Collection[str] | None = None,
                               iou_threshold: float = 1.0, overwrite: bool = False) -> None:
     """Checkpoint prefix -> DELG (local + global) SavedModel at `export_path`."""
-    check_export_path(export_path, overwrite)
-    checks.in_range("iou_threshold", iou_threshold, 0.0, 1.0, low_inclusive=False)
-    model = load_model_for_export(ckpt_path, "Delg", architecture, explicit)
-    save_module(LocalAndGlobalFeatureModule(model, iou_threshold=iou_threshold), export_path,
-                overwrite)
+    _export_local_features(LocalAndGlobalFeatureModule, "Delg", ckpt_path, export_path,
+                           architecture, explicit, iou_threshold, overwrite)

@@ -19,22 +19,8 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     The temporary file is renamed over `path` only once fully written, so readers
     see either the old file, the new file, or no file, never a partial one.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(
-            dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        # mkstemp creates the file 0600; give it the mode a plain open() would.
-        os.chmod(tmp_path, 0o666 & ~_current_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except FileNotFoundError:
-            pass
-        raise
+    with open_atomic(path) as f:
+        f.write(data)
 
 
 def read_bytes(path: str) -> bytes:
@@ -55,6 +41,7 @@ def open_atomic(path: str) -> Iterator[BinaryIO]:
     fd, tmp_path = tempfile.mkstemp(
             dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would.
         os.chmod(tmp_path, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             yield f

@@ -114,7 +114,58 @@ def _bn(name: str) -> keras.layers.BatchNormalization:
                                            name=name)
 
 
-class Bottleneck(keras.layers.Layer):
+class _ResidualBlock(keras.layers.Layer):
+    """Residual block: conv+BN branches 2a, 2b[, 2c] with ReLUs between them, plus the
+    shortcut (identity, or conv+BN branch1 when `projection`), ReLU after the sum.
+
+    The stride sits on branch2a (and branch1), as in ResNet v1.
+    """
+
+    def __init__(self, stage: int, block: int, filters: tuple[int, ...],
+                 kernel_sizes: tuple[int, ...], strides: int, projection: bool, **kwargs):
+        prefix = f"{stage}{block_letter(block)}"
+        super().__init__(name=f"res{prefix}", **kwargs)
+        self._branch_letters = string.ascii_lowercase[:len(filters)]
+        # Attribute names follow the original's TF2 blocks, so checkpoint paths read the same.
+        for i, (letter, width, kernel) in enumerate(
+                zip(self._branch_letters, filters, kernel_sizes, strict=True)):
+            setattr(self, f"conv2{letter}", _conv(width, kernel, strides if i == 0 else 1,
+                                                  f"res{prefix}_branch2{letter}"))
+            setattr(self, f"bn2{letter}", _bn(f"bn{prefix}_branch2{letter}"))
+        if projection:
+            self.conv_shortcut = _conv(filters[-1], 1, strides, f"res{prefix}_branch1")
+            self.bn_shortcut = _bn(f"bn{prefix}_branch1")
+        else:
+            self.conv_shortcut = None
+            self.bn_shortcut = None
+
+    def build(self, input_shape):
+        # Sub-layers build on the first real call; skips Keras' default symbolic trace.
+        self.built = True
+
+    def _branch(self, letter: str) -> tuple[keras.layers.Layer, keras.layers.Layer]:
+        return getattr(self, f"conv2{letter}"), getattr(self, f"bn2{letter}")
+
+    def named_layers(self) -> list[keras.layers.Layer]:
+        """The conv/BN layers carrying weights, in file order."""
+        out = [layer for letter in self._branch_letters for layer in self._branch(letter)]
+        if self.conv_shortcut is not None:
+            out += [self.conv_shortcut, self.bn_shortcut]
+        return out
+
+    def call(self, x, training=False):
+        y = x
+        for i, letter in enumerate(self._branch_letters):
+            conv, bn = self._branch(letter)
+            y = bn(conv(tf.nn.relu(y) if i else y), training=training)
+        if self.conv_shortcut is not None:
+            shortcut = self.bn_shortcut(self.conv_shortcut(x), training=training)
+        else:
+            shortcut = x
+        return tf.nn.relu(y + shortcut)
+
+
+class Bottleneck(_ResidualBlock):
     """Bottleneck block 1x1 -> 3x3 -> 1x1 (+ shortcut); the stride sits on branch2a as in v1.
 
     A projection shortcut (branch1) is used for the first block of each stage.
@@ -122,46 +173,10 @@ class Bottleneck(keras.layers.Layer):
 
     def __init__(self, stage: int, block: int, filters: tuple[int, int, int], strides: int,
                  projection: bool, **kwargs):
-        prefix = f"{stage}{block_letter(block)}"
-        super().__init__(name=f"res{prefix}", **kwargs)
-        f1, f2, f3 = filters
-        # Attribute names follow the original's TF2 blocks, so checkpoint paths read the same.
-        self.conv2a = _conv(f1, 1, strides, f"res{prefix}_branch2a")
-        self.bn2a = _bn(f"bn{prefix}_branch2a")
-        self.conv2b = _conv(f2, 3, 1, f"res{prefix}_branch2b")
-        self.bn2b = _bn(f"bn{prefix}_branch2b")
-        self.conv2c = _conv(f3, 1, 1, f"res{prefix}_branch2c")
-        self.bn2c = _bn(f"bn{prefix}_branch2c")
-        if projection:
-            self.conv_shortcut = _conv(f3, 1, strides, f"res{prefix}_branch1")
-            self.bn_shortcut = _bn(f"bn{prefix}_branch1")
-        else:
-            self.conv_shortcut = None
-            self.bn_shortcut = None
-
-    def build(self, input_shape):
-        # Sub-layers build on the first real call; skips Keras' default symbolic trace.
-        self.built = True
-
-    def named_layers(self) -> list[keras.layers.Layer]:
-        """The conv/BN layers carrying weights, in file order."""
-        out = [self.conv2a, self.bn2a, self.conv2b, self.bn2b, self.conv2c, self.bn2c]
-        if self.conv_shortcut is not None:
-            out += [self.conv_shortcut, self.bn_shortcut]
-        return out
-
-    def call(self, x, training=False):
-        y = tf.nn.relu(self.bn2a(self.conv2a(x), training=training))
-        y = tf.nn.relu(self.bn2b(self.conv2b(y), training=training))
-        y = self.bn2c(self.conv2c(y), training=training)
-        if self.conv_shortcut is not None:
-            shortcut = self.bn_shortcut(self.conv_shortcut(x), training=training)
-        else:
-            shortcut = x
-        return tf.nn.relu(y + shortcut)
+        super().__init__(stage, block, filters, (1, 3, 1), strides, projection, **kwargs)
 
 
-class BasicBlock(keras.layers.Layer):
+class BasicBlock(_ResidualBlock):
     """Basic block 3x3 -> 3x3 (+ shortcut); the stride sits on branch2a.
 
     A projection shortcut (branch1) is used where the block changes stride or width.
@@ -169,39 +184,7 @@ class BasicBlock(keras.layers.Layer):
 
     def __init__(self, stage: int, block: int, filters: tuple[int, int], strides: int,
                  projection: bool, **kwargs):
-        prefix = f"{stage}{block_letter(block)}"
-        super().__init__(name=f"res{prefix}", **kwargs)
-        f1, f2 = filters
-        self.conv2a = _conv(f1, 3, strides, f"res{prefix}_branch2a")
-        self.bn2a = _bn(f"bn{prefix}_branch2a")
-        self.conv2b = _conv(f2, 3, 1, f"res{prefix}_branch2b")
-        self.bn2b = _bn(f"bn{prefix}_branch2b")
-        if projection:
-            self.conv_shortcut = _conv(f2, 1, strides, f"res{prefix}_branch1")
-            self.bn_shortcut = _bn(f"bn{prefix}_branch1")
-        else:
-            self.conv_shortcut = None
-            self.bn_shortcut = None
-
-    def build(self, input_shape):
-        # Sub-layers build on the first real call; skips Keras' default symbolic trace.
-        self.built = True
-
-    def named_layers(self) -> list[keras.layers.Layer]:
-        """The conv/BN layers carrying weights, in file order."""
-        out = [self.conv2a, self.bn2a, self.conv2b, self.bn2b]
-        if self.conv_shortcut is not None:
-            out += [self.conv_shortcut, self.bn_shortcut]
-        return out
-
-    def call(self, x, training=False):
-        y = tf.nn.relu(self.bn2a(self.conv2a(x), training=training))
-        y = self.bn2b(self.conv2b(y), training=training)
-        if self.conv_shortcut is not None:
-            shortcut = self.bn_shortcut(self.conv_shortcut(x), training=training)
-        else:
-            shortcut = x
-        return tf.nn.relu(y + shortcut)
+        super().__init__(stage, block, filters, (3, 3), strides, projection, **kwargs)
 
 
 class ResNet(keras.Model):
