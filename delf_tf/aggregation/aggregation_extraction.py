@@ -73,7 +73,7 @@ def ReadMappingBasenameToBoxNames(
 def _read_descriptors(path: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such feature file: {path}")
-    descriptors = feature_io.ReadFromFile(path)[2]
+    descriptors = feature_io.read_features(path).descriptors
     if len(descriptors) and descriptors.dtype == np.uint8:
         raise ValueError(
             f"{path} holds binarized (uint8) descriptors; aggregation needs float ones")

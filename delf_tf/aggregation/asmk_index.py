@@ -210,10 +210,10 @@ class AsmkIndex:
 
 
 def ReadDescriptors(path: str) -> np.ndarray:
-    """Float local descriptors [N, D] of a DelfFeatures file."""
+    """Float local descriptors float32 [N, D] of a DelfFeatures file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such feature file: {path}")
-    descriptors = feature_io.ReadFromFile(path)[2]
+    descriptors = feature_io.read_features(path).descriptors
     if len(descriptors) and not np.issubdtype(descriptors.dtype, np.floating):
         raise ValueError(f"{path} holds {descriptors.dtype} descriptors; ASMK needs float ones")
     return descriptors

@@ -153,7 +153,7 @@ def SampleDescriptors(
     for i, path in enumerate(feature_paths):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No such feature file: {path}")
-        descriptors = feature_io.ReadFromFile(path)[2]
+        descriptors = feature_io.read_features(path).descriptors
         if len(descriptors):
             if descriptors.dtype == np.uint8:
                 raise ValueError(

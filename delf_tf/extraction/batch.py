@@ -85,11 +85,6 @@ class _Progress:
                         self._total, elapsed, self._done / max(elapsed, 1e-9))
 
 
-def _write_local(path: str, local_features: dict) -> None:
-    feature_io.WriteToFile(path, local_features["locations"], local_features["scales"],
-                           local_features["descriptors"], local_features["attention"])
-
-
 # When this many images in a row fail with an error other than an unreadable
 # image before any succeeded, the cause is the model or config, not the images:
 # the job stops instead of logging the same error for every image.
@@ -216,7 +211,7 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
 
     def extract_one(image_path, image):
         local = extract(image)["local_features"]
-        _write_local(_delf_output(output_dir, image_path), local)
+        feature_io.write_features(_delf_output(output_dir, image_path), local)
 
     jobs = ((path, [_delf_output(output_dir, path)], path) for _, path in selected)
     return _run(jobs, len(selected), "DELF extraction", load_one, extract_one, overwrite)
@@ -294,8 +289,8 @@ def _write_delg(config, output_features_dir: str, name: str, features) -> None:
     # Local first: the global file doubles as the "done" marker for readers
     # that only check one file.
     if config.use_local_features:
-        _write_local(os.path.join(output_features_dir, name + DELG_LOCAL_EXTENSION),
-                     features["local_features"])
+        feature_io.write_features(os.path.join(output_features_dir, name + DELG_LOCAL_EXTENSION),
+                                  features["local_features"])
     if config.use_global_features:
         datum_io.WriteToFile(
                 features["global_descriptor"],

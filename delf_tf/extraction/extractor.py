@@ -17,6 +17,7 @@ import tensorflow as tf
 from delf_tf import config as config_lib
 from delf_tf import utils
 from delf_tf.extraction import feature_extractor, postprocess
+from delf_tf.local_features import LocalFeatures
 from delf_tf.protos import delf_config_pb2
 
 logger = logging.getLogger(__name__)
@@ -153,9 +154,10 @@ def MakeExtractor(config: delf_config_pb2.DelfConfig,
 
     `extract` takes uint8 [H, W, 3] (or a PIL image, grayscale or RGBA array) and
     returns {'global_descriptor': float32 [Dg] (with use_global_features),
-    'local_features': {'locations': float32 [N, 2] (y, x), 'descriptors':
-    float32 [N, D] (uint8 [N, D/8] when binarized), 'scales': float32 [N],
-    'attention': float32 [N]} (with use_local_features)}. Locations are in the
+    'local_features': LocalFeatures (with use_local_features: locations float32
+    [N, 2] (y, x), descriptors float32 [N, D] (uint8 [N, D/8] when binarized),
+    scales, attention float32 [N]; also readable as the original's dictionary,
+    `['locations']` etc.)}. Locations are in the
     input image's pixels unless use_resized_coordinates. `resize_factor` scales
     the config's size limits (cropped queries).
     """
@@ -246,12 +248,8 @@ def _empty_features(config, local_dim: int, global_dim: int, binarize: bool) -> 
     if config.use_global_features:
         features["global_descriptor"] = np.zeros([global_dim], np.float32)
     if config.use_local_features:
-        features["local_features"] = {
-                "locations": np.zeros([0, 2], np.float32),
-                "descriptors": np.zeros([0, local_dim], np.uint8 if binarize else np.float32),
-                "scales": np.zeros([0], np.float32),
-                "attention": np.zeros([0], np.float32),
-        }
+        features["local_features"] = LocalFeatures.empty(
+                local_dim, np.uint8 if binarize else np.float32)
     return features
 
 
@@ -267,8 +265,9 @@ def _global_descriptor(outputs, global_config, global_pca) -> np.ndarray:
     return postprocess.l2_normalize(per_scale.sum(axis=0))
 
 
-def _local_features(outputs, local_config, local_pca, scale_factors, binarize: bool) -> dict:
-    """Locations (y, x), descriptors, scales and attention of the selected features."""
+def _local_features(outputs, local_config, local_pca, scale_factors,
+                    binarize: bool) -> LocalFeatures:
+    """The selected features (orientations zero)."""
     boxes = outputs["boxes"].numpy()
     raw_descriptors = outputs["features"].numpy()
     locations, descriptors = feature_extractor.DelfFeaturePostProcessing(
@@ -280,9 +279,9 @@ def _local_features(outputs, local_config, local_pca, scale_factors, binarize: b
         descriptors = postprocess.binarize(descriptors)
     scales = (outputs["scales"].numpy() if "scales" in outputs
               else np.ones([len(boxes)], np.float32))
-    return {
-            "locations": locations.astype(np.float32),
-            "descriptors": descriptors,
-            "scales": scales.reshape(-1).astype(np.float32),
-            "attention": outputs["scores"].numpy().reshape(-1).astype(np.float32),
-    }
+    return LocalFeatures(
+            locations=locations.astype(np.float32),
+            scales=scales.reshape(-1).astype(np.float32),
+            descriptors=descriptors,
+            attention=outputs["scores"].numpy().reshape(-1).astype(np.float32),
+            orientations=np.zeros([len(locations)], np.float32))

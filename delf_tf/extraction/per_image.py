@@ -114,11 +114,6 @@ class ExtractionJob(abc.ABC):
         return TaskResult("done", task.name)
 
 
-def _write_local(path: str, local_features: dict) -> None:
-    feature_io.WriteToFile(path, local_features["locations"], local_features["scales"],
-                           local_features["descriptors"], local_features["attention"])
-
-
 class DelfJob(ExtractionJob):
     """DELF local features -> `<output_dir>/<name>.delf`."""
 
@@ -129,7 +124,7 @@ class DelfJob(ExtractionJob):
         return extractor.MakeExtractor(self.config)
 
     def _write(self, task, features):
-        _write_local(self.outputs(task)[0], features["local_features"])
+        feature_io.write_features(self.outputs(task)[0], features["local_features"])
 
 
 class DelgJob(ExtractionJob):
@@ -153,8 +148,9 @@ class DelgJob(ExtractionJob):
 
     def _write(self, task, features):
         if self.config.use_local_features:
-            _write_local(os.path.join(self.output_dir, task.name + batch.DELG_LOCAL_EXTENSION),
-                         features["local_features"])
+            feature_io.write_features(
+                os.path.join(self.output_dir, task.name + batch.DELG_LOCAL_EXTENSION),
+                features["local_features"])
         if self.config.use_global_features:
             datum_io.WriteToFile(
                 features["global_descriptor"],

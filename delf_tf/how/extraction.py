@@ -18,6 +18,7 @@ from delf_tf import utils
 from delf_tf.extraction import export, feature_extractor, pyramid
 from delf_tf.how.model import HowNet, load_how_model
 from delf_tf.io import feature_io
+from delf_tf.local_features import LocalFeatures
 from delf_tf.protos import delf_config_pb2
 
 HOW_SCALES = (0.25, 0.3535534, 0.5, 0.7071068, 1.0, 1.4142135, 2.0)
@@ -61,14 +62,15 @@ def ExtractHowFeatures(
     scales=HOW_SCALES,
     max_image_size: int = HOW_MAX_IMAGE_SIZE,
     max_feature_num: int = HOW_MAX_FEATURE_NUM,
-) -> dict[str, np.ndarray]:
+) -> LocalFeatures:
     """Local features of uint8 [H, W, 3].
 
     Returns:
-      {'locations' float32 [N, 2] (y, x) in the input image's pixels,
-       'scales' float32 [N] (1 / pyramid scale, relative to the image limited
-       to max_image_size), 'descriptors' float32 [N, d] unit length,
-       'strengths' float32 [N] w(u)}, strongest first, N <= max_feature_num.
+      LocalFeatures, strongest first, N <= max_feature_num: locations float32
+      [N, 2] (y, x) in the input image's pixels, scales float32 [N] (1 / pyramid
+      scale, relative to the image limited to max_image_size), descriptors
+      float32 [N, d] unit length, attention float32 [N] the strength w(u)
+      (also `features["strengths"]`).
     """
     # The size rule of every DelfConfig-driven extraction (so in-process and
     # SavedModel extraction agree).
@@ -78,17 +80,17 @@ def ExtractHowFeatures(
                                  tf.constant(max_feature_num, tf.int32),
                                  tf.constant(0.0, tf.float32))
     locations = feature_extractor.CalculateKeypointCenters(out["boxes"]).numpy() / factors
-    return {"locations": locations.astype(np.float32),
-            "scales": out["scales"].numpy(),
-            "descriptors": out["features"].numpy(),
-            "strengths": out["scores"].numpy().reshape(-1)}
+    return LocalFeatures(locations=locations.astype(np.float32),
+                         scales=out["scales"].numpy(),
+                         descriptors=out["features"].numpy(),
+                         attention=out["scores"].numpy().reshape(-1),
+                         orientations=np.zeros([len(locations)], np.float32))
 
 
-def WriteHowFeatures(path: str, features: dict[str, np.ndarray]) -> None:
+def WriteHowFeatures(path: str, features: LocalFeatures) -> None:
     """Writes `ExtractHowFeatures` output as a DelfFeatures file (strength in
     the `strength` field), readable by every delf_tf tool."""
-    feature_io.WriteToFile(path, features["locations"], features["scales"],
-                           features["descriptors"], features["strengths"])
+    feature_io.write_features(path, features)
 
 
 def ExportHowModel(ckpt_prefix: str, export_path: str, overwrite: bool = False) -> None:

@@ -4,16 +4,68 @@ Locations are (y, x) = (row, col) pairs: ``locations[i, 0]`` is stored as the
 feature's ``y`` and ``locations[i, 1]`` as its ``x``; ``attention`` is stored as
 ``strength``. Each descriptor is its own 1-D DatumProto: float descriptors as
 float_list, bit-packed binarized (uint8) DELG* descriptors as uint32_list.
+
+The engine reads and writes `LocalFeatures` (`read_features`, `write_features`,
+`parse_features`, `serialize_features`, `features_to_proto`); the original's
+functions over five loose arrays (`ReadFromFile`, `WriteToFile`, ...) are thin
+wrappers over it that keep the original's float64 arrays.
 """
 
 import numpy as np
 from google.protobuf import message
 
 from delf_tf.io import atomic, datum_io, wire_format
+from delf_tf.local_features import LocalFeatures
 from delf_tf.protos import feature_pb2
 
-_ARRAY_NAMES = ("locations", "scales", "descriptors", "attention", "orientations")
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ArraysToDelfFeatures",
+    "DelfFeaturesToArrays",
+    "SerializeToString",
+    "ParseFromString",
+    "WriteToFile",
+    "ReadFromFile",
+    # This package's.
+    "LocalFeatures",
+    "features_to_proto",
+    "serialize_features",
+    "parse_features",
+    "write_features",
+    "read_features",
+]
+
 FeatureArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _loose(locations, scales, descriptors, attention, orientations=None) -> LocalFeatures:
+    """The LocalFeatures of the original's loose arrays (orientations None: zeros)."""
+    if orientations is None:
+        orientations = np.zeros([len(locations)], dtype=np.float32)
+    return LocalFeatures(locations, scales, descriptors, attention, orientations)
+
+
+def _original_arrays(features: LocalFeatures) -> FeatureArrays:
+    """The original's five float64 arrays (uint8 / uint32 descriptors kept);
+    zero features give five empty arrays."""
+    if not len(features):
+        return (np.array([]), np.array([]), np.array([]), np.array([]), np.array([]))
+    arrays = features.arrays()
+    return tuple(a if a.dtype.kind in "ui" else a.astype(np.float64) for a in arrays)
+
+
+def features_to_proto(features: LocalFeatures) -> feature_pb2.DelfFeatures:
+    """The DelfFeatures message of `features`."""
+    delf_features = feature_pb2.DelfFeatures()
+    for i in range(len(features)):
+        feature = delf_features.feature.add()
+        feature.y = features.locations[i, 0]
+        feature.x = features.locations[i, 1]
+        feature.scale = features.scales[i]
+        feature.orientation = features.orientations[i]
+        feature.strength = features.attention[i]
+        feature.descriptor.CopyFrom(datum_io.ArrayToDatum(features.descriptors[i]))
+    return delf_features
 
 
 def ArraysToDelfFeatures(
@@ -25,32 +77,7 @@ def ArraysToDelfFeatures(
 ) -> feature_pb2.DelfFeatures:
     """Builds DelfFeatures from locations [N,2] (y,x), scales [N], descriptors
     [N,D], attention [N] and optional orientations [N] (zeros if None)."""
-    locations = np.asarray(locations)
-    num_features = len(locations)
-    scales = np.asarray(scales)
-    descriptors = np.asarray(descriptors)
-    attention = np.asarray(attention)
-    if orientations is None:
-        orientations = np.zeros([num_features], dtype=np.float32)
-    orientations = np.asarray(orientations)
-    for name, arr in (("scales", scales), ("descriptors", descriptors),
-                      ("attention", attention), ("orientations", orientations)):
-        if len(arr) != num_features:
-            raise ValueError(
-                f"{name} has {len(arr)} entries but locations has {num_features}")
-    if num_features and (locations.ndim != 2 or locations.shape[1] != 2):
-        raise ValueError(f"locations must be [N, 2] (y, x), got shape {locations.shape}")
-
-    delf_features = feature_pb2.DelfFeatures()
-    for i in range(num_features):
-        feature = delf_features.feature.add()
-        feature.y = locations[i, 0]
-        feature.x = locations[i, 1]
-        feature.scale = scales[i]
-        feature.orientation = orientations[i]
-        feature.strength = attention[i]
-        feature.descriptor.CopyFrom(datum_io.ArrayToDatum(descriptors[i]))
-    return delf_features
+    return features_to_proto(_loose(locations, scales, descriptors, attention, orientations))
 
 
 def DelfFeaturesToArrays(delf_features: feature_pb2.DelfFeatures) -> FeatureArrays:
@@ -85,17 +112,21 @@ def DelfFeaturesToArrays(delf_features: feature_pb2.DelfFeatures) -> FeatureArra
     return locations, scales, descriptors, attention, orientations
 
 
+def serialize_features(features: LocalFeatures) -> bytes:
+    """`features` as serialized DelfFeatures."""
+    return features_to_proto(features).SerializeToString()
+
+
 def SerializeToString(locations, scales, descriptors, attention, orientations=None) -> bytes:
-    return ArraysToDelfFeatures(
-        locations, scales, descriptors, attention, orientations).SerializeToString()
+    return serialize_features(_loose(locations, scales, descriptors, attention, orientations))
 
 
-def ParseFromString(string: bytes, source: str = "input") -> FeatureArrays:
-    """Parses serialized DelfFeatures into the five arrays; NaN/Inf values raise
-    ValueError naming `source`."""
+def parse_features(string: bytes, source: str = "input") -> LocalFeatures:
+    """Parses serialized DelfFeatures (float values as float32, the stored
+    precision); NaN/Inf values raise ValueError naming `source`."""
     # Files written by protobuf (ours and the original's) decode in one vectorised
     # pass; any other valid encoding, and every error, goes through protobuf.
-    arrays = wire_format.ParseDelfFeatures(string)
+    arrays = wire_format.ParseDelfFeatures(string, float_dtype=np.float32)
     if arrays is None:
         delf_features = feature_pb2.DelfFeatures()
         try:
@@ -106,19 +137,36 @@ def ParseFromString(string: bytes, source: str = "input") -> FeatureArrays:
             arrays = DelfFeaturesToArrays(delf_features)
         except ValueError as e:
             raise ValueError(f"{source}: {e}") from e
-    for name, array in zip(_ARRAY_NAMES, arrays):
+        if not delf_features.feature:
+            return LocalFeatures.empty()
+        arrays = tuple(a if a.dtype.kind in "ui" else a.astype(np.float32) for a in arrays)
+    for name, array in zip(LocalFeatures.FIELDS, arrays):
         datum_io.check_finite(array, name, source)
-    return arrays
+    return LocalFeatures(*arrays)
+
+
+def ParseFromString(string: bytes, source: str = "input") -> FeatureArrays:
+    """Parses serialized DelfFeatures into the five arrays; NaN/Inf values raise
+    ValueError naming `source`."""
+    return _original_arrays(parse_features(string, source))
+
+
+def write_features(file_path: str, features: LocalFeatures) -> None:
+    """Writes `features` to `file_path` as a DelfFeatures file (atomically)."""
+    atomic.write_bytes_atomic(file_path, serialize_features(features))
+
+
+def read_features(file_path: str) -> LocalFeatures:
+    """Reads a DelfFeatures file (float values float32); errors name the file."""
+    return parse_features(atomic.read_bytes(file_path), source=str(file_path))
 
 
 def WriteToFile(file_path: str, locations, scales, descriptors, attention,
                 orientations=None) -> None:
     """Writes features to `file_path` (atomically). Note: path comes first."""
-    atomic.write_bytes_atomic(
-        file_path,
-        SerializeToString(locations, scales, descriptors, attention, orientations))
+    write_features(file_path, _loose(locations, scales, descriptors, attention, orientations))
 
 
 def ReadFromFile(file_path: str) -> FeatureArrays:
     """Reads (locations, scales, descriptors, attention, orientations)."""
-    return ParseFromString(atomic.read_bytes(file_path), source=str(file_path))
+    return _original_arrays(read_features(file_path))

@@ -334,9 +334,12 @@ def _parse_uniform(buf: bytes, data: np.ndarray, starts: np.ndarray, ends: np.nd
     return descriptors, fields
 
 
-def ParseDelfFeatures(buf: bytes) -> FeatureArrays | None:
+def ParseDelfFeatures(buf: bytes, float_dtype=np.float64) -> FeatureArrays | None:
     """The five arrays of `feature_io.DelfFeaturesToArrays` from serialized
-    DelfFeatures, or None when `buf` is not in the layout described above."""
+    DelfFeatures, or None when `buf` is not in the layout described above.
+
+    Float values come as `float_dtype`: float64 as the original's arrays, or
+    float32, the precision they are stored in."""
     if not buf:
         return None
     data = np.frombuffer(buf, dtype=np.uint8)
@@ -357,9 +360,9 @@ def ParseDelfFeatures(buf: bytes) -> FeatureArrays | None:
         if descriptors.max() <= 255:
             descriptors = descriptors.astype(np.uint8)
     else:
-        descriptors = descriptors.astype(np.float64)
+        descriptors = descriptors.astype(float_dtype)
     with np.errstate(invalid="ignore"):  # signalling NaNs become quiet ones, as in protobuf
-        fields = fields.T.astype(np.float64)
+        fields = fields.T.astype(float_dtype)
     x, y, scales, orientations, attention = fields
     return np.stack([y, x], axis=1), scales, descriptors, attention, orientations
 

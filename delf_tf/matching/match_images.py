@@ -56,8 +56,8 @@ def match_images(
         if method is None:
             method = describe_features(features_1)
         picture = visualization.draw_matches(
-            image_1, image_2, features_1.locations[result.index_ids[inliers]],
-            features_2.locations[result.query_ids[inliers]],
+            image_1, image_2, features_1.matching_locations[result.index_ids[inliers]],
+            features_2.matching_locations[result.query_ids[inliers]],
             caption=visualization.match_caption(title, method, result.num_inliers,
                                                 len(result.query_ids)))
         atomic.write_bytes_atomic(output_image, visualization.encode_image(picture, image_format))
@@ -66,7 +66,7 @@ def match_images(
 
 def describe_features(features: reranking.LocalFeatures) -> str:
     """'local features, 128-D float' or 'binarized local features (DELG*), 128 bits'."""
-    descriptors = features.descriptors
+    descriptors = features.matching_descriptors
     if descriptors.binary:
         return f"binarized local features (DELG*), {descriptors.dim} bits"
     return f"local features, {descriptors.dim}-D float"

@@ -24,6 +24,7 @@ import numpy as np
 from google.protobuf import message
 
 from delf_tf.io import atomic, feature_io
+from delf_tf.local_features import LocalFeatures
 from delf_tf.matching import descriptor_matching, ransac, visualization
 from delf_tf.matching.params import VerificationParams
 from delf_tf.protos import feature_pb2
@@ -62,31 +63,10 @@ MIN_PUTATIVE_MATCHES = ransac.MIN_SAMPLES + 1
 DELG_LOCAL_EXTENSION = ".delg_local"
 
 
-class LocalFeatures(NamedTuple):
-    """locations float64 [N, 2] as (y, x); descriptors prepared for matching."""
-    locations: np.ndarray
-    descriptors: descriptor_matching.PreparedDescriptors
-
-    @classmethod
-    def from_arrays(cls, locations: np.ndarray, descriptors: np.ndarray) -> "LocalFeatures":
-        locations = np.asarray(locations, dtype=np.float64).reshape(-1, 2)
-        prepared = descriptor_matching.prepare_descriptors(descriptors)
-        if len(prepared.raw) != len(locations):
-            raise ValueError(
-                f"{len(locations)} locations but {len(prepared.raw)} descriptors")
-        return cls(locations, prepared)
-
-    def __len__(self) -> int:
-        return len(self.locations)
-
-
 def read_local_features(path: str) -> LocalFeatures:
-    """Reads a DelfFeatures file (.delf / .delg_local) prepared for matching."""
-    locations, _, descriptors, _, _ = feature_io.ReadFromFile(path)
-    if descriptors.dtype == np.float64:
-        # The file stores float32 values: casting back loses nothing.
-        descriptors = descriptors.astype(np.float32)
-    return LocalFeatures.from_arrays(locations, descriptors)
+    """Reads a DelfFeatures file (.delf / .delg_local) and prepares it for
+    matching (descriptors converted once, locations as float64)."""
+    return feature_io.read_features(path).prepared()
 
 
 def check_local_features_file(path: str) -> tuple[int, int, bool]:
@@ -166,12 +146,12 @@ def verify(
     if not len(query) or not len(index):
         return VerificationResult(empty, empty, np.zeros([0], bool), None)
     query_ids, index_ids = descriptor_matching.putative_matches(
-        query.descriptors, index.descriptors, params.descriptor_matching_threshold,
-        params.use_ratio_test)
+        query.matching_descriptors, index.matching_descriptors,
+        params.descriptor_matching_threshold, params.use_ratio_test)
     if len(query_ids) < MIN_PUTATIVE_MATCHES:
         return VerificationResult(query_ids, index_ids, np.zeros(len(query_ids), bool), None)
     result = ransac.estimate_affine(
-        index.locations[index_ids], query.locations[query_ids],
+        index.matching_locations[index_ids], query.matching_locations[query_ids],
         residual_threshold=params.ransac_residual_threshold, max_trials=params.max_trials,
         seed=params.ransac_seed, backend=params.ransac_backend)
     return VerificationResult(query_ids, index_ids, result.inliers, result.model)
@@ -241,8 +221,8 @@ def MatchFeatures(
         backend=backend))
     viz_bytes = b""
     if query_im_array is not None and index_im_array is not None:
-        inlier_query = query.locations[result.query_ids[result.inliers]]
-        inlier_index = index.locations[result.index_ids[result.inliers]]
+        inlier_query = query.matching_locations[result.query_ids[result.inliers]]
+        inlier_index = index.matching_locations[result.index_ids[result.inliers]]
         picture = visualization.draw_matches(
             query_im_array, index_im_array,
             inlier_query * _scale(query_im_scale_factors),
@@ -332,6 +312,7 @@ def verify_all(
         return verify(query, candidate, params).num_inliers
 
     candidates = list(candidates)
+    query.prepared()  # once, before the threads share it
     limit = _blas_limited_to_one_thread()
     workers = min(num_workers or os.cpu_count() or 1, len(candidates))
     if params.ransac_backend == "skimage":

@@ -122,9 +122,7 @@ def ExtractFeatures(extract, paths: Sequence[str], names: Sequence[str], output_
             continue
         features = extract(np.asarray(image))
         if use_local:
-            local = features["local_features"]
-            feature_io.WriteToFile(local_path, local["locations"], local["scales"],
-                                   local["descriptors"], local["attention"])
+            feature_io.write_features(local_path, features["local_features"])
         if use_global:
             datum_io.WriteToFile(features["global_descriptor"], global_path)
         if count % 50 == 0 or count == len(paths):
