@@ -59,6 +59,7 @@ class LocalFeatures:
         cls,
         locations: np.ndarray,
         descriptors: np.ndarray,
+        *,
         scales: np.ndarray | None = None,
         attention: np.ndarray | None = None,
         orientations: np.ndarray | None = None,
