@@ -55,26 +55,12 @@ class LocalFeatures:
             raise ValueError(f"locations must be [N, 2] (y, x), got shape {self.locations.shape}")
 
     @classmethod
-    def from_arrays(
-        cls,
-        locations: np.ndarray,
-        descriptors: np.ndarray,
-        *,
-        scales: np.ndarray | None = None,
-        attention: np.ndarray | None = None,
-        orientations: np.ndarray | None = None,
-    ) -> "LocalFeatures":
-        """Features from locations [N, 2] (y, x, made float64 [N, 2]) and
-        descriptors [N, D]; scales default to ones, attention and orientations
-        to zeros (float32 [N])."""
+    def from_arrays(cls, locations: np.ndarray, descriptors: np.ndarray) -> "LocalFeatures":
+        """Features to match from locations [N, 2] (y, x; kept as float64) and
+        descriptors [N, D]: scales ones, attention and orientations zeros."""
         locations = np.asarray(locations, dtype=np.float64).reshape(-1, 2)
-        num = len(locations)
-        return cls(locations=locations,
-                   scales=np.ones([num], np.float32) if scales is None else scales,
-                   descriptors=descriptors,
-                   attention=np.zeros([num], np.float32) if attention is None else attention,
-                   orientations=(np.zeros([num], np.float32) if orientations is None
-                                 else orientations))
+        ones, zeros = np.ones([len(locations)], np.float32), np.zeros([len(locations)], np.float32)
+        return cls(locations, ones, descriptors, zeros, zeros)
 
     @classmethod
     def empty(cls, dim: int = 0, dtype=np.float32) -> "LocalFeatures":
