@@ -43,6 +43,7 @@ __all__ = [
     "read_local_features",
     "check_local_features_file",
     "select_candidates",
+    "candidates_per_key",
     "rerank_by_inliers",
     "verify_pair",
     "verify_candidates",
@@ -99,16 +100,41 @@ def check_local_features_file(path: str) -> tuple[int, int, bool]:
 
 
 class LocalFeatureStore:
-    """Reads index-image local features on demand and keeps the most recently
-    used `capacity` images in memory (prepared for matching), so an index image
-    verified for many queries is read once."""
+    """Reads local feature files on demand (prepared for matching) and keeps
+    up to `capacity` images in memory, so an image verified for many queries
+    is read once.
+
+    Without a plan the least recently used image goes first. With
+    `planned(uses, capacity)`, the run's reads are known in advance (uses[i]:
+    the paths query i will ask for, in query order): an image is dropped after
+    its last use, and when more than `capacity` are still needed later, the one
+    needed furthest ahead goes first (the fewest re-reads possible), so each
+    file is read once per run whenever at most `capacity` images are needed
+    across one query boundary.
+    """
 
     def __init__(self, capacity: int = 256):
         self._capacity = max(0, int(capacity))
         self._cache: collections.OrderedDict[str, LocalFeatures] = collections.OrderedDict()
+        # path -> the queries that will still ask for it, ascending (planned stores only).
+        self._next_uses: dict[str, collections.deque[int]] | None = None
+
+    @classmethod
+    def planned(cls, uses: Sequence[Iterable[str]], capacity: int) -> "LocalFeatureStore":
+        store = cls(capacity)
+        store._next_uses = collections.defaultdict(collections.deque)
+        for i, paths in enumerate(uses):
+            for path in dict.fromkeys(os.fspath(p) for p in paths):
+                store._next_uses[path].append(i)
+        return store
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def get(self, path: str) -> LocalFeatures:
         path = os.fspath(path)
+        if self._next_uses is not None:
+            return self._get_planned(path)
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
@@ -117,6 +143,20 @@ class LocalFeatureStore:
             self._cache[path] = features
             if len(self._cache) > self._capacity:
                 self._cache.popitem(last=False)
+        return features
+
+    def _get_planned(self, path: str) -> LocalFeatures:
+        uses = self._next_uses.get(path)
+        if uses:
+            uses.popleft()
+        features = self._cache.pop(path, None)
+        if features is None:
+            features = read_local_features(path)
+        if uses and self._capacity:
+            self._cache[path] = features
+            if len(self._cache) > self._capacity:
+                furthest = max(self._cache, key=lambda p: self._next_uses[p][0])
+                del self._cache[furthest]
         return features
 
 
@@ -326,6 +366,16 @@ def verify_all(
         return np.array(list(pool.map(count, candidates)), dtype=np.int64)
 
 
+def candidates_per_key(
+    input_ranks: Sequence[int], junk_ids: Mapping[str, Collection[int]], num_to_rerank: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({key: the ids `select_candidates` verifies under that key's junk},
+    int64 [C] every id verified under some key, ascending)."""
+    candidates = {key: select_candidates(input_ranks, junk, num_to_rerank)
+                  for key, junk in junk_ids.items()}
+    return candidates, np.unique(np.concatenate([np.zeros([0], np.int64), *candidates.values()]))
+
+
 def rerank_query(
     query: LocalFeatures,
     input_ranks: Sequence[int],
@@ -351,9 +401,7 @@ def rerank_query(
       same seed, same result). All candidate features are read before any
       verification, so a missing or broken file raises before work is spent.
     """
-    candidates = {key: select_candidates(input_ranks, junk, num_to_rerank)
-                  for key, junk in junk_ids.items()}
-    to_verify = np.unique(np.concatenate([np.zeros([0], np.int64), *candidates.values()]))
+    candidates, to_verify = candidates_per_key(input_ranks, junk_ids, num_to_rerank)
     features = [index_features(int(j)) for j in to_verify]
     counts = verify_all(query, features, params)
     inliers_by_id = dict(zip(to_verify.tolist(), counts.tolist()))

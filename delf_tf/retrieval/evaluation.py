@@ -250,22 +250,21 @@ def rerank_all(
     ranks: int [Q, N] global rankings; similarities: float [Q, N] per index id;
     query_local / index_local: local feature files per query / index id.
     Returns {protocol: int64 [Q, N]}."""
-    store = reranking.LocalFeatureStore(cache_size)
+    junk = [{protocol: set(protocol_gt[protocol][i]["junk"].tolist()) for protocol in PROTOCOLS}
+            for i in range(len(query_local))]
+    # Every query's candidates are known before the first is verified: the store
+    # reads each index file once and drops it after the last query needing it.
+    to_verify = [reranking.candidates_per_key(ranks[i], junk[i], num_to_rerank)[1]
+                 for i in range(len(query_local))]
+    store = reranking.LocalFeatureStore.planned(
+        [[index_local[j] for j in ids] for ids in to_verify], cache_size)
     reranked = {protocol: np.zeros_like(ranks) for protocol in PROTOCOLS}
     progress = Progress(len(query_local), "Re-ranked query", log=log)
     for i, query_path in enumerate(query_local):
-        junk = {protocol: set(protocol_gt[protocol][i]["junk"].tolist())
-                for protocol in PROTOCOLS}
-        verified = []
-
-        def index_features(j: int, verified=verified) -> reranking.LocalFeatures:
-            verified.append(j)
-            return store.get(index_local[j])
-
         after = reranking.rerank_query(
-            reranking.read_local_features(query_path), ranks[i], similarities[i], junk,
-            index_features, verification, num_to_rerank)
+            reranking.read_local_features(query_path), ranks[i], similarities[i], junk[i],
+            lambda j: store.get(index_local[j]), verification, num_to_rerank)
         for protocol in PROTOCOLS:
             reranked[protocol][i] = after[protocol]
-        progress.step(note=f"{len(verified)} images verified")
+        progress.step(note=f"{len(to_verify[i])} images verified")
     return reranked

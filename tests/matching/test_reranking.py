@@ -245,3 +245,22 @@ def test_verification_params_check_the_backend_once():
         VerificationParams(ransac_backend="cv3")
     with pytest.raises(dataclasses.FrozenInstanceError):
         VerificationParams().max_trials = 5
+
+
+def test_planned_store_reads_once_and_drops_images_after_their_last_use(monkeypatch):
+    reads = []
+    monkeypatch.setattr(reranking, "read_local_features", lambda p: reads.append(p) or object())
+    # One image of room: b is never asked for again, so a stays for query 2 (an
+    # LRU store of one image would read a twice).
+    store = reranking.LocalFeatureStore.planned([["a"], ["b"], ["a", "c"]], capacity=1)
+    for paths in (["a"], ["b"], ["a", "c"]):
+        for path in paths:
+            store.get(path)
+    assert reads == ["a", "b", "c"] and len(store) == 0
+    # Too little room: the image needed furthest ahead is the one read again.
+    reads.clear()
+    store = reranking.LocalFeatureStore.planned([["a", "b"], ["b"], ["a"]], capacity=1)
+    for paths in (["a", "b"], ["b"], ["a"]):
+        for path in paths:
+            store.get(path)
+    assert reads == ["a", "b", "a"] and len(store) == 0

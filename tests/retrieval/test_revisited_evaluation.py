@@ -201,3 +201,16 @@ def test_local_files_are_checked_by_their_head_then_in_full_when_read(tmp_path):
     with pytest.raises(ValueError, match="img_1.delg_local"):
         evaluation.evaluate_revisited(gnd_path, query_dir, index_dir, str(tmp_path / "o"),
                                       use_geometric_verification=True, log=lambda _: None)
+
+
+def test_each_local_feature_file_is_parsed_once_per_run(tmp_path, monkeypatch):
+    gnd_path, query_dir, index_dir = _make_dataset(tmp_path)
+    reads = []
+    original = feature_io.read_features
+    monkeypatch.setattr(feature_io, "read_features", lambda p: reads.append(p) or original(p))
+    evaluation.evaluate_revisited(gnd_path, query_dir, index_dir, str(tmp_path / "out"),
+                                  use_geometric_verification=True, log=lambda _: None)
+    # Every query and index file (query 1 verifies all 8 index images), each once.
+    assert sorted(reads) == sorted(
+        [os.path.join(query_dir, f"q_{q}.delg_local") for q in range(2)]
+        + [os.path.join(index_dir, f"img_{i}.delg_local") for i in range(NUM_INDEX)])
