@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from delf_tf import utils
-from delf_tf.io import atomic
+from delf_tf.io import atomic, feature_io
 from delf_tf.matching import reranking, visualization
 from delf_tf.matching.params import VerificationParams
 
@@ -40,10 +40,7 @@ def match_images(
     Returns the VerificationResult; query ids refer to image 2, index ids to
     image 1.
     """
-    if output_image:  # checked before any work
-        image_format = Image.registered_extensions().get(os.path.splitext(output_image)[1].lower())
-        if image_format is None:
-            raise ValueError(f"unknown picture format for {output_image} (use .png or .jpg)")
+    image_format = picture_format(output_image) if output_image else None  # before any work
     features_1 = reranking.read_local_features(features_1_path)
     features_2 = reranking.read_local_features(features_2_path)
     result = reranking.verify(features_2, features_1, params)
@@ -52,7 +49,7 @@ def match_images(
         image_2 = np.asarray(utils.RgbLoader(image_2_path))
         inliers = result.inliers
         if title is None:
-            title = f"{os.path.basename(image_1_path)} vs {os.path.basename(image_2_path)}"
+            title = _pair_title(image_1_path, image_2_path)
         if method is None:
             method = describe_features(features_1)
         picture = visualization.draw_matches(
@@ -62,6 +59,59 @@ def match_images(
                                                 len(result.query_ids)))
         atomic.write_bytes_atomic(output_image, visualization.encode_image(picture, image_format))
     return result
+
+
+def draw_visual_words(
+    image_1_path: str,
+    image_2_path: str,
+    features_1_path: str,
+    features_2_path: str,
+    codebook_path: str,
+    output_image: str,
+    method: str = "local features",
+) -> int:
+    """Draws two images with their local features coloured by visual word of the codebook
+    (see visualization.draw_visual_words), captioned with the file names, `method` and the
+    counts; writes the picture to `output_image` (format from the extension, atomically).
+
+    Features are DelfFeatures files with float descriptors and locations (y, x) in the
+    pixels of the image files; the codebook a DatumProto float [K, D].
+    Returns the number of visual words in both images.
+    """
+    from delf_tf.aggregation import codebook as codebook_lib
+
+    image_format = picture_format(output_image)
+    codebook = codebook_lib.ReadCodebook(codebook_path)
+    sides = []
+    for image_path, features_path in ((image_1_path, features_1_path),
+                                      (image_2_path, features_2_path)):
+        locations, _, descriptors, _, _ = feature_io.ReadFromFile(features_path)
+        if len(descriptors) and not np.issubdtype(descriptors.dtype, np.floating):
+            raise ValueError(f"{features_path} holds binarized descriptors; visual words "
+                             "need the float ones")
+        words = visualization.assign_visual_words(descriptors, codebook)
+        sides.append((np.asarray(utils.RgbLoader(image_path)), locations, words))
+    (image_1, locations_1, words_1), (image_2, locations_2, words_2) = sides
+    shared = set(words_1.tolist()) & set(words_2.tolist())
+    caption = [_pair_title(image_1_path, image_2_path),
+               f"{method}: {len(words_1)} and {len(words_2)} features, {len(shared)} of "
+               f"{len(codebook)} visual words in both (coloured)"]
+    picture = visualization.draw_visual_words(image_1, image_2, locations_1, locations_2,
+                                              words_1, words_2, caption=caption)
+    atomic.write_bytes_atomic(output_image, visualization.encode_image(picture, image_format))
+    return len(shared)
+
+
+def picture_format(output_image: str) -> str:
+    """PIL's format name for the extension of `output_image`; ValueError if it has none."""
+    image_format = Image.registered_extensions().get(os.path.splitext(output_image)[1].lower())
+    if image_format is None:
+        raise ValueError(f"unknown picture format for {output_image} (use .png or .jpg)")
+    return image_format
+
+
+def _pair_title(image_1_path: str, image_2_path: str) -> str:
+    return f"{os.path.basename(image_1_path)} vs {os.path.basename(image_2_path)}"
 
 
 def describe_features(features: reranking.LocalFeatures) -> str:

@@ -16,46 +16,42 @@ from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
 from delf_tf.aggregation.asmk_index import AsmkParams
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-_DATASET_FILE_PATH = flags.DEFINE_string(
-    "dataset_file_path", "",
-    "Revisited-format dataset file (.mat) naming the images (with --image_set); or give "
-    "--list_images_path.")
-_IMAGE_SET = flags.DEFINE_enum(
-    "image_set", "index", list(asmk_search.IMAGE_SETS),
-    "Which list of --dataset_file_path is indexed.")
-_LIST_IMAGES_PATH = flags.DEFINE_string(
-    "list_images_path", "", "Text file with one image name per line (instead of a dataset file).")
-_FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", "", "Directory of the local feature files <name><feature_extension>.")
-_FEATURE_EXTENSION = flags.DEFINE_string(
-    "feature_extension", ".delf", "Extension of the local feature files (DelfFeatures).")
+_IMAGES = retrieval_flags.define_image_flags(image_set="index")
 _CODEBOOK_PATH = flags.DEFINE_string(
-    "codebook_path", "codebook.datum", "Codebook from tools/train_asmk_codebook.py.")
-_OUTPUT_PATH = flags.DEFINE_string("output_path", "index.asmk", "Where the index is written.")
-_ALPHA = flags.DEFINE_float("alpha", 3.0, "Selectivity exponent: a word pair adds u^alpha.")
-_TAU = flags.DEFINE_float("tau", 0.0, "Similarity threshold: word pairs with u <= tau add 0.")
+    "codebook_path", "codebook.datum",
+    "Codebook from tools/train_asmk_codebook.py.")
+_OUTPUT_PATH = flags.DEFINE_string(
+    "output_path", "index.asmk",
+    "Where the index is written.")
+_ALPHA = flags.DEFINE_float(
+    "alpha", 3.0,
+    "Selectivity exponent: a word pair adds u^alpha.")
+_TAU = flags.DEFINE_float(
+    "tau", 0.0,
+    "Similarity threshold: word pairs with u <= tau add 0.")
 _INDEX_NUM_ASSIGNMENTS = flags.DEFINE_integer(
-    "index_num_assignments", 1, "Visual words per database descriptor.")
+    "index_num_assignments", 1,
+    "Visual words per database descriptor.")
 _QUERY_NUM_ASSIGNMENTS = flags.DEFINE_integer(
     "query_num_assignments", 5,
     "Visual words per query descriptor (stored in the index as the query default).")
 _BINARY = flags.DEFINE_bool(
-    "binary", True, "ASMK* (binarised residuals); --nobinary keeps float residuals (ASMK).")
+    "binary", True,
+    "ASMK* (binarised residuals); --nobinary keeps float residuals (ASMK).")
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
-    names = asmk_search.ReadImageNames(
-        _DATASET_FILE_PATH.value, _IMAGE_SET.value, _LIST_IMAGES_PATH.value)
-    params = AsmkParams(alpha=_ALPHA.value, tau=_TAU.value,
-                        query_num_assignments=_QUERY_NUM_ASSIGNMENTS.value,
-                        index_num_assignments=_INDEX_NUM_ASSIGNMENTS.value, binary=_BINARY.value)
-    stats = asmk_search.BuildIndexFromFeatures(
-        _CODEBOOK_PATH.value, names, _FEATURES_DIR.value, _FEATURE_EXTENSION.value,
-        _OUTPUT_PATH.value, params)
+    with common.reported_errors():
+        params = AsmkParams(alpha=_ALPHA.value, tau=_TAU.value,
+                            query_num_assignments=_QUERY_NUM_ASSIGNMENTS.value,
+                            index_num_assignments=_INDEX_NUM_ASSIGNMENTS.value,
+                            binary=_BINARY.value)
+        stats = asmk_search.BuildIndexFromFeatures(
+            _CODEBOOK_PATH.value, _IMAGES.names(), _IMAGES.features_dir.value,
+            _IMAGES.feature_extension.value, _OUTPUT_PATH.value, params)
     print(json.dumps(stats, indent=1))
 
 

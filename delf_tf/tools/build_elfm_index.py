@@ -8,39 +8,26 @@ count) and the name per image; it is written atomically.
       --dataset_file_path=gnd_roxford5k.mat --output_path=elfm/roxford5k.elfmidx
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.elfm import batch
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("features_dir", "/tmp/elfm_features/index",
-                    "Directory holding the <name>.elfm files.")
-flags.DEFINE_string("dataset_file_path", "",
-                    "Revisited dataset file whose index list names the images (or --list_path).")
-flags.DEFINE_string("list_path", "", "Text file with one image name per line.")
-flags.DEFINE_string("output_path", "/tmp/elfm.elfmidx", "Index file to write.")
+_IMAGES = retrieval_flags.define_image_flags(
+    image_set=None, list_images_name="list_path", features_dir="/tmp/elfm_features/index",
+    feature_extension=".elfm", extension_flag=False)
+_OUTPUT_PATH = flags.DEFINE_string(
+    "output_path", "/tmp/elfm.elfmidx",
+    "Index file to write.")
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
-    if bool(FLAGS.dataset_file_path) == bool(FLAGS.list_path):
-        sys.exit("Error: give exactly one of --dataset_file_path and --list_path")
     with common.reported_errors():
-        if FLAGS.dataset_file_path:
-            from delf_tf.retrieval import dataset
-
-            names = dataset.ReadDatasetFile(FLAGS.dataset_file_path)[1]
-        else:
-            with open(FLAGS.list_path, encoding="utf-8") as f:
-                names = [line.strip() for line in f if line.strip()]
-        index = batch.BuildElfmIndex(FLAGS.features_dir, names, FLAGS.output_path)
+        index = batch.BuildElfmIndex(_IMAGES.features_dir.value, _IMAGES.names(),
+                                     _OUTPUT_PATH.value)
     print(f"{len(index)} images, K={index.num_clusters}, D={index.dim}, "
-          f"{index.bytes_per_image():.0f} bytes per image -> {FLAGS.output_path}")
+          f"{index.bytes_per_image():.0f} bytes per image -> {_OUTPUT_PATH.value}")
 
 
 if __name__ == "__main__":

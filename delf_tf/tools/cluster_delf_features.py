@@ -13,38 +13,36 @@ Example:
 from absl import app, flags
 
 from delf_tf.aggregation import codebook
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-_DATASET_FILE_PATH = flags.DEFINE_string(
-    "dataset_file_path", "/tmp/gnd_roxford5k.mat",
-    "Dataset file for Revisited Oxford or Paris dataset, in .mat format; the "
-    "features of its index images (imlist) are clustered.")
-_FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", "/tmp/features", "Directory where the local feature files are located.")
-_FEATURE_EXTENSION = flags.DEFINE_string(
-    "feature_extension", ".delf",
-    "Extension of the local feature files (.delf for DELF, .delg_local for DELG).")
+_IMAGES = retrieval_flags.define_image_flags(
+    dataset_file_path="/tmp/gnd_roxford5k.mat", image_set=None, list_images_name=None,
+    features_dir="/tmp/features")
 _OUTPUT_CLUSTER_DIR = flags.DEFINE_string(
     "output_cluster_dir", "/tmp/clusters",
     "Directory where the codebook (codebook.datum) is written.")
-_NUM_CLUSTERS = flags.DEFINE_integer("num_clusters", 1024, "Number of clusters (codebook size).")
+_NUM_CLUSTERS = flags.DEFINE_integer(
+    "num_clusters", 1024,
+    "Number of clusters (codebook size).")
 _NUM_ITERATIONS = flags.DEFINE_integer(
-    "num_iterations", 50, "Maximum k-means iterations (passes over the data for mini-batches).")
+    "num_iterations", 50,
+    "Maximum k-means iterations (passes over the data for mini-batches).")
 _MAX_NUM_FEATURES = flags.DEFINE_integer(
     "max_num_features", 0,
     "If positive, k-means runs on this many descriptors sampled uniformly at random.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the sampling and of the k-means initialisation.")
+_SEED = flags.DEFINE_integer(
+    "seed", 0,
+    "Seed of the sampling and of the k-means initialisation.")
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
         codebook.ClusterDatasetFeatures(
-            _DATASET_FILE_PATH.value, _FEATURES_DIR.value, _OUTPUT_CLUSTER_DIR.value,
-            num_clusters=_NUM_CLUSTERS.value, num_iterations=_NUM_ITERATIONS.value,
-            max_num_features=_MAX_NUM_FEATURES.value, feature_extension=_FEATURE_EXTENSION.value,
-            seed=_SEED.value)
+            _IMAGES.dataset_file_path.value, _IMAGES.features_dir.value,
+            _OUTPUT_CLUSTER_DIR.value, num_clusters=_NUM_CLUSTERS.value,
+            num_iterations=_NUM_ITERATIONS.value, max_num_features=_MAX_NUM_FEATURES.value,
+            feature_extension=_IMAGES.feature_extension.value, seed=_SEED.value)
 
 
 if __name__ == "__main__":

@@ -8,25 +8,21 @@ Example:
       --predictions_path=my_predictions.csv
 """
 
-from absl import app, flags
+from absl import app
 
 from delf_tf.retrieval import gldv2
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-flags.DEFINE_string("solution_path", "/tmp/solution.csv",
-                    "Solution CSV: id,landmarks,Usage (landmarks space separated, empty "
-                    "for non-landmark images; Usage Public/Private/Ignored).")
-flags.DEFINE_string("predictions_path", "/tmp/predictions.csv",
-                    "Predictions CSV: id,landmarks with '<landmark_id> <score>'.")
-
-FLAGS = flags.FLAGS
+_FILES = retrieval_flags.define_metric_file_flags(
+    solution_columns="id,landmarks,Usage (landmarks space separated, empty for non-landmark "
+    "images; Usage Public/Private/Ignored)",
+    predictions_columns="id,landmarks with '<landmark_id> <score>'")
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
-        print(gldv2.recognition_report(FLAGS.solution_path, FLAGS.predictions_path))
+        print(gldv2.recognition_report(_FILES.solution_path.value, _FILES.predictions_path.value))
 
 
 if __name__ == "__main__":

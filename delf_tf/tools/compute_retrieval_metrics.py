@@ -11,25 +11,21 @@ Example:
 from absl import app, flags
 
 from delf_tf.retrieval import gldv2
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-flags.DEFINE_string("solution_path", "/tmp/solution.csv",
-                    "Solution CSV: id,images,Usage (images space separated; Usage "
-                    "Public/Private/Ignored).")
-flags.DEFINE_string("predictions_path", "/tmp/predictions.csv",
-                    "Predictions CSV: id,images (space separated, best first).")
-flags.DEFINE_integer("max_predictions", gldv2.DEFAULT_MAX_PREDICTIONS,
-                     "Predictions per query that count (mAP@k).")
-
-FLAGS = flags.FLAGS
+_FILES = retrieval_flags.define_metric_file_flags(
+    solution_columns="id,images,Usage (images space separated; Usage Public/Private/Ignored)",
+    predictions_columns="id,images (space separated, best first)")
+_MAX_PREDICTIONS = flags.DEFINE_integer(
+    "max_predictions", gldv2.DEFAULT_MAX_PREDICTIONS,
+    "Predictions per query that count (mAP@k).")
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
-        print(gldv2.retrieval_report(FLAGS.solution_path, FLAGS.predictions_path,
-                                     FLAGS.max_predictions))
+        print(gldv2.retrieval_report(_FILES.solution_path.value, _FILES.predictions_path.value,
+                                     _MAX_PREDICTIONS.value))
 
 
 if __name__ == "__main__":

@@ -16,16 +16,14 @@ from absl import app, flags
 
 from delf_tf.aggregation import aggregation_extraction
 from delf_tf.retrieval import dataset
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-_DATASET_FILE_PATH = flags.DEFINE_string(
-    "dataset_file_path", "/tmp/gnd_roxford5k.mat",
-    "Dataset file for Revisited Oxford or Paris dataset, in .mat format.")
-_FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", "/tmp/features", "Directory where the local feature files are located.")
-_FEATURE_EXTENSION = flags.DEFINE_string(
-    "feature_extension", ".delf",
-    "Extension of the local feature files (.delf for DELF, .delg_local for DELG).")
+_IMAGES = retrieval_flags.define_image_flags(
+    dataset_file_path="/tmp/gnd_roxford5k.mat", image_set=None, list_images_name=None,
+    features_dir="/tmp/features")
+_USE_QUERY_IMAGES = flags.DEFINE_boolean(
+    "use_query_images", False,
+    "If True, processes the query images of the dataset; otherwise the index images.")
 _AGGREGATION_CONFIG_PATH = flags.DEFINE_string(
     "aggregation_config_path", "/tmp/aggregation_config.pbtxt",
     "Path to the AggregationConfig pbtxt to use.")
@@ -37,20 +35,16 @@ _INDEX_MAPPING_PATH = flags.DEFINE_string(
     "Optional CSV (columns name,index_image_id,box_id) naming the region feature files of "
     "each image, for regional aggregation; without it an image is one region. Ignored "
     "without use_regional_aggregation in the config.")
-_USE_QUERY_IMAGES = flags.DEFINE_boolean(
-    "use_query_images", False,
-    "If True, processes the query images of the dataset; otherwise the index images.")
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
-        query_list, index_list, _ = dataset.ReadDatasetFile(_DATASET_FILE_PATH.value)
+        query_list, index_list, _ = dataset.ReadDatasetFile(_IMAGES.dataset_file_path.value)
         aggregation_extraction.ExtractAggregatedRepresentationsToFiles(
-            query_list if _USE_QUERY_IMAGES.value else index_list, _FEATURES_DIR.value,
+            query_list if _USE_QUERY_IMAGES.value else index_list, _IMAGES.features_dir.value,
             _AGGREGATION_CONFIG_PATH.value, _INDEX_MAPPING_PATH.value,
-            _OUTPUT_AGGREGATION_DIR.value, _FEATURE_EXTENSION.value)
+            _OUTPUT_AGGREGATION_DIR.value, _IMAGES.feature_extension.value)
 
 
 if __name__ == "__main__":

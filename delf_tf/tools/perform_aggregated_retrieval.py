@@ -17,30 +17,27 @@ Example:
 from absl import app, flags
 
 from delf_tf.aggregation import retrieval
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-_DATASET_FILE_PATH = flags.DEFINE_string(
-    "dataset_file_path", "/tmp/gnd_roxford5k.mat",
-    "Dataset file for Revisited Oxford or Paris dataset, in .mat format.")
-_QUERY_AGGREGATION_CONFIG_PATH = flags.DEFINE_string(
-    "query_aggregation_config_path", "/tmp/query_aggregation_config.pbtxt",
-    "Path to the AggregationConfig pbtxt of the queries.")
-_INDEX_AGGREGATION_CONFIG_PATH = flags.DEFINE_string(
-    "index_aggregation_config_path", "/tmp/index_aggregation_config.pbtxt",
-    "Path to the AggregationConfig pbtxt of the index images.")
-_QUERY_FEATURES_DIR = flags.DEFINE_string(
-    "query_features_dir", "",
-    "Directory of the queries' local feature files (used if query_aggregation_dir is empty).")
-_INDEX_FEATURES_DIR = flags.DEFINE_string(
-    "index_features_dir", "",
-    "Directory of the index images' local feature files (used if index_aggregation_dir is "
-    "empty).")
-_QUERY_AGGREGATION_DIR = flags.DEFINE_string(
-    "query_aggregation_dir", "",
-    "Directory of the queries' aggregated representations from extract_aggregation.py.")
-_INDEX_AGGREGATION_DIR = flags.DEFINE_string(
-    "index_aggregation_dir", "",
-    "Directory of the index images' aggregated representations from extract_aggregation.py.")
+_FILES = retrieval_flags.define_evaluation_flags(
+    files="local feature files (read when its --*_aggregation_dir is empty)",
+    query_features_dir="", index_features_dir="", output_dir="/tmp/retrieval")
+
+
+def _define_side(side: str, whose: str) -> tuple[flags.FlagHolder, flags.FlagHolder]:
+    """--<side>_aggregation_config_path and --<side>_aggregation_dir."""
+    return (flags.DEFINE_string(
+                f"{side}_aggregation_config_path", f"/tmp/{side}_aggregation_config.pbtxt",
+                f"Path to the AggregationConfig pbtxt of {whose}."),
+            flags.DEFINE_string(
+                f"{side}_aggregation_dir", "",
+                f"Directory of {whose}' aggregated representations from "
+                "extract_aggregation.py."))
+
+
+_QUERY_AGGREGATION_CONFIG_PATH, _QUERY_AGGREGATION_DIR = _define_side("query", "the queries")
+_INDEX_AGGREGATION_CONFIG_PATH, _INDEX_AGGREGATION_DIR = _define_side("index",
+                                                                      "the index images")
 _FEATURE_EXTENSION = flags.DEFINE_string(
     "feature_extension", ".delg_local",
     "Extension of the local feature files (.delg_local for DELG, .delf for DELF).")
@@ -48,19 +45,16 @@ _INDEX_MAPPING_PATH = flags.DEFINE_string(
     "index_mapping_path", "",
     "Optional region mapping CSV (name,index_image_id,box_id) for regional aggregation of "
     "index features; without it an index image is one region.")
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", "/tmp/retrieval", "Directory where retrieval metrics and ranks are written.")
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
         retrieval.PerformAggregatedRetrieval(
-            _DATASET_FILE_PATH.value, _QUERY_AGGREGATION_CONFIG_PATH.value,
-            _INDEX_AGGREGATION_CONFIG_PATH.value, _OUTPUT_DIR.value,
-            query_features_dir=_QUERY_FEATURES_DIR.value,
-            index_features_dir=_INDEX_FEATURES_DIR.value,
+            _FILES.dataset_file_path.value, _QUERY_AGGREGATION_CONFIG_PATH.value,
+            _INDEX_AGGREGATION_CONFIG_PATH.value, _FILES.output_dir.value,
+            query_features_dir=_FILES.query_features_dir.value,
+            index_features_dir=_FILES.index_features_dir.value,
             query_aggregation_dir=_QUERY_AGGREGATION_DIR.value,
             index_aggregation_dir=_INDEX_AGGREGATION_DIR.value,
             feature_extension=_FEATURE_EXTENSION.value,

@@ -15,41 +15,40 @@ from absl import app, flags
 
 from delf_tf.elfm import batch
 from delf_tf.elfm import index as elfm_index
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("dataset_file_path", "/tmp/gnd_roxford5k.mat",
-                    "Revisited dataset ground-truth file.")
-flags.DEFINE_string("query_features_dir", "/tmp/elfm_features/query",
-                    "Directory of the queries' .elfm (.elfm_float) files.")
-flags.DEFINE_string("index_path", "", "ELFM index file from build_elfm_index.py.")
-flags.DEFINE_string("index_features_dir", "",
-                    "Directory of the index images' .elfm files (instead of --index_path; "
-                    "needed with --use_float_descriptors).")
-flags.DEFINE_boolean("use_float_descriptors", False,
-                     "Rank by the cosine variant (.elfm_float files) instead of Hamming.")
-flags.DEFINE_enum("backend", "auto", list(elfm_index.BACKENDS),
-                  "Popcount backend: numba kernel, faiss, NumPy, or the fastest installed.")
-flags.DEFINE_integer("shortlist_size", 0,
-                     "If > 0, ELFM re-ranks only this many top images of a global-descriptor "
-                     "search (the rest keep their global order); needs --global_features_dir.")
-flags.DEFINE_string("global_features_dir", "",
-                    "Directory with query/ and index/ subdirectories of .delg_global files "
-                    "(extract_delg_features output) for --shortlist_size.")
-flags.DEFINE_string("output_dir", "/tmp/elfm_retrieval", "Where metrics.txt is written.")
+_FILES = retrieval_flags.define_evaluation_flags(
+    files=".elfm (.elfm_float) files", query_features_dir="/tmp/elfm_features/query",
+    index_features_dir="", output_dir="/tmp/elfm_retrieval",
+    index_note=" (instead of --index_path; needed with --use_float_descriptors)")
+_INDEX_PATH = flags.DEFINE_string(
+    "index_path", "",
+    "ELFM index file from build_elfm_index.py.")
+_USE_FLOAT_DESCRIPTORS = flags.DEFINE_boolean(
+    "use_float_descriptors", False,
+    "Rank by the cosine variant (.elfm_float files) instead of Hamming.")
+_BACKEND = flags.DEFINE_enum(
+    "backend", "auto", list(elfm_index.BACKENDS),
+    "Popcount backend: numba kernel, faiss, NumPy, or the fastest installed.")
+_SHORTLIST_SIZE = flags.DEFINE_integer(
+    "shortlist_size", 0,
+    "If > 0, ELFM re-ranks only this many top images of a global-descriptor search (the rest "
+    "keep their global order); needs --global_features_dir.")
+_GLOBAL_FEATURES_DIR = flags.DEFINE_string(
+    "global_features_dir", "",
+    "Directory with query/ and index/ subdirectories of .delg_global files "
+    "(extract_delg_features output) for --shortlist_size.")
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(ImportError):
-        batch.EvaluateElfm(FLAGS.dataset_file_path, FLAGS.query_features_dir, FLAGS.output_dir,
-                           index_path=FLAGS.index_path or None,
-                           index_features_dir=FLAGS.index_features_dir or None,
-                           use_float=FLAGS.use_float_descriptors, backend=FLAGS.backend,
-                           global_features_dir=FLAGS.global_features_dir or None,
-                           shortlist_size=FLAGS.shortlist_size)
+        batch.EvaluateElfm(_FILES.dataset_file_path.value, _FILES.query_features_dir.value,
+                           _FILES.output_dir.value, index_path=_INDEX_PATH.value or None,
+                           index_features_dir=_FILES.index_features_dir.value or None,
+                           use_float=_USE_FLOAT_DESCRIPTORS.value, backend=_BACKEND.value,
+                           global_features_dir=_GLOBAL_FEATURES_DIR.value or None,
+                           shortlist_size=_SHORTLIST_SIZE.value)
 
 
 if __name__ == "__main__":

@@ -15,26 +15,19 @@ from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
 from delf_tf.retrieval import knn_classification
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-_INDEX_PATH = flags.DEFINE_string("index_path", "index.asmk", "Index from build_asmk_index.py.")
-_DATASET_FILE_PATH = flags.DEFINE_string(
-    "dataset_file_path", "",
-    "Revisited-format dataset file (.mat): its query list names the queries (--image_set=query) "
-    "and its ground truth gives metrics.txt; or give --list_images_path.")
-_IMAGE_SET = flags.DEFINE_enum(
-    "image_set", "query", list(asmk_search.IMAGE_SETS),
-    "Which list of --dataset_file_path are the queries (metrics need 'query').")
-_LIST_IMAGES_PATH = flags.DEFINE_string(
-    "list_images_path", "", "Text file with one query name per line (instead of a dataset file).")
-_FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", "", "Directory of the queries' local feature files.")
-_FEATURE_EXTENSION = flags.DEFINE_string(
-    "feature_extension", ".delf", "Extension of the local feature files (DelfFeatures).")
+_INDEX_PATH = flags.DEFINE_string(
+    "index_path", "index.asmk",
+    "Index from build_asmk_index.py.")
+_IMAGES = retrieval_flags.define_image_flags(image_set="query")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", "asmk_results", "Where ranks.npy, scores.npy, results.csv, metrics.txt and "
-    "predictions.csv are written.")
-_TOP_K = flags.DEFINE_integer("top_k", 100, "Database images kept per query (<= 0: all).")
+    "output_dir", "asmk_results",
+    "Where ranks.npy, scores.npy, results.csv, metrics.txt (with a dataset file and "
+    "--image_set=query) and predictions.csv are written.")
+_TOP_K = flags.DEFINE_integer(
+    "top_k", 100,
+    "Database images kept per query (<= 0: all).")
 _QUERY_NUM_ASSIGNMENTS = flags.DEFINE_integer(
     "query_num_assignments", 0,
     "Visual words per query descriptor; 0 keeps the index's setting (HOW: 5).")
@@ -49,16 +42,15 @@ _CLASSIFIER = flags.DEFINE_enum(
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
-    names = asmk_search.ReadImageNames(
-        _DATASET_FILE_PATH.value, _IMAGE_SET.value, _LIST_IMAGES_PATH.value)
-    result = asmk_search.QueryIndexWithFeatures(
-        _INDEX_PATH.value, names, _FEATURES_DIR.value, _FEATURE_EXTENSION.value,
-        _OUTPUT_DIR.value, top_k=_TOP_K.value,
-        dataset_file_path=_DATASET_FILE_PATH.value if _IMAGE_SET.value == "query" else "",
-        index_labels_path=_INDEX_LABELS_PATH.value, classifier=_CLASSIFIER.value,
-        query_num_assignments=_QUERY_NUM_ASSIGNMENTS.value or None)
+    dataset_file_path = _IMAGES.dataset_file_path.value
+    with common.reported_errors():
+        result = asmk_search.QueryIndexWithFeatures(
+            _INDEX_PATH.value, _IMAGES.names(), _IMAGES.features_dir.value,
+            _IMAGES.feature_extension.value, _OUTPUT_DIR.value, top_k=_TOP_K.value,
+            dataset_file_path=dataset_file_path if _IMAGES.image_set.value == "query" else "",
+            index_labels_path=_INDEX_LABELS_PATH.value, classifier=_CLASSIFIER.value,
+            query_num_assignments=_QUERY_NUM_ASSIGNMENTS.value or None)
     print(json.dumps(result, indent=1))
 
 

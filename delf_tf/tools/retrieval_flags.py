@@ -18,9 +18,10 @@ from delf_tf.matching import ransac
 from delf_tf.matching.params import VerificationParams
 
 __all__ = [
-    "EvaluationFlags", "ImageFlags", "ImagePairFlags", "MetricFileFlags", "VerificationFlags",
-    "define_evaluation_flags", "define_image_flags", "define_image_pair_flags",
-    "define_metric_file_flags", "define_search_flags", "define_verification_flags",
+    "ElfmModelFlags", "EvaluationFlags", "ImageFlags", "ImagePairFlags", "MetricFileFlags",
+    "VerificationFlags", "define_elfm_model_flags", "define_evaluation_flags",
+    "define_image_flags", "define_image_pair_flags", "define_metric_file_flags",
+    "define_search_flags", "define_verification_flags",
 ]
 
 # The flags defined below are attributed to (and are key flags of) the tool module that
@@ -182,9 +183,11 @@ class EvaluationFlags:
 
 def define_evaluation_flags(
     *, files: str, query_features_dir: str, index_features_dir: str, output_dir: str,
+    index_note: str = "",
 ) -> EvaluationFlags:
     """Defines --dataset_file_path (ground truth), --query_features_dir and
-    --index_features_dir (directories of `files`) and --output_dir."""
+    --index_features_dir (directories of `files`; `index_note` ends the latter's help) and
+    --output_dir."""
     return EvaluationFlags(
         flags.DEFINE_string(
             "dataset_file_path", "/tmp/gnd_roxford5k.mat",
@@ -195,7 +198,7 @@ def define_evaluation_flags(
             f"Directory of the queries' {files}."),
         flags.DEFINE_string(
             "index_features_dir", index_features_dir,
-            f"Directory of the index images' {files}."),
+            f"Directory of the index images' {files}{index_note}."),
         flags.DEFINE_string(
             "output_dir", output_dir,
             "Directory where metrics.txt and the rankings (.npy) are written."))
@@ -259,3 +262,57 @@ def define_image_pair_flags(*, images: tuple[str | None, str | None],
         "output_image", output_image,
         "Where to save the picture (.png, .jpg, ...)"
         + ("; empty: none." if output_optional else ".")))
+
+
+@dataclasses.dataclass(frozen=True)
+class ElfmModelFlags:
+    """An ELFM model and how it describes an image (pyramid, N, K, GeM power, size limit)."""
+    model_path: flags.FlagHolder
+    image_scales: flags.FlagHolder
+    num_features: flags.FlagHolder
+    num_clusters: flags.FlagHolder
+    gem_power: flags.FlagHolder
+    max_image_size: flags.FlagHolder
+
+    def options(self) -> dict:
+        """The ElfmExtractor options (scales, num_features, num_clusters, gem_power,
+        max_image_size) of the flags."""
+        return {"scales": [float(s) for s in self.image_scales.value],
+                "num_features": self.num_features.value,
+                "num_clusters": self.num_clusters.value, "gem_power": self.gem_power.value,
+                "max_image_size": self.max_image_size.value}
+
+    def extractor(self):
+        """The ElfmExtractor of --model_path with these options (loads TensorFlow)."""
+        from delf_tf.elfm import extraction
+
+        return extraction.ElfmExtractor(self.model_path.value, **self.options())
+
+
+def define_elfm_model_flags() -> ElfmModelFlags:
+    """Defines --model_path, --image_scales, --num_features, --num_clusters, --gem_power and
+    --max_image_size with the ELFM paper's defaults."""
+    from delf_tf.elfm import extraction  # the defaults; the calling tools load TF anyway
+    from delf_tf.elfm import functional as F
+
+    return ElfmModelFlags(
+        flags.DEFINE_string(
+            "model_path", "/tmp/delg/delf_weights",
+            "DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel directory "
+            "written by export_elfm_model.py."),
+        flags.DEFINE_list(
+            "image_scales", [f"{s:.6f}" for s in extraction.DEFAULT_SCALES],
+            "Pyramid scales whose local vectors are merged (the paper's five)."),
+        flags.DEFINE_integer(
+            "num_features", F.DEFAULT_NUM_FEATURES,
+            "N: local vectors kept, by largest L2 norm over all scales."),
+        flags.DEFINE_integer(
+            "num_clusters", F.DEFAULT_NUM_CLUSTERS,
+            "K: k-means clusters per image."),
+        flags.DEFINE_float(
+            "gem_power", F.DEFAULT_GEM_POWER,
+            "GeM power p pooling each cluster."),
+        flags.DEFINE_integer(
+            "max_image_size", extraction.DEFAULT_MAX_IMAGE_SIZE,
+            "Images are shrunk so their longer side is at most this (-1: never); a query "
+            "crop gets this times crop size / image size."))

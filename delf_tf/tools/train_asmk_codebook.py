@@ -11,43 +11,34 @@ Example:
 from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
-_DATASET_FILE_PATH = flags.DEFINE_string(
-    "dataset_file_path", "",
-    "Revisited-format dataset file (.mat) naming the images (with --image_set); or give "
-    "--list_images_path.")
-_IMAGE_SET = flags.DEFINE_enum(
-    "image_set", "index", list(asmk_search.IMAGE_SETS),
-    "Which list of --dataset_file_path the codebook is trained on.")
-_LIST_IMAGES_PATH = flags.DEFINE_string(
-    "list_images_path", "", "Text file with one image name per line (instead of a dataset file).")
-_FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", "", "Directory of the local feature files <name><feature_extension>.")
-_FEATURE_EXTENSION = flags.DEFINE_string(
-    "feature_extension", ".delf", "Extension of the local feature files (DelfFeatures).")
+_IMAGES = retrieval_flags.define_image_flags(image_set="index")
 _OUTPUT_PATH = flags.DEFINE_string(
-    "output_path", "codebook.datum", "Where the codebook (DatumProto float [K, D]) is written.")
+    "output_path", "codebook.datum",
+    "Where the codebook (DatumProto float [K, D]) is written.")
 _NUM_WORDS = flags.DEFINE_integer(
-    "num_words", 65536, "Codebook size (visual words); HOW uses 65536.")
+    "num_words", 65536,
+    "Codebook size (visual words); HOW uses 65536.")
 _NUM_IMAGES = flags.DEFINE_integer(
     "num_images", 20000,
     "Descriptors of at most this many images, drawn at random, are clustered; HOW uses 20000 "
     "training images extracted at a single scale.")
 _NUM_ITERATIONS = flags.DEFINE_integer(
-    "num_iterations", 10, "k-means iterations (the asmk package's HOW setting is 10).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the image draw and of k-means.")
+    "num_iterations", 10,
+    "Number of k-means iterations (the asmk package's HOW setting is 10).")
+_SEED = flags.DEFINE_integer(
+    "seed", 0,
+    "Seed of the image draw and of k-means.")
 
 
 def main(argv):
-    common.configure_logging()
     common.check_no_arguments(argv)
-    names = asmk_search.ReadImageNames(
-        _DATASET_FILE_PATH.value, _IMAGE_SET.value, _LIST_IMAGES_PATH.value)
-    codebook = asmk_search.TrainCodebookFromFeatures(
-        names, _FEATURES_DIR.value, _FEATURE_EXTENSION.value, _OUTPUT_PATH.value,
-        num_words=_NUM_WORDS.value, num_images=_NUM_IMAGES.value,
-        num_iterations=_NUM_ITERATIONS.value, seed=_SEED.value)
+    with common.reported_errors():
+        codebook = asmk_search.TrainCodebookFromFeatures(
+            _IMAGES.names(), _IMAGES.features_dir.value, _IMAGES.feature_extension.value,
+            _OUTPUT_PATH.value, num_words=_NUM_WORDS.value, num_images=_NUM_IMAGES.value,
+            num_iterations=_NUM_ITERATIONS.value, seed=_SEED.value)
     print(f"Wrote codebook {codebook.shape} to {_OUTPUT_PATH.value}")
 
 
