@@ -85,12 +85,12 @@ def draw_visual_words(
     sides = []
     for image_path, features_path in ((image_1_path, features_1_path),
                                       (image_2_path, features_2_path)):
-        locations, _, descriptors, _, _ = feature_io.ReadFromFile(features_path)
-        if len(descriptors) and not np.issubdtype(descriptors.dtype, np.floating):
+        features = feature_io.read_features(features_path)
+        if len(features) and not np.issubdtype(features.descriptors.dtype, np.floating):
             raise ValueError(f"{features_path} holds binarized descriptors; visual words "
                              "need the float ones")
-        words = visualization.assign_visual_words(descriptors, codebook)
-        sides.append((np.asarray(utils.RgbLoader(image_path)), locations, words))
+        words = visualization.assign_visual_words(features.descriptors, codebook)
+        sides.append((np.asarray(utils.RgbLoader(image_path)), features.locations, words))
     (image_1, locations_1, words_1), (image_2, locations_2, words_2) = sides
     shared = set(words_1.tolist()) & set(words_2.tolist())
     caption = [_pair_title(image_1_path, image_2_path),
