@@ -45,16 +45,32 @@ def shard(items: Sequence[T], num_shards: int, shard_index: int) -> list[tuple[i
 
 
 def crop_query_image(image: Image.Image, bbx: Sequence[float]) -> tuple[Image.Image, float]:
-    """Crops a Revisited query to its box [x1, y1, x2, y2] (rounded to pixels).
+    """Crops a Revisited query to its box [x1, y1, x2, y2] (rounded to pixels, then
+    clipped to the image: a box partly outside is cut to the part inside, never padded).
 
     Returns (cropped image, resize_factor = max(cropped size) / max(original
     size)), the factor the size limits are scaled by so the crop is resized as it
     would be inside the full image.
+
+    Raises:
+      ValueError: the box is not 4 finite numbers with x1 < x2 and y1 < y2, or lies
+        wholly outside the image (nothing left after clipping), naming box and size.
     """
-    box = [int(round(v)) for v in bbx]
-    if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
-        raise ValueError(f"invalid query box {list(bbx)} (expected [x1, y1, x2, y2])")
-    cropped = image.crop(tuple(box))
+    values = [float(v) for v in np.asarray(bbx, dtype=np.float64).ravel()]
+    if len(values) != 4 or not all(np.isfinite(values)):
+        raise ValueError(f"invalid query box {values} (expected [x1, y1, x2, y2])")
+    box = [int(round(v)) for v in values]
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise ValueError(f"invalid query box {values} (expected [x1, y1, x2, y2])")
+    width, height = image.size
+    clipped = (max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height))
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        raise ValueError(f"query box {values} lies outside the {width}x{height} image "
+                         "(nothing is left after clipping it to the image)")
+    if clipped != tuple(box):
+        logger.info("Query box %s clipped to the %dx%d image: %s", values, width, height,
+                    list(clipped))
+    cropped = image.crop(clipped)
     return cropped, max(cropped.size) / max(image.size)
 
 

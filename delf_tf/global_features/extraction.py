@@ -80,8 +80,14 @@ def extract_vectors(model, paths: Sequence[str], image_size: int,
     """
     describe = _describe_function(model, tuple(float(s) for s in scales), float(msp))
     out = np.zeros([len(paths), int(model.meta["outputdim"])], np.float32)
-    for i, image in enumerate(image_lib.ImagesFromList(paths, image_size, bbxs)):
-        out[i] = describe(image).numpy()
+    try:
+        for i, image in enumerate(image_lib.ImagesFromList(paths, image_size, bbxs)):
+            out[i] = describe(image).numpy()
+    except tf.errors.InvalidArgumentError as e:
+        error = image_lib.box_outside_error(e)
+        if error is None:
+            raise
+        raise error from None
     return out
 
 

@@ -6,6 +6,7 @@ as they are. Files may have any extension or none (SfM images have none): the fo
 detected from the bytes (JPEG, PNG, GIF, BMP).
 """
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +14,21 @@ import tensorflow as tf
 
 DEFAULT_IMAGE_SIZE = 1024
 NO_BOX = (-1.0, -1.0, -1.0, -1.0)
+# Tags the error of a box that lies wholly outside its image; `box_outside_error` turns
+# TensorFlow's message (tag, path, box, width, height) into a ValueError.
+BOX_OUTSIDE_TAG = "bounding box outside its image"
+_BOX_OUTSIDE = re.compile(re.escape(BOX_OUTSIDE_TAG)
+                          + r"\] \[(.*?)\] \[([^\]]*)\] \[(\d+)\] \[(\d+)\]")
+
+
+def box_outside_error(error: tf.errors.InvalidArgumentError) -> ValueError | None:
+    """ValueError naming image, box and size if `error` is the crop's box check, else None."""
+    match = _BOX_OUTSIDE.search(str(error))
+    if not match:
+        return None
+    path, box, width, height = match.groups()
+    return ValueError(f"{path}: bounding box [{', '.join(box.split())}] lies outside the "
+                      f"{width}x{height} image (nothing is left after clipping it to the image)")
 
 
 def boxes_array(bbxs: Sequence | None, count: int) -> np.ndarray:
@@ -32,12 +48,21 @@ def load_image(path, box, image_size: int):
     image = tf.ensure_shape(image, [None, None, 3])
 
     def crop():
+        # The box is clipped to the image (never padded); one wholly outside is an error.
         shape = tf.shape(image)
-        x1 = tf.clip_by_value(tf.cast(tf.floor(box[0]), tf.int32), 0, shape[1] - 1)
-        y1 = tf.clip_by_value(tf.cast(tf.floor(box[1]), tf.int32), 0, shape[0] - 1)
-        x2 = tf.clip_by_value(tf.cast(tf.math.ceil(box[2]), tf.int32), x1 + 1, shape[1])
-        y2 = tf.clip_by_value(tf.cast(tf.math.ceil(box[3]), tf.int32), y1 + 1, shape[0])
-        return image[y1:y2, x1:x2]
+        left, top = (tf.cast(tf.floor(box[0]), tf.int32), tf.cast(tf.floor(box[1]), tf.int32))
+        right = tf.cast(tf.math.ceil(box[2]), tf.int32)
+        bottom = tf.cast(tf.math.ceil(box[3]), tf.int32)
+        overlaps = tf.reduce_all(tf.stack([left < shape[1], top < shape[0], right > 0,
+                                           bottom > 0, right > left, bottom > top]))
+        check = tf.debugging.Assert(overlaps, [BOX_OUTSIDE_TAG, path, box, shape[1], shape[0]],
+                                    summarize=4)
+        with tf.control_dependencies([check]):
+            x1 = tf.clip_by_value(left, 0, shape[1] - 1)
+            y1 = tf.clip_by_value(top, 0, shape[0] - 1)
+            x2 = tf.clip_by_value(right, x1 + 1, shape[1])
+            y2 = tf.clip_by_value(bottom, y1 + 1, shape[0])
+            return image[y1:y2, x1:x2]
 
     image = tf.cond(box[0] >= 0, crop, lambda: image)
     return resize_max_side(image, image_size)

@@ -48,6 +48,20 @@ def test_crop_query_image_and_resize_factor():
     assert factor == pytest.approx(60 / 100)
     with pytest.raises(ValueError, match="invalid query box"):
         batch.crop_query_image(image, [10, 10, 5, 20])
+    with pytest.raises(ValueError, match="invalid query box"):
+        batch.crop_query_image(image, [10, 10, np.nan, 20])
+
+
+def test_query_box_is_clipped_to_the_image_never_padded():
+    pixels = np.arange(50 * 100 * 3, dtype=np.uint8).reshape(50, 100, 3) | 1  # no black pixel
+    image = Image.fromarray(pixels)
+    cropped, factor = batch.crop_query_image(image, [-20, 30, 130, 80])
+    assert cropped.size == (100, 20)
+    np.testing.assert_array_equal(np.asarray(cropped), pixels[30:50])
+    assert factor == 1.0
+    for box in ([100, 0, 140, 50], [-30, -10, 0, 40], [10, 50, 20, 60]):
+        with pytest.raises(ValueError, match="query box .* lies outside the 100x50 image"):
+            batch.crop_query_image(image, box)
 
 
 @pytest.fixture
@@ -132,6 +146,30 @@ def test_delg_dataset_extraction_crops_queries(tmp_path, delg_export, make_image
     with pytest.raises(ValueError, match="image_set"):
         batch.ExtractDelgFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "gnd.mat"),
                                   str(images_dir), "train", str(out))
+
+
+def test_query_boxes_outside_the_image_clipped_or_named(tmp_path, delg_export, make_image,
+                                                       caplog):
+    images_dir = tmp_path / "jpg"
+    images_dir.mkdir()
+    for name, seed in (("q0", 1), ("q1", 2)):
+        Image.fromarray(make_image(96, 128, seed=seed)).save(images_dir / f"{name}.png")
+    gnd = [{"bbx": [60.0, -30.0, 200.0, 70.0], "easy": [1], "hard": [], "junk": []},
+           {"bbx": [130.0, 10.0, 180.0, 60.0], "easy": [1], "hard": [], "junk": []}]
+    dataset.WriteDatasetFile(str(tmp_path / "gnd.mat"), ["i0"], ["q0", "q1"], gnd)
+    config = write_config(tmp_path / "config.pbtxt", delg_export, use_global=True)
+    out = tmp_path / "query"
+    failures = batch.ExtractDelgFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "gnd.mat"),
+                                         str(images_dir), "query", str(out),
+                                         image_extension=".png")
+    assert failures == ["q1"]
+    assert "q1: query box [130.0, 10.0, 180.0, 60.0] lies outside the 128x96 image" in caplog.text
+    assert sorted(os.listdir(out)) == ["q0.delg_global", "q0.delg_local"]
+    # q0 is its box's part inside the image (68 x 70), not a black-padded 140 x 100.
+    inside = np.asarray(Image.open(images_dir / "q0.png").convert("RGB"))[0:70, 60:128]
+    expected = extractor.MakeExtractor(config)(inside, resize_factor=70 / 128)
+    np.testing.assert_allclose(datum_io.ReadFromFile(str(out / "q0.delg_global")),
+                               expected["global_descriptor"], rtol=1e-6)
 
 
 def test_extract_features_tool_exits_nonzero_listing_bad_images(tmp_path, delf_export,

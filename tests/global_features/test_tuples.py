@@ -74,6 +74,27 @@ def test_images_from_list_crops_and_shrinks(tmp_path):
     assert next(iter(images.ImagesFromList(paths, image_size=100))).shape == (40, 60, 3)
 
 
+def test_images_from_list_clips_boxes_and_names_one_outside(tmp_path):
+    import tensorflow as tf
+
+    from delf_tf.global_features import extraction
+
+    cids = _write_images(tmp_path, 1)
+    paths = [sfm.cid2filename(c, str(tmp_path / "ims")) for c in cids]
+    original = np.asarray(Image.open(paths[0]))
+    clipped = next(iter(images.ImagesFromList(paths, image_size=100, bbxs=[[40, -5, 90, 20]])))
+    np.testing.assert_array_equal(clipped.numpy(), original[0:20, 40:60])  # no padding
+    outside = [[70.0, 5.0, 90.0, 20.0]]  # the image is 60 wide
+    with pytest.raises(tf.errors.InvalidArgumentError, match=images.BOX_OUTSIDE_TAG):
+        list(images.ImagesFromList(paths, image_size=100, bbxs=outside))
+    never_called = lambda image: pytest.fail("described an image with no pixels")  # noqa: E731
+    model = type("Model", (), {"meta": {"outputdim": 4}})()
+    extraction._DESCRIBE_FUNCTIONS[model] = {((1.0,), 1.0): never_called}
+    with pytest.raises(ValueError, match=f"{cids[0]}: bounding box \\[70, 5, 90, 20\\] lies "
+                                         "outside the 60x40 image"):
+        extraction.extract_vectors(model, paths, 100, outside)
+
+
 def test_tuples_dataset_mines_with_the_describer(tmp_path):
     cids = _write_images(tmp_path, 8)
     split = sfm.SfmSplit(cids, np.array([0, 0, 1, 1, 2, 2, 3, 3]), np.array([0, 2]),
