@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from delf_tf.io import atomic
+from delf_tf.matching.params import VerificationParams
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ GLOBAL_EXTENSION = ".delg_global"
 LOCAL_EXTENSION = ".delg_local"
 ELFM_EXTENSION = ".elfm"
 DEFAULT_NUM_TO_RERANK = 100
+# Rank's verification unless given: the library's defaults with a fixed seed (reproducible).
+SEARCH_VERIFICATION = VerificationParams(ransac_seed=0)
 
 
 def ListImages(spec: str) -> list[str]:
@@ -191,10 +194,9 @@ def Rank(
     index_dir: str,
     num_results: int,
     num_to_rerank: int = DEFAULT_NUM_TO_RERANK,
-    ransac_seed: int = 0,
     skip_same_name: bool = True,
     codebook: np.ndarray | None = None,
-    **verification_options: Any,
+    verification: VerificationParams = SEARCH_VERIFICATION,
 ) -> dict[str, list[Match]]:
     """Ranks the database for every query from the feature files in query_dir / index_dir.
 
@@ -204,12 +206,10 @@ def Rank(
       index_paths: database image paths (reported with the results).
       num_results: matches kept per query.
       num_to_rerank: database images verified per query (delg, delg_star).
-      ransac_seed: seed of every pair's RANSAC.
       skip_same_name: leave out the database image named like the query (the query itself
         when both sides come from one folder).
       codebook: float32 [K, D] visual words (asmk only).
-      verification_options: descriptor_matching_threshold, ransac_residual_threshold,
-        use_ratio_test, backend (see delf_tf.matching.reranking.verify_candidates).
+      verification: how pairs are verified (delg, delg_star, delf).
 
     Returns:
       query name -> its best `num_results` matches, best first.
@@ -237,22 +237,22 @@ def Rank(
             ranks, inliers = _verify_and_rerank(
                 os.path.join(query_dir, query_name + LOCAL_EXTENSION), ranks, scores_by_id,
                 lambda i: store.get(os.path.join(index_dir, index_names[i] + LOCAL_EXTENSION)),
-                num_to_rerank, ransac_seed=ransac_seed, **verification_options)
+                num_to_rerank, verification)
         results[query_name] = _matches(method, ranks[:num_results], scores_by_id, inliers,
                                        index_names, index_paths)
     return results
 
 
 def _verify_and_rerank(query_path, ranks, scores_by_id, index_features, num_to_rerank,
-                       **verification_options):
+                       verification):
     """(ranks re-ranked by inliers, inliers int64 [N] with -1 for unverified images)."""
     from delf_tf.matching import reranking
 
     query = reranking.read_local_features(query_path)
     candidates = reranking.select_candidates(ranks, (), num_to_rerank)
     inliers = np.full([len(scores_by_id)], -1, dtype=np.int64)
-    inliers[candidates] = reranking.verify_candidates(
-        query, [index_features(i) for i in candidates], **verification_options)
+    inliers[candidates] = reranking.verify_all(
+        query, [index_features(i) for i in candidates], verification)
     return reranking.rerank_by_inliers(ranks, scores_by_id, np.maximum(inliers, 0)), inliers
 
 

@@ -25,18 +25,27 @@ _IMAGES = retrieval_flags.define_image_flags(
     every_file_by_default=True)
 _NPROBE, _EF_SEARCH = retrieval_flags.define_search_flags(when_querying=False)
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Index directory (created; an index already there is replaced).")
+    "output_dir", None,
+    "Index directory (created; an index already there is replaced).")
 _KIND = flags.DEFINE_enum(
     "kind", "exact", list(global_index.KINDS),
     "exact: exhaustive matrix products; ivf: faiss IVF-Flat; ivf_sq8: IVF with 8-bit "
     "vectors (4x smaller); hnsw: faiss HNSW-Flat graph.")
 _NLIST = flags.DEFINE_integer(
-    "nlist", 0, "IVF cells (0: 4 sqrt(N), at most N / 39).")
-_HNSW_M = flags.DEFINE_integer("hnsw_m", 32, "HNSW links per node.")
-_EF_CONSTRUCTION = flags.DEFINE_integer("ef_construction", 80, "HNSW build beam width.")
+    "nlist", 0,
+    "Number of IVF cells (0: 4 sqrt(N), at most N / 39).")
+_HNSW_M = flags.DEFINE_integer(
+    "hnsw_m", 32,
+    "HNSW links per node.")
+_EF_CONSTRUCTION = flags.DEFINE_integer(
+    "ef_construction", 80,
+    "HNSW beam width when building.")
 _TRAIN_SIZE = flags.DEFINE_integer(
-    "train_size", 0, "IVF k-means training sample (0: min(N, 256 nlist)).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the training sample and k-means.")
+    "train_size", 0,
+    "Size of the IVF k-means training sample (0: min(N, 256 nlist)).")
+_SEED = flags.DEFINE_integer(
+    "seed", 0,
+    "Seed of the training sample and k-means.")
 
 
 def main(argv):

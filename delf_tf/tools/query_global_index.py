@@ -22,18 +22,25 @@ from delf_tf.io import atomic
 from delf_tf.retrieval import evaluation, global_index
 from delf_tf.tools import common, retrieval_flags
 
-_INDEX_DIR = flags.DEFINE_string("index_dir", None, "Index directory to query.")
+_INDEX_DIR = flags.DEFINE_string(
+    "index_dir", None,
+    "Index directory to query (from build_global_index).")
 _IMAGES = retrieval_flags.define_image_flags(
     image_set="query", features_dir_name="query_features_dir", features_dir=None,
     feature_extension=".delg_global", every_file_by_default=True)
 _NPROBE, _EF_SEARCH = retrieval_flags.define_search_flags(when_querying=True)
-_TOP_K = flags.DEFINE_integer("top_k", 100, "Index images returned per query.")
+_TOP_K = flags.DEFINE_integer(
+    "top_k", 100,
+    "Index images returned per query.")
 _EXACT = flags.DEFINE_bool(
-    "exact", False, "Search exhaustively even if the index is approximate.")
+    "exact", False,
+    "Search exhaustively even if the index is approximate.")
 _REPORT_RECALL = flags.DEFINE_bool(
-    "report_recall", False, "Also search exactly and report recall@top_k of the index.")
+    "report_recall", False,
+    "Also search exactly and report recall@top_k of the index.")
 _OUTPUT_PATH = flags.DEFINE_string(
-    "output_path", "", "JSON file of {query: [[index name, score], ...]} (not written if empty).")
+    "output_path", "",
+    "JSON file of {query: [[index name, score], ...]} (not written if empty).")
 
 
 def main(argv):

@@ -32,51 +32,56 @@ import sys
 from absl import app, flags
 
 from delf_tf.retrieval import image_search
-from delf_tf.tools import common
+from delf_tf.tools import common, retrieval_flags
 
 _QUERY_IMAGES = flags.DEFINE_string(
-    "query_images", None, "Query images: a folder (searched recursively), a text file with one "
-    "image path per line, or a glob pattern in quotes.")
+    "query_images", None,
+    "Query images: a folder (searched recursively), a text file with one image path per "
+    "line, or a glob pattern in quotes.")
 _INDEX_IMAGES = flags.DEFINE_string(
-    "index_images", None, "Database images: a folder (searched recursively), a text file with "
-    "one image path per line, or a glob pattern in quotes.")
+    "index_images", None,
+    "Database images: a folder (searched recursively), a text file with one image path per "
+    "line, or a glob pattern in quotes.")
 _DELF_CONFIG_PATH = flags.DEFINE_string(
-    "delf_config_path", None, "DelfConfig pbtxt (path, or the name of a shipped config) whose "
-    "model_path is the exported model; set its score_threshold from the training job's "
-    "attention_stats.json (delf-write-config). Every method but elfm needs it.")
+    "delf_config_path", None,
+    "DelfConfig pbtxt (path, or the name of a shipped config) whose model_path is the "
+    "exported model; set its score_threshold from the training job's attention_stats.json "
+    "(delf-write-config). Every method but elfm needs it.")
 _ELFM_MODEL_PATH = flags.DEFINE_string(
-    "elfm_model_path", None, "elfm: a DELG checkpoint prefix (with its .json sidecar) or an "
-    "ELFM SavedModel (delf-export-elfm-model).")
-_METHOD = flags.DEFINE_enum("method", "delg", list(image_search.METHODS),
-                            "Ranking method (see the description above).")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "search_results",
-                                  "Where results.csv, results.json and the feature cache go.")
+    "elfm_model_path", None,
+    "For elfm: a DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel "
+    "(delf-export-elfm-model).")
+_METHOD = flags.DEFINE_enum(
+    "method", "delg", list(image_search.METHODS),
+    "Ranking method (see the description above).")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", "search_results",
+    "Where results.csv, results.json and the feature cache go.")
 _FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", None, "Feature cache (default <output_dir>/features); images whose feature "
-    "files exist there are not extracted again: delete it after changing the model or config.")
-_NUM_RESULTS = flags.DEFINE_integer("num_results", 100, "Results written per query.")
+    "features_dir", None,
+    "Feature cache (default <output_dir>/features); images whose feature files exist there "
+    "are not extracted again: delete it after changing the model or config.")
+_NUM_RESULTS = flags.DEFINE_integer(
+    "num_results", 100,
+    "Results written per query.")
 _NUM_TO_RERANK = flags.DEFINE_integer(
     "num_to_rerank", image_search.DEFAULT_NUM_TO_RERANK,
     "Database images verified per query (delg, delg_star).")
-_DESCRIPTOR_MATCHING_THRESHOLD = flags.DEFINE_float(
-    "descriptor_matching_threshold", 1.0,
-    "Max Euclidean distance of a putative local descriptor match (DELG retrieval's 1.0).")
-_RANSAC_RESIDUAL_THRESHOLD = flags.DEFINE_float(
-    "ransac_residual_threshold", 20.0,
-    "Max transfer error in pixels of a RANSAC inlier (DELG retrieval's 20).")
-_USE_RATIO_TEST = flags.DEFINE_boolean(
-    "use_ratio_test", False, "Keep a match if d1 < threshold * d2 instead of d1 < threshold.")
-_RANSAC_SEED = flags.DEFINE_integer("ransac_seed", 0, "Seed of RANSAC (reproducible results).")
+# DELG retrieval's thresholds (1.0, 20 pixels).
+_VERIFICATION = retrieval_flags.define_verification_flags(
+    descriptor_matching_threshold=1.0, ransac_residual_threshold=20.0)
 _CODEBOOK_PATH = flags.DEFINE_string(
-    "codebook_path", None, "asmk: visual-word codebook (DatumProto, e.g. from "
-    "delf-train-asmk-codebook); default: train one on the database features and save it as "
-    "<output_dir>/codebook.datum.")
+    "codebook_path", None,
+    "For asmk: visual-word codebook (DatumProto, e.g. from delf-train-asmk-codebook); "
+    "default: train one on the database features and save it as <output_dir>/codebook.datum.")
 _ASMK_NUM_WORDS = flags.DEFINE_integer(
-    "asmk_num_words", 65536, "asmk without --codebook_path: words of the codebook trained on "
-    "the database (at most a tenth of its descriptors).")
+    "asmk_num_words", 65536,
+    "For asmk without --codebook_path: words of the codebook trained on the database (at "
+    "most a tenth of its descriptors).")
 _GLDV2_PREDICTIONS_PATH = flags.DEFINE_string(
-    "gldv2_predictions_path", None, "Also write a Google Landmarks v2 retrieval predictions CSV "
-    "(id,images with the best 100 database ids) here, for delf-compute-retrieval-metrics.")
+    "gldv2_predictions_path", None,
+    "Also write a Google Landmarks v2 retrieval predictions CSV (id,images with the best 100 "
+    "database ids) here, for delf-compute-retrieval-metrics.")
 
 flags.mark_flags_as_required(["query_images", "index_images"])
 
@@ -120,10 +125,7 @@ def _search() -> None:
     results = image_search.Rank(
         method, query_names, index_names, index_paths, query_dir, index_dir, codebook=codebook,
         num_results=_NUM_RESULTS.value, num_to_rerank=_NUM_TO_RERANK.value,
-        ransac_seed=_RANSAC_SEED.value,
-        descriptor_matching_threshold=_DESCRIPTOR_MATCHING_THRESHOLD.value,
-        ransac_residual_threshold=_RANSAC_RESIDUAL_THRESHOLD.value,
-        use_ratio_test=_USE_RATIO_TEST.value)
+        verification=_VERIFICATION.params())
     written = image_search.WriteResults(_OUTPUT_DIR.value, method, query_paths, query_names,
                                         results)
     if _GLDV2_PREDICTIONS_PATH.value:
