@@ -24,17 +24,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from delf_tf import checks
-from delf_tf import config as config_lib
 from delf_tf.aggregation import codebook as codebook_lib
-from delf_tf.aggregation.extractor import AggregationTypeName, ExtractAggregatedRepresentation
+from delf_tf.aggregation.extractor import ExtractAggregatedRepresentation
+from delf_tf.aggregation.params import AggregationParams, AggregationTypeName
 from delf_tf.io import atomic, datum_io, feature_io
 from delf_tf.io.files import require_files
 from delf_tf.protos import aggregation_config_pb2
 
+# An AggregationConfig or its typed AggregationParams.
+AggregationSettings = aggregation_config_pb2.AggregationConfig | AggregationParams
 _EXTENSIONS = {"VLAD": ".vlad", "ASMK": ".asmk", "ASMK_STAR": ".asmk_star"}
 
 
-def OutputExtension(aggregation_config: aggregation_config_pb2.AggregationConfig) -> str:
+def OutputExtension(aggregation_config: AggregationSettings) -> str:
     """File extension of an aggregated representation, e.g. '.rasmk_star'."""
     extension = _EXTENSIONS[AggregationTypeName(aggregation_config)]
     if aggregation_config.use_regional_aggregation:
@@ -112,7 +114,7 @@ def _box_names(image_names, aggregation_config, mapping_path) -> dict[str, list[
 def CheckFeatureFiles(
     image_names: Sequence[str],
     features_dir: str,
-    aggregation_config: aggregation_config_pb2.AggregationConfig,
+    aggregation_config: AggregationSettings,
     feature_extension: str = ".delf",
     mapping_path: str = "",
 ) -> None:
@@ -127,7 +129,7 @@ def CheckFeatureFiles(
 def ComputeAggregatedRepresentations(
     image_names: Sequence[str],
     features_dir: str,
-    aggregation_config: aggregation_config_pb2.AggregationConfig,
+    aggregation_config: AggregationSettings,
     feature_extension: str = ".delf",
     mapping_path: str = "",
     codebook: np.ndarray | None = None,
@@ -170,7 +172,7 @@ def ExtractAggregatedRepresentationsToFiles(
     """Aggregates every image's features and writes one DatumPairProto file per
     image to `output_aggregation_dir` (see module doc)."""
     checks.relative_names(image_names, "image name")  # output files stay in the directory
-    aggregation_config = config_lib.ReadAggregationConfig(aggregation_config_path)
+    aggregation_config = AggregationParams.read(aggregation_config_path)
     extension = OutputExtension(aggregation_config)
     representations = ComputeAggregatedRepresentations(
         image_names, features_dir, aggregation_config, feature_extension, mapping_path)
@@ -194,7 +196,7 @@ def FileVisualWords(words) -> np.ndarray:
 def AggregationFiles(
     image_names: Sequence[str],
     aggregation_dir: str,
-    aggregation_config: aggregation_config_pb2.AggregationConfig,
+    aggregation_config: AggregationSettings,
 ) -> list[str]:
     """Paths of the images' aggregated representation files."""
     extension = OutputExtension(aggregation_config)
@@ -204,7 +206,7 @@ def AggregationFiles(
 def ReadAggregatedRepresentations(
     image_names: Sequence[str],
     aggregation_dir: str,
-    aggregation_config: aggregation_config_pb2.AggregationConfig,
+    aggregation_config: AggregationSettings,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Reads the files written by ExtractAggregatedRepresentationsToFiles
     (ASMK* data comes back as uint8)."""

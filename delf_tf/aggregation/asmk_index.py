@@ -19,6 +19,7 @@ import numpy as np
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.extractor import ExtractAggregatedRepresentation
 from delf_tf.aggregation.inverted_file import AsmkInvertedFile
+from delf_tf.aggregation.params import AggregationParams
 from delf_tf.io import atomic, feature_io
 from delf_tf.protos import aggregation_config_pb2
 
@@ -29,7 +30,8 @@ _FORMAT = "delf_tf-asmk-index-v1"
 
 @dataclasses.dataclass(frozen=True)
 class AsmkParams:
-    """ASMK* hyper-parameters (HOW's defaults).
+    """ASMK* hyper-parameters of both sides of a search (HOW's defaults); `side`
+    gives each side's AggregationParams.
 
     alpha: selectivity exponent of sigma(u) = u^alpha.
     tau: similarity threshold (u <= tau contributes nothing).
@@ -44,17 +46,20 @@ class AsmkParams:
     index_num_assignments: int = 1
     binary: bool = True
 
-    def aggregation_config(self, codebook_size: int, dim: int, query: bool
-                           ) -> aggregation_config_pb2.AggregationConfig:
-        """The AggregationConfig of query (query=True) or database images."""
-        config = aggregation_config_pb2.AggregationConfig
-        return config(
+    def side(self, codebook_size: int, dim: int, query: bool) -> AggregationParams:
+        """The aggregation settings of query (query=True) or database images."""
+        return AggregationParams(
             codebook_size=codebook_size, feature_dimensionality=dim,
-            aggregation_type=config.ASMK_STAR if self.binary else config.ASMK,
+            aggregation_type="ASMK_STAR" if self.binary else "ASMK",
             use_l2_normalization=True, alpha=self.alpha, tau=self.tau,
             num_assignments=self.query_num_assignments if query else self.index_num_assignments,
             # Large batches: one big matrix product per image against the codebook.
             feature_batch_size=1000)
+
+    def aggregation_config(self, codebook_size: int, dim: int, query: bool
+                           ) -> aggregation_config_pb2.AggregationConfig:
+        """`side` as an AggregationConfig."""
+        return self.side(codebook_size, dim, query).to_config()
 
 
 def TrainAsmkCodebook(
@@ -98,11 +103,11 @@ class AsmkIndex:
         self.codebook = codebook
         self.params = params
         num_words, dim = codebook.shape
-        self._index_aggregator = ExtractAggregatedRepresentation(
-            params.aggregation_config(num_words, dim, query=False), codebook=codebook)
+        index_side = params.side(num_words, dim, query=False)
+        self._index_aggregator = ExtractAggregatedRepresentation(index_side, codebook=codebook)
         self._query_aggregator = ExtractAggregatedRepresentation(
-            params.aggregation_config(num_words, dim, query=True), codebook=codebook)
-        self.inverted_file = AsmkInvertedFile(params.aggregation_config(num_words, dim, False))
+            params.side(num_words, dim, query=True), codebook=codebook)
+        self.inverted_file = AsmkInvertedFile(index_side)
         self.image_names: list[str] = []
 
     @property

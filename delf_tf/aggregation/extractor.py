@@ -7,32 +7,20 @@ import numpy as np
 
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation import functional
+from delf_tf.aggregation.params import AggregationParams
+from delf_tf.aggregation.params import AggregationTypeName as AggregationTypeName  # re-exported
 from delf_tf.extraction.postprocess import l2_normalize
 from delf_tf.protos import aggregation_config_pb2
 
-_CONFIG = aggregation_config_pb2.AggregationConfig
-_TYPE_NAMES = {_CONFIG.VLAD: "VLAD", _CONFIG.ASMK: "ASMK", _CONFIG.ASMK_STAR: "ASMK_STAR"}
-
-
 # Extract's second output for VLAD, which has no visual words (as the original).
 VLAD_VISUAL_WORDS = -1
-
-
-def AggregationTypeName(aggregation_config: aggregation_config_pb2.AggregationConfig) -> str:
-    """'VLAD', 'ASMK' or 'ASMK_STAR'; ValueError for INVALID / unknown types."""
-    try:
-        return _TYPE_NAMES[aggregation_config.aggregation_type]
-    except KeyError:
-        raise ValueError(
-            f"Invalid aggregation_type {aggregation_config.aggregation_type} "
-            "(expected VLAD, ASMK or ASMK_STAR)") from None
 
 
 class ExtractAggregatedRepresentation:
     """Aggregates local descriptors of one image against a codebook.
 
     Args:
-      aggregation_config: AggregationConfig; the codebook is read from
+      aggregation_config: AggregationConfig or AggregationParams; the codebook is read from
         `codebook_path` and must be [codebook_size, feature_dimensionality].
       codebook: optional float [K, D] codebook to use instead of reading
         `codebook_path` (saves re-reading a large file per extractor).
@@ -40,22 +28,23 @@ class ExtractAggregatedRepresentation:
 
     def __init__(
         self,
-        aggregation_config: aggregation_config_pb2.AggregationConfig,
+        aggregation_config: aggregation_config_pb2.AggregationConfig | AggregationParams,
         codebook: np.ndarray | None = None,
     ):
-        self._type = AggregationTypeName(aggregation_config)
-        self._num_words = aggregation_config.codebook_size
-        self._dim = aggregation_config.feature_dimensionality
-        self._use_l2_normalization = aggregation_config.use_l2_normalization
-        self._num_assignments = aggregation_config.num_assignments
-        self._use_regional_aggregation = aggregation_config.use_regional_aggregation
-        self._batch_size = aggregation_config.feature_batch_size
+        params = AggregationParams.of(aggregation_config)
+        self._type = params.aggregation_type
+        self._num_words = params.codebook_size
+        self._dim = params.feature_dimensionality
+        self._use_l2_normalization = params.use_l2_normalization
+        self._num_assignments = params.num_assignments
+        self._use_regional_aggregation = params.use_regional_aggregation
+        self._batch_size = params.feature_batch_size
         if not 1 <= self._num_assignments <= self._num_words:
             raise ValueError(
                 f"num_assignments must be in [1, codebook_size={self._num_words}], "
                 f"got {self._num_assignments}")
         if codebook is None:
-            codebook = codebook_lib.ReadCodebook(aggregation_config.codebook_path)
+            codebook = codebook_lib.ReadCodebook(params.codebook_path)
         codebook = np.asarray(codebook, dtype=np.float32)
         if codebook.shape != (self._num_words, self._dim):
             raise ValueError(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from delf_tf.aggregation import compression, functional
-from delf_tf.aggregation.extractor import AggregationTypeName
+from delf_tf.aggregation.params import AggregationParams
 from delf_tf.aggregation.similarity import AsmkWordSimilarities, ReshapeAsmkData
 from delf_tf.io import atomic
 from delf_tf.protos import aggregation_config_pb2
@@ -29,19 +29,21 @@ class AsmkInvertedFile:
     """Index of ASMK / ASMK* images for fast similarity to a query.
 
     Args:
-      aggregation_config: the config of the *index* representations (type,
+      aggregation_config: the config (or AggregationParams) of the *index* representations (type,
         codebook_size, feature_dimensionality, alpha, tau, normalisation).
     """
 
-    def __init__(self, aggregation_config: aggregation_config_pb2.AggregationConfig):
-        self._type = AggregationTypeName(aggregation_config)
+    def __init__(self, aggregation_config: aggregation_config_pb2.AggregationConfig
+                 | AggregationParams):
+        params = AggregationParams.of(aggregation_config)
+        self._type = params.aggregation_type
         if self._type == "VLAD":
             raise ValueError("An inverted file needs ASMK or ASMK_STAR representations, got VLAD")
-        self._num_words = aggregation_config.codebook_size
-        self._dim = aggregation_config.feature_dimensionality
-        self._use_l2_normalization = aggregation_config.use_l2_normalization
-        self._alpha = aggregation_config.alpha
-        self._tau = aggregation_config.tau
+        self._num_words = params.codebook_size
+        self._dim = params.feature_dimensionality
+        self._use_l2_normalization = params.use_l2_normalization
+        self._alpha = params.alpha
+        self._tau = params.tau
         row_size = (functional.packed_row_size(self._dim) if self._type == "ASMK_STAR"
                     else self._dim)
         row_dtype = np.uint8 if self._type == "ASMK_STAR" else np.float32

@@ -8,11 +8,10 @@ import time
 
 import numpy as np
 
-from delf_tf import config as config_lib
 from delf_tf.aggregation import aggregation_extraction
 from delf_tf.aggregation import codebook as codebook_lib
-from delf_tf.aggregation.extractor import AggregationTypeName
 from delf_tf.aggregation.inverted_file import AsmkInvertedFile
+from delf_tf.aggregation.params import AggregationParams, AggregationTypeName
 from delf_tf.io import datum_io
 from delf_tf.io.files import require_files
 from delf_tf.protos import aggregation_config_pb2
@@ -27,7 +26,7 @@ Representations = list[tuple[np.ndarray, np.ndarray]]
 def RankIndexImages(
     query_representations: Representations,
     index_representations: Representations,
-    index_config: aggregation_config_pb2.AggregationConfig,
+    index_config: aggregation_config_pb2.AggregationConfig | AggregationParams,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ranks all index images for every query.
 
@@ -92,8 +91,8 @@ def _representations(names, config, features_dir, aggregation_dir, feature_exten
 
 def _read_configs(query_config_path: str, index_config_path: str):
     """The query and index AggregationConfigs, checked to be compatible."""
-    query_config = config_lib.ReadAggregationConfig(query_config_path)
-    index_config = config_lib.ReadAggregationConfig(index_config_path)
+    query_config = AggregationParams.read(query_config_path)
+    index_config = AggregationParams.read(index_config_path)
     _check_compatible(query_config, index_config)
     return query_config, index_config
 

@@ -4,7 +4,7 @@
 import numpy as np
 
 from delf_tf.aggregation import functional
-from delf_tf.aggregation.extractor import AggregationTypeName
+from delf_tf.aggregation.params import AggregationParams
 from delf_tf.protos import aggregation_config_pb2
 
 
@@ -53,12 +53,14 @@ class SimilarityAggregatedRepresentation:
     """Compares aggregated representations made with the same AggregationConfig
     (the codebook itself is not read)."""
 
-    def __init__(self, aggregation_config: aggregation_config_pb2.AggregationConfig):
-        self._type = AggregationTypeName(aggregation_config)
-        self._dim = aggregation_config.feature_dimensionality
-        self._use_l2_normalization = aggregation_config.use_l2_normalization
-        self._alpha = aggregation_config.alpha
-        self._tau = aggregation_config.tau
+    def __init__(self, aggregation_config: aggregation_config_pb2.AggregationConfig
+                 | AggregationParams):
+        params = AggregationParams.of(aggregation_config)
+        self._type = params.aggregation_type
+        self._dim = params.feature_dimensionality
+        self._use_l2_normalization = params.use_l2_normalization
+        self._alpha = params.alpha
+        self._tau = params.tau
 
     def ComputeSimilarity(
         self,
