@@ -55,12 +55,7 @@ class SimilarityAggregatedRepresentation:
 
     def __init__(self, aggregation_config: aggregation_config_pb2.AggregationConfig
                  | AggregationParams):
-        params = AggregationParams.of(aggregation_config)
-        self._type = params.aggregation_type
-        self._dim = params.feature_dimensionality
-        self._use_l2_normalization = params.use_l2_normalization
-        self._alpha = params.alpha
-        self._tau = params.tau
+        self._params = AggregationParams.of(aggregation_config)
 
     def ComputeSimilarity(
         self,
@@ -79,7 +74,8 @@ class SimilarityAggregatedRepresentation:
           ValueError: the representations' sizes do not match each other or
             the configured dimensionality; visual words missing for ASMK.
         """
-        if self._type == "VLAD":
+        params = self._params
+        if params.aggregation_type == "VLAD":
             vlad_1 = np.asarray(aggregated_descriptors_1, dtype=np.float64).reshape(-1)
             vlad_2 = np.asarray(aggregated_descriptors_2, dtype=np.float64).reshape(-1)
             if vlad_1.shape != vlad_2.shape:
@@ -88,15 +84,18 @@ class SimilarityAggregatedRepresentation:
             return float(np.dot(vlad_1, vlad_2))
 
         rows_1, words_1 = ReshapeAsmkData(
-            aggregated_descriptors_1, feature_visual_words_1, self._type, self._dim)
+            aggregated_descriptors_1, feature_visual_words_1, params.aggregation_type,
+            params.feature_dimensionality)
         rows_2, words_2 = ReshapeAsmkData(
-            aggregated_descriptors_2, feature_visual_words_2, self._type, self._dim)
+            aggregated_descriptors_2, feature_visual_words_2, params.aggregation_type,
+            params.feature_dimensionality)
         if not len(words_1) or not len(words_2):
             return -1.0
         _, index_1, index_2 = np.intersect1d(
             words_1, words_2, assume_unique=True, return_indices=True)
-        u = AsmkWordSimilarities(rows_1[index_1], rows_2[index_2], self._type, self._dim)
-        similarity = float(functional.selectivity(u, self._alpha, self._tau).sum())
-        if self._use_l2_normalization:
+        u = AsmkWordSimilarities(rows_1[index_1], rows_2[index_2], params.aggregation_type,
+                                 params.feature_dimensionality)
+        similarity = float(functional.selectivity(u, params.alpha, params.tau).sum())
+        if params.use_l2_normalization:
             similarity /= np.sqrt(len(words_1) * len(words_2))
         return similarity
