@@ -43,6 +43,7 @@ _BINARY = flags.DEFINE_bool(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         params = AsmkParams(alpha=_ALPHA.value, tau=_TAU.value,

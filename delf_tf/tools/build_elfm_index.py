@@ -22,6 +22,7 @@ _OUTPUT_PATH = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         index = batch.BuildElfmIndex(_IMAGES.features_dir.value, _IMAGES.names(),

@@ -20,6 +20,7 @@ _FILES = retrieval_flags.define_metric_file_flags(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         print(gldv2.recognition_report(_FILES.solution_path.value, _FILES.predictions_path.value))

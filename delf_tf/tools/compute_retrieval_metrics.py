@@ -22,6 +22,7 @@ _MAX_PREDICTIONS = flags.DEFINE_integer(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         print(gldv2.retrieval_report(_FILES.solution_path.value, _FILES.predictions_path.value,

@@ -26,6 +26,7 @@ _OUTPUT_PATH = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         extractor = _MODEL.extractor()

@@ -30,6 +30,7 @@ flags.mark_flags_as_required(["image_1_path", "image_2_path", "features_1_path",
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     from delf_tf.matching import match_images
 

@@ -38,6 +38,7 @@ _INDEX_MAPPING_PATH = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
         query_list, index_list, _ = dataset.ReadDatasetFile(_IMAGES.dataset_file_path.value)

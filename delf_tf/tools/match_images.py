@@ -32,6 +32,7 @@ _METHOD = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         result = match_images.match_images(

@@ -48,6 +48,7 @@ _INDEX_MAPPING_PATH = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
         retrieval.PerformAggregatedRetrieval(

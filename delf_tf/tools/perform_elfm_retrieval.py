@@ -41,6 +41,7 @@ _GLOBAL_FEATURES_DIR = flags.DEFINE_string(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(ImportError):
         batch.EvaluateElfm(_FILES.dataset_file_path.value, _FILES.query_features_dir.value,

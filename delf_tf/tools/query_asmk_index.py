@@ -42,6 +42,7 @@ _CLASSIFIER = flags.DEFINE_enum(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     dataset_file_path = _IMAGES.dataset_file_path.value
     with common.reported_errors():

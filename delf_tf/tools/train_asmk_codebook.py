@@ -33,6 +33,7 @@ _SEED = flags.DEFINE_integer(
 
 
 def main(argv):
+    common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
         codebook = asmk_search.TrainCodebookFromFeatures(
