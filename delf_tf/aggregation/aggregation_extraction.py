@@ -17,6 +17,7 @@ uint32) with ext `.vlad`, `.asmk`, `.asmk_star`, or `.rvlad`, `.rasmk`,
 """
 
 import csv
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -105,25 +106,64 @@ def ReadImageFeatures(
     return descriptors, counts
 
 
-def _box_names(image_names, aggregation_config, mapping_path) -> dict[str, list[str]] | None:
-    if aggregation_config.use_regional_aggregation and mapping_path:
-        return ReadMappingBasenameToBoxNames(mapping_path, image_names)
-    return None
+@dataclasses.dataclass(frozen=True)
+class FeatureFiles:
+    """Where an image set's local features are: `<features_dir>/<name><extension>`
+    (DelfFeatures), and for regional aggregation an optional region mapping CSV
+    (see module doc) naming each image's box feature files."""
+
+    features_dir: str
+    extension: str = ".delf"
+    mapping_path: str = ""
+
+    def box_names(self, image_names: Sequence[str], params: AggregationSettings
+                  ) -> dict[str, list[str]] | None:
+        """Image name -> box feature basenames (regional with a mapping), else None."""
+        if params.use_regional_aggregation and self.mapping_path:
+            return ReadMappingBasenameToBoxNames(self.mapping_path, image_names)
+        return None
 
 
-def CheckFeatureFiles(
-    image_names: Sequence[str],
-    features_dir: str,
-    aggregation_config: AggregationSettings,
-    feature_extension: str = ".delf",
-    mapping_path: str = "",
-) -> None:
+def check_feature_files(image_names: Sequence[str], files: FeatureFiles,
+                        params: AggregationSettings) -> None:
     """Raises FileNotFoundError naming the missing feature files (image files,
     or box files of the mapping for regional aggregation), if any."""
-    box_names = _box_names(image_names, aggregation_config, mapping_path)
-    paths = [os.path.join(features_dir, f + feature_extension) for name in image_names
+    box_names = files.box_names(image_names, params)
+    paths = [os.path.join(files.features_dir, f + files.extension) for name in image_names
              for f in (box_names[name] if box_names is not None else [name])]
     require_files(paths, "feature files are", max_named=3)
+
+
+def aggregate_images(
+    image_names: Sequence[str],
+    files: FeatureFiles,
+    params: AggregationSettings,
+    codebook: np.ndarray | None = None,
+    description: str = "images",
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(data, visual_words) of every image, as ExtractAggregatedRepresentation
+    gives them; all feature files are checked to exist before any work. The
+    codebook is read from `params.codebook_path` unless given."""
+    check_feature_files(image_names, files, params)
+    box_names = files.box_names(image_names, params)
+    if codebook is None:
+        codebook = codebook_lib.ReadCodebook(params.codebook_path)
+    extractor = ExtractAggregatedRepresentation(params, codebook=codebook)
+
+    results = []
+    start = time.perf_counter()
+    for i, name in enumerate(image_names):
+        descriptors, counts = ReadImageFeatures(
+            name, files.features_dir, files.extension, params.use_regional_aggregation,
+            box_names[name] if box_names is not None else None)
+        try:
+            results.append(extractor.Extract(descriptors, counts))
+        except ValueError as e:
+            raise ValueError(f"Image {name}: {e}") from e
+        if (i + 1) % 100 == 0 or i + 1 == len(image_names):
+            print(f"Aggregated {i + 1}/{len(image_names)} {description} "
+                  f"({time.perf_counter() - start:.1f} s)", flush=True)
+    return results
 
 
 def ComputeAggregatedRepresentations(
@@ -135,30 +175,10 @@ def ComputeAggregatedRepresentations(
     codebook: np.ndarray | None = None,
     description: str = "images",
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(data, visual_words) of every image, as ExtractAggregatedRepresentation
-    gives them; all feature files are checked to exist before any work."""
-    regional = aggregation_config.use_regional_aggregation
-    CheckFeatureFiles(image_names, features_dir, aggregation_config, feature_extension,
-                      mapping_path)
-    box_names = _box_names(image_names, aggregation_config, mapping_path)
-    if codebook is None:
-        codebook = codebook_lib.ReadCodebook(aggregation_config.codebook_path)
-    extractor = ExtractAggregatedRepresentation(aggregation_config, codebook=codebook)
-
-    results = []
-    start = time.perf_counter()
-    for i, name in enumerate(image_names):
-        descriptors, counts = ReadImageFeatures(
-            name, features_dir, feature_extension, regional,
-            box_names[name] if box_names is not None else None)
-        try:
-            results.append(extractor.Extract(descriptors, counts))
-        except ValueError as e:
-            raise ValueError(f"Image {name}: {e}") from e
-        if (i + 1) % 100 == 0 or i + 1 == len(image_names):
-            print(f"Aggregated {i + 1}/{len(image_names)} {description} "
-                  f"({time.perf_counter() - start:.1f} s)", flush=True)
-    return results
+    """`aggregate_images` with loose arguments."""
+    return aggregate_images(image_names, FeatureFiles(features_dir, feature_extension,
+                                                      mapping_path),
+                            aggregation_config, codebook, description)
 
 
 def ExtractAggregatedRepresentationsToFiles(
@@ -174,8 +194,9 @@ def ExtractAggregatedRepresentationsToFiles(
     checks.relative_names(image_names, "image name")  # output files stay in the directory
     aggregation_config = AggregationParams.read(aggregation_config_path)
     extension = OutputExtension(aggregation_config)
-    representations = ComputeAggregatedRepresentations(
-        image_names, features_dir, aggregation_config, feature_extension, mapping_path)
+    representations = aggregate_images(
+        image_names, FeatureFiles(features_dir, feature_extension, mapping_path),
+        aggregation_config)
     os.makedirs(output_aggregation_dir, exist_ok=True)
     atomic.remove_stale_temporaries(  # left by a killed run
             [os.path.join(output_aggregation_dir, name + extension) for name in image_names])

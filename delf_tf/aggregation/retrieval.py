@@ -3,8 +3,10 @@
 file, VLAD by a matrix product; writes the same `metrics.txt` as the global
 retrieval tool."""
 
+import dataclasses
 import os
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -69,32 +71,38 @@ def _check_compatible(query_config, index_config) -> None:
                 f"{getattr(query_config, field)} vs {getattr(index_config, field)}")
 
 
-def _check_inputs(names, config, features_dir, aggregation_dir, feature_extension,
-                  mapping_path, description) -> None:
-    if aggregation_dir:
-        require_files(aggregation_extraction.AggregationFiles(names, aggregation_dir, config),
-                      f"aggregation files of the {description} are", max_named=1)
-    elif not features_dir:
-        raise ValueError(f"Give either a features dir or an aggregation dir for the {description}")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AggregationSide:
+    """One side of an aggregated retrieval (the queries or the index images):
+    its aggregation settings, and where its representations come from, the
+    files written by extract_aggregation in `aggregation_dir` when given, else
+    aggregated from the local features `files`."""
+
+    params: AggregationParams
+    files: aggregation_extraction.FeatureFiles | None = None
+    aggregation_dir: str = ""
+    description: str = "images"
+
+
+def _check_inputs(names: Sequence[str], side: AggregationSide) -> None:
+    if side.aggregation_dir:
+        require_files(
+            aggregation_extraction.AggregationFiles(names, side.aggregation_dir, side.params),
+            f"aggregation files of the {side.description} are", max_named=1)
+    elif side.files is None or not side.files.features_dir:
+        raise ValueError(
+            f"Give either a features dir or an aggregation dir for the {side.description}")
     else:
-        aggregation_extraction.CheckFeatureFiles(
-            names, features_dir, config, feature_extension, mapping_path)
+        aggregation_extraction.check_feature_files(names, side.files, side.params)
 
 
-def _representations(names, config, features_dir, aggregation_dir, feature_extension,
-                     mapping_path, codebook, description) -> Representations:
-    if aggregation_dir:
-        return aggregation_extraction.ReadAggregatedRepresentations(names, aggregation_dir, config)
-    return aggregation_extraction.ComputeAggregatedRepresentations(
-        names, features_dir, config, feature_extension, mapping_path, codebook, description)
-
-
-def _read_configs(query_config_path: str, index_config_path: str):
-    """The query and index AggregationConfigs, checked to be compatible."""
-    query_config = AggregationParams.read(query_config_path)
-    index_config = AggregationParams.read(index_config_path)
-    _check_compatible(query_config, index_config)
-    return query_config, index_config
+def _representations(names: Sequence[str], side: AggregationSide,
+                     codebook: np.ndarray | None) -> Representations:
+    if side.aggregation_dir:
+        return aggregation_extraction.ReadAggregatedRepresentations(
+            names, side.aggregation_dir, side.params)
+    return aggregation_extraction.aggregate_images(names, side.files, side.params, codebook,
+                                                   side.description)
 
 
 def _shared_codebook(query_config, index_config) -> np.ndarray:
@@ -123,38 +131,49 @@ def PerformAggregatedRetrieval(
     feature_extension: str = ".delg_local",
     index_mapping_path: str = "",
 ) -> dict[str, float]:
+    """`retrieve_aggregated` with the two sides as loose arguments: each side's
+    AggregationConfig pbtxt is read once, and its representations come from
+    `*_aggregation_dir` (files written by extract_aggregation) when given,
+    otherwise from the local feature files in `*_features_dir`."""
+    query = AggregationSide(
+        params=AggregationParams.read(query_aggregation_config_path),
+        aggregation_dir=query_aggregation_dir, description="queries",
+        files=aggregation_extraction.FeatureFiles(query_features_dir, feature_extension))
+    index = AggregationSide(
+        params=AggregationParams.read(index_aggregation_config_path),
+        aggregation_dir=index_aggregation_dir, description="index images",
+        files=aggregation_extraction.FeatureFiles(index_features_dir, feature_extension,
+                                                  index_mapping_path))
+    return retrieve_aggregated(dataset_file_path, query, index, output_dir)
+
+
+def retrieve_aggregated(
+    dataset_file_path: str,
+    query: AggregationSide,
+    index: AggregationSide,
+    output_dir: str,
+) -> dict[str, float]:
     """Ranks the index for every query and writes `<output_dir>/metrics.txt`
     (medium and hard protocols) and `<output_dir>/ranks.npy` (int [Q, N]).
-
-    Representations come from `*_aggregation_dir` (files written by
-    extract_aggregation) when given, otherwise they are computed from the
-    local feature files in `*_features_dir`.
 
     Returns:
       {'medium': mAP, 'hard': mAP, 'query_bytes_per_image': ...,
        'index_bytes_per_image': ...}.
     """
-    query_config, index_config = _read_configs(query_aggregation_config_path,
-                                               index_aggregation_config_path)
+    _check_compatible(query.params, index.params)
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
     print(f"{len(query_list)} queries, {len(index_list)} index images", flush=True)
 
     # Every input is checked before hours of aggregation can start.
-    _check_inputs(index_list, index_config, index_features_dir, index_aggregation_dir,
-                  feature_extension, index_mapping_path, "index images")
-    _check_inputs(query_list, query_config, query_features_dir, query_aggregation_dir,
-                  feature_extension, "", "queries")
-    codebook = (None if query_aggregation_dir and index_aggregation_dir
-                else _shared_codebook(query_config, index_config))
-    index_representations = _representations(
-        index_list, index_config, index_features_dir, index_aggregation_dir, feature_extension,
-        index_mapping_path, codebook, "index images")
-    query_representations = _representations(
-        query_list, query_config, query_features_dir, query_aggregation_dir, feature_extension,
-        "", codebook, "queries")
+    _check_inputs(index_list, index)
+    _check_inputs(query_list, query)
+    codebook = (None if query.aggregation_dir and index.aggregation_dir
+                else _shared_codebook(query.params, index.params))
+    index_representations = _representations(index_list, index, codebook)
+    query_representations = _representations(query_list, query, codebook)
 
     start = time.perf_counter()
-    ranks, _ = RankIndexImages(query_representations, index_representations, index_config)
+    ranks, _ = RankIndexImages(query_representations, index_representations, index.params)
     print(f"Ranked {len(index_list)} index images for {len(query_list)} queries in "
           f"{time.perf_counter() - start:.2f} s", flush=True)
 
@@ -167,7 +186,7 @@ def PerformAggregatedRetrieval(
     query_bytes = _mean_bytes(query_representations)
     index_bytes = _mean_bytes(index_representations)
     print(evaluation.format_metrics_table(mean_average_precision, mean_precisions, PR_RANKS))
-    print(f"{AggregationTypeName(index_config)} representation, mean bytes per image: "
+    print(f"{index.params.aggregation_type} representation, mean bytes per image: "
           f"index {index_bytes:.0f}, query {query_bytes:.0f}", flush=True)
     return {"medium": mean_average_precision["medium"], "hard": mean_average_precision["hard"],
             "query_bytes_per_image": query_bytes, "index_bytes_per_image": index_bytes}

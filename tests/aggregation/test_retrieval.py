@@ -202,3 +202,26 @@ def test_aggregation_output_names_stay_in_the_directory(tmp_path, bad):
         aggregation_extraction.ExtractAggregatedRepresentationsToFiles(
                 ["ok", bad], str(tmp_path), "no_config.pbtxt", "", str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_perform_aggregated_retrieval_is_the_engine_over_two_sides(synthetic_dataset, tmp_path):
+    """PerformAggregatedRetrieval reads each side's config once and runs
+    retrieve_aggregated over the two AggregationSides."""
+    from delf_tf.aggregation.params import AggregationParams
+
+    data = synthetic_dataset
+    wrapper = retrieval.PerformAggregatedRetrieval(
+        data["dataset"], data["configs"]["query"], data["configs"]["index"],
+        str(tmp_path / "wrapper"), query_features_dir=data["features"],
+        index_features_dir=data["features"])
+    files = aggregation_extraction.FeatureFiles(data["features"], ".delg_local")
+    engine = retrieval.retrieve_aggregated(
+        data["dataset"],
+        retrieval.AggregationSide(params=AggregationParams.read(data["configs"]["query"]),
+                                  files=files),
+        retrieval.AggregationSide(params=AggregationParams.read(data["configs"]["index"]),
+                                  files=files),
+        str(tmp_path / "engine"))
+    assert wrapper == engine
+    np.testing.assert_array_equal(np.load(tmp_path / "wrapper" / "ranks.npy"),
+                                  np.load(tmp_path / "engine" / "ranks.npy"))
