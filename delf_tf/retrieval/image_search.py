@@ -348,6 +348,147 @@ def WriteResults(output_dir: str, method: str, query_paths: Sequence[str],
     return paths
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SearchRequest:
+    """One search job (what delf-search's flags say).
+
+    query_images, index_images: see ListImages. output_dir: results.csv, results.json (and a
+    trained codebook) go there. method: one of METHODS. delf_config_path: DelfConfig whose
+    model extracts the features (every method but elfm). elfm_model_path: DELG checkpoint
+    prefix or ELFM SavedModel (elfm). features_dir: feature cache (default
+    <output_dir>/features). num_results / num_to_rerank / verification: see Rank.
+    codebook_path: asmk codebook; default: one of `asmk_num_words` words trained on the
+    database and saved as <output_dir>/codebook.datum. gldv2_predictions_path: also write
+    a Google Landmarks v2 retrieval predictions CSV there.
+    """
+    query_images: str
+    index_images: str
+    output_dir: str
+    method: str = "delg"
+    delf_config_path: str | None = None
+    elfm_model_path: str | None = None
+    features_dir: str | None = None
+    num_results: int = 100
+    num_to_rerank: int = DEFAULT_NUM_TO_RERANK
+    verification: VerificationParams = SEARCH_VERIFICATION
+    codebook_path: str | None = None
+    asmk_num_words: int = 65536
+    gldv2_predictions_path: str | None = None
+
+    def feature_dirs(self) -> tuple[str, str]:
+        """(query, index) feature cache folders of the method; ValueError when the method's
+        model is not given."""
+        features_dir = self.features_dir or os.path.join(self.output_dir, "features")
+        if self.method == "elfm":
+            if not self.elfm_model_path:
+                raise ValueError("method elfm needs an elfm_model_path")
+            features_dir = os.path.join(features_dir, "elfm")
+        elif not self.delf_config_path:
+            raise ValueError(f"method {self.method} needs a delf_config_path")
+        elif self.method == "delg_star":
+            features_dir = os.path.join(features_dir, "binarized")
+        return os.path.join(features_dir, "query"), os.path.join(features_dir, "index")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOutcome:
+    """What Search did: the ranked results of the queries that could be read, the files
+    written (kind -> path) and the image paths that could not be read."""
+    results: dict[str, list[Match]]
+    query_names: list[str]
+    index_names: list[str]
+    written: dict[str, str]
+    failed: list[str]
+
+
+def Search(request: SearchRequest) -> SearchOutcome:
+    """Extracts the features of both sides (those not cached yet), ranks the database for
+    every query and writes the results; images that cannot be read are left out and listed
+    in the outcome."""
+    if request.method not in METHODS:
+        raise ValueError(f"unknown method {request.method!r}; expected one of {METHODS}")
+    query_paths = ListImages(request.query_images)
+    index_paths = ListImages(request.index_images)
+    query_names, index_names = ImageNames(query_paths), ImageNames(index_paths)
+    query_dir, index_dir = request.feature_dirs()
+    sides = ((query_paths, query_names, query_dir), (index_paths, index_names, index_dir))
+    failed = _extract_both_sides(request, sides)
+    if failed:
+        query_paths, query_names = _without(query_paths, query_names, set(failed))
+        index_paths, index_names = _without(index_paths, index_names, set(failed))
+    codebook = _search_codebook(request, index_names, index_dir)
+    results = Rank(request.method, query_names, index_names, index_paths, query_dir, index_dir,
+                   num_results=request.num_results, num_to_rerank=request.num_to_rerank,
+                   codebook=codebook, verification=request.verification)
+    written = WriteResults(request.output_dir, request.method, query_paths, query_names,
+                           results)
+    if request.gldv2_predictions_path:
+        from delf_tf.retrieval import gldv2
+
+        gldv2.WriteRetrievalPredictions(
+            request.gldv2_predictions_path,
+            {name: [m.name for m in matches] for name, matches in results.items()})
+        written["gldv2"] = request.gldv2_predictions_path
+    return SearchOutcome(results, query_names, index_names, written, failed)
+
+
+def _extract_both_sides(request: SearchRequest, sides) -> list[str]:
+    """Features of (paths, names, folder) of each side by the request's model; returns the
+    paths of the images that could not be read."""
+    failed: list[str] = []
+    if request.method == "elfm":
+        from delf_tf.elfm.extraction import ElfmExtractor
+
+        extractor = ElfmExtractor(request.elfm_model_path)
+        for paths, names, folder in sides:
+            failed += ExtractElfmFeatures(extractor, paths, names, folder)
+        return failed
+    from delf_tf import config as config_lib
+    from delf_tf.extraction import extractor as extractor_lib
+
+    config = config_lib.ReadDelfConfig(request.delf_config_path)
+    _check_config_features(request, config)
+    extract = extractor_lib.MakeExtractor(
+        config, binarize_local_descriptors=request.method == "delg_star")
+    for paths, names, folder in sides:
+        failed += ExtractFeatures(extract, paths, names, folder, config.use_global_features,
+                                  config.use_local_features)
+    return failed
+
+
+def _check_config_features(request: SearchRequest, config) -> None:
+    """ValueError unless the DelfConfig extracts the features the method ranks by."""
+    use_global = request.method not in ("delf", "asmk")
+    use_local = request.method != "delg_global"
+    if (use_global and not config.use_global_features) or (
+            use_local and not config.use_local_features):
+        raise ValueError(
+            f"method {request.method} needs {'global' if use_global else ''}"
+            f"{' and ' if use_global and use_local else ''}{'local' if use_local else ''} "
+            f"features, but {request.delf_config_path} has use_global_features="
+            f"{config.use_global_features}, use_local_features={config.use_local_features}")
+
+
+def _search_codebook(request: SearchRequest, index_names: Sequence[str],
+                     index_dir: str) -> np.ndarray | None:
+    """asmk: the request's codebook, or one trained on the database (and saved)."""
+    if request.method != "asmk":
+        return None
+    from delf_tf.aggregation import codebook as codebook_lib
+
+    if request.codebook_path:
+        return codebook_lib.ReadCodebook(request.codebook_path)
+    codebook = TrainCodebook(index_names, index_dir, request.asmk_num_words)
+    codebook_lib.WriteCodebook(codebook, os.path.join(request.output_dir, "codebook.datum"))
+    return codebook
+
+
+def _without(paths: Sequence[str], names: Sequence[str],
+             failed: set[str]) -> tuple[list[str], list[str]]:
+    kept = [(p, n) for p, n in zip(paths, names) if p not in failed]
+    return [p for p, _ in kept], [n for _, n in kept]
+
+
 def _csv(value: str) -> str:
     if any(c in value for c in ',"\n'):
         return '"' + value.replace('"', '""') + '"'

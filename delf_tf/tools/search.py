@@ -26,7 +26,6 @@ Example:
   python tools/search.py --query_images='queries/*.jpg' --index_images=index_list.txt ...
 """
 
-import os
 import sys
 
 from absl import app, flags
@@ -86,116 +85,32 @@ _GLDV2_PREDICTIONS_PATH = flags.DEFINE_string(
 flags.mark_flags_as_required(["query_images", "index_images"])
 
 
-def _search() -> None:
-    from delf_tf.retrieval import gldv2
-
-    method = _METHOD.value
-    query_paths = image_search.ListImages(_QUERY_IMAGES.value)
-    index_paths = image_search.ListImages(_INDEX_IMAGES.value)
-    query_names = image_search.ImageNames(query_paths)
-    index_names = image_search.ImageNames(index_paths)
-    features_dir = _FEATURES_DIR.value or os.path.join(_OUTPUT_DIR.value, "features")
-    if method == "elfm":
-        if not _ELFM_MODEL_PATH.value:
-            raise ValueError("--method=elfm needs --elfm_model_path")
-        features_dir = os.path.join(features_dir, "elfm")
-    elif not _DELF_CONFIG_PATH.value:
-        raise ValueError(f"--method={method} needs --delf_config_path")
-    elif method == "delg_star":
-        features_dir = os.path.join(features_dir, "binarized")
-    query_dir = os.path.join(features_dir, "query")
-    index_dir = os.path.join(features_dir, "index")
-
-    failed = []
-    if method == "elfm":
-        from delf_tf.elfm.extraction import ElfmExtractor
-
-        extractor = ElfmExtractor(_ELFM_MODEL_PATH.value)
-        for paths, names, folder in ((query_paths, query_names, query_dir),
-                                     (index_paths, index_names, index_dir)):
-            failed += image_search.ExtractElfmFeatures(extractor, paths, names, folder)
-    else:
-        failed = _extract_delf_config_features(method, query_paths, query_names, query_dir,
-                                               index_paths, index_names, index_dir)
-    if failed:
-        kept = set(failed)
-        query_paths, query_names = _without(query_paths, query_names, kept)
-        index_paths, index_names = _without(index_paths, index_names, kept)
-    codebook = _asmk_codebook(index_names, index_dir) if method == "asmk" else None
-    results = image_search.Rank(
-        method, query_names, index_names, index_paths, query_dir, index_dir, codebook=codebook,
-        num_results=_NUM_RESULTS.value, num_to_rerank=_NUM_TO_RERANK.value,
-        verification=_VERIFICATION.params())
-    written = image_search.WriteResults(_OUTPUT_DIR.value, method, query_paths, query_names,
-                                        results)
-    if _GLDV2_PREDICTIONS_PATH.value:
-        gldv2.WriteRetrievalPredictions(
-            _GLDV2_PREDICTIONS_PATH.value,
-            {name: [m.name for m in matches] for name, matches in results.items()})
-        written["gldv2"] = _GLDV2_PREDICTIONS_PATH.value
-    _print_best_matches(results, query_names[:5])
-    print(f"Wrote {', '.join(written.values())} ({len(query_names)} queries, "
-          f"{len(index_names)} database images, method {method})")
-    if failed:
-        sys.exit(f"Error: {len(failed)} images could not be read: {', '.join(failed)}")
-
-
-def _asmk_codebook(index_names, index_dir):
-    """--codebook_path's codebook, or one trained on the database (and saved)."""
-    from delf_tf.aggregation import codebook as codebook_lib
-
-    if _CODEBOOK_PATH.value:
-        return codebook_lib.ReadCodebook(_CODEBOOK_PATH.value)
-    codebook = image_search.TrainCodebook(index_names, index_dir, _ASMK_NUM_WORDS.value)
-    codebook_lib.WriteCodebook(codebook, os.path.join(_OUTPUT_DIR.value, "codebook.datum"))
-    return codebook
-
-
-def _print_best_matches(results, names) -> None:
-    for name in names:
-        best = results[name][0] if results[name] else None
+def _print_outcome(outcome: image_search.SearchOutcome) -> None:
+    for name in outcome.query_names[:5]:
+        best = outcome.results[name][0] if outcome.results[name] else None
         print(f"{name}: " + (f"{best.name} (score {best.score:.4g}"
                              + (f", {best.inliers} inliers" if best.inliers is not None else "")
                              + ")" if best else "no results"))
-
-
-def _extract_delf_config_features(method, query_paths, query_names, query_dir, index_paths,
-                                  index_names, index_dir) -> list[str]:
-    """Features of the DelfConfig's model for both sides; returns the unreadable images."""
-    from delf_tf import config as config_lib
-    from delf_tf.extraction import extractor as extractor_lib
-
-    config = config_lib.ReadDelfConfig(_DELF_CONFIG_PATH.value)
-    use_global = method not in ("delf", "asmk")
-    use_local = method != "delg_global"
-    if (use_global and not config.use_global_features) or (
-            use_local and not config.use_local_features):
-        raise ValueError(
-            f"--method={method} needs {'global' if use_global else ''}"
-            f"{' and ' if use_global and use_local else ''}{'local' if use_local else ''} "
-            f"features, but {_DELF_CONFIG_PATH.value} has use_global_features="
-            f"{config.use_global_features}, use_local_features={config.use_local_features}")
-    extract = extractor_lib.MakeExtractor(config,
-                                          binarize_local_descriptors=method == "delg_star")
-    failed = []
-    for paths, names, folder in ((query_paths, query_names, query_dir),
-                                 (index_paths, index_names, index_dir)):
-        failed += image_search.ExtractFeatures(extract, paths, names, folder,
-                                               config.use_global_features,
-                                               config.use_local_features)
-    return failed
-
-
-def _without(paths, names, failed):
-    kept = [(p, n) for p, n in zip(paths, names) if p not in failed]
-    return [p for p, _ in kept], [n for _, n in kept]
+    print(f"Wrote {', '.join(outcome.written.values())} ({len(outcome.query_names)} queries, "
+          f"{len(outcome.index_names)} database images, method {_METHOD.value})")
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
-        _search()
+        outcome = image_search.Search(image_search.SearchRequest(
+            query_images=_QUERY_IMAGES.value, index_images=_INDEX_IMAGES.value,
+            output_dir=_OUTPUT_DIR.value, method=_METHOD.value,
+            delf_config_path=_DELF_CONFIG_PATH.value, elfm_model_path=_ELFM_MODEL_PATH.value,
+            features_dir=_FEATURES_DIR.value, num_results=_NUM_RESULTS.value,
+            num_to_rerank=_NUM_TO_RERANK.value, verification=_VERIFICATION.params(),
+            codebook_path=_CODEBOOK_PATH.value, asmk_num_words=_ASMK_NUM_WORDS.value,
+            gldv2_predictions_path=_GLDV2_PREDICTIONS_PATH.value))
+    _print_outcome(outcome)
+    if outcome.failed:
+        sys.exit(f"Error: {len(outcome.failed)} images could not be read: "
+                 f"{', '.join(outcome.failed)}")
 
 
 if __name__ == "__main__":

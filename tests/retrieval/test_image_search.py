@@ -161,3 +161,17 @@ def test_elfm_search_ranks_the_copy_of_the_query_first(demo_folders, tiny_delg_e
     best = ranked[first_query][0]
     assert best.name == "copy_of_" + first_query and best.score == pytest.approx(1.0)
     assert best.inliers is None
+
+
+def test_search_request_feature_folders_and_missing_models(tmp_path):
+    request = image_search.SearchRequest(query_images="q", index_images="i",
+                                         output_dir=str(tmp_path), method="delg_star",
+                                         delf_config_path="c.pbtxt")
+    assert request.feature_dirs() == (str(tmp_path / "features" / "binarized" / "query"),
+                                      str(tmp_path / "features" / "binarized" / "index"))
+    with pytest.raises(ValueError, match="elfm needs an elfm_model_path"):
+        image_search.SearchRequest(query_images="q", index_images="i", output_dir="o",
+                                   method="elfm").feature_dirs()
+    with pytest.raises(ValueError, match="delg needs a delf_config_path"):
+        image_search.SearchRequest(query_images="q", index_images="i",
+                                   output_dir="o").feature_dirs()
