@@ -124,8 +124,9 @@ def test_delg_recipe_runs_from_the_config_on(tmp_path, tiny_delg_export):
 
     mean_ap = revisited.ReadMetricsFile(str(work / "results" / "roxford5k_delg" / "metrics.txt"))[0]
     assert set(mean_ap) == {"medium", "hard", "medium_after_gv", "hard_after_gv"}
-    assert len(os.listdir(work / "features" / "roxford5k" / "query")) == 2 * 2  # global + local
-    assert len(os.listdir(work / "features" / "roxford5k" / "index")) == 2 * (2 * 3 + 2)
+    # global + local per image, and extraction_source.json (the model and config used)
+    assert len(os.listdir(work / "features" / "roxford5k" / "query")) == 2 * 2 + 1
+    assert len(os.listdir(work / "features" / "roxford5k" / "index")) == 2 * (2 * 3 + 2) + 1
 
 
 @pytest.mark.parametrize("recipe", ["delg", "delf", "how", "elfm"])

@@ -22,6 +22,7 @@ from PIL import Image
 from delf_tf import checks, utils
 from delf_tf import config as config_lib
 from delf_tf.extraction import extractor as extractor_lib
+from delf_tf.extraction import provenance
 from delf_tf.io import atomic, datum_io, feature_io
 
 logger = logging.getLogger(__name__)
@@ -198,6 +199,16 @@ def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: st
     return failures
 
 
+def _record_source(output_dir: str, config_path: str, config, overwrite: bool,
+                   **options) -> None:
+    """Records the model and config in the output directory; warns if earlier outputs
+    there came from others (see delf_tf.extraction.provenance)."""
+    provenance.record_source(
+            output_dir,
+            provenance.describe_source(config.model_path, config_path, str(config), **options),
+            overwrite)
+
+
 def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str, *,
                         num_shards: int = 1, shard_index: int = 0,
                         overwrite: bool = False) -> list[str]:
@@ -220,6 +231,7 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
     check_distinct_outputs({path: _delf_output(output_dir, path) for path in image_paths})
     selected = shard(image_paths, num_shards, shard_index)
     os.makedirs(output_dir, exist_ok=True)
+    _record_source(output_dir, config_path, config, overwrite)
     extract = extractor_lib.MakeExtractor(config)
 
     def load_one(image_path):
@@ -265,6 +277,8 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
                                   "image name")
     selected = shard(names, num_shards, shard_index)
     os.makedirs(output_features_dir, exist_ok=True)
+    _record_source(output_features_dir, delf_config_path, config, overwrite,
+                   binarize_local_descriptors=binarize_local_descriptors)
     extract = extractor_lib.MakeExtractor(
             config, binarize_local_descriptors=binarize_local_descriptors)
 

@@ -1,6 +1,7 @@
 """The extract_features jobs: DELF over an image list, DELG over a Revisited
 dataset (query crops), skip-existing, shards, unreadable images, the tool's exit."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,12 +11,17 @@ import pytest
 from PIL import Image
 
 from delf_tf import config as config_lib
-from delf_tf.extraction import batch, extractor
+from delf_tf.extraction import batch, extractor, provenance
 from delf_tf.io import datum_io, feature_io
 from delf_tf.protos import delf_config_pb2
 from delf_tf.retrieval import dataset
 
 REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def outputs(directory) -> list[str]:
+    """The feature files in `directory`, without the record of their model and config."""
+    return sorted(name for name in os.listdir(directory) if name != provenance.SIDECAR_NAME)
 
 
 def write_config(path, model_path, use_global=False, max_image_size=-1):
@@ -85,7 +91,7 @@ def test_delf_list_extraction(tmp_path, delf_export, image_files):
     failures = batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"),
                                          str(tmp_path / "list.txt"), str(out))
     assert failures == [str(image_files / "bad.jpg"), str(image_files / "missing.jpg")]
-    assert sorted(os.listdir(out)) == ["a.delf", "b.delf"]
+    assert outputs(out) == ["a.delf", "b.delf"]
     locations, _, descriptors, attention, _ = feature_io.ReadFromFile(str(out / "a.delf"))
     expected = extract(np.asarray(Image.open(image_files / "a.png")))
     np.testing.assert_allclose(descriptors, expected["local_features"]["descriptors"], rtol=1e-6)
@@ -104,7 +110,7 @@ def test_delf_list_extraction(tmp_path, delf_export, image_files):
                                          str(tmp_path / "list.txt"), str(tmp_path / "shard"),
                                          num_shards=2, shard_index=1)
     assert failures == [str(image_files / "bad.jpg"), str(image_files / "missing.jpg")]
-    assert os.listdir(tmp_path / "shard") == []
+    assert outputs(tmp_path / "shard") == []
 
 
 def test_delg_dataset_extraction_crops_queries(tmp_path, delg_export, make_image):
@@ -123,7 +129,7 @@ def test_delg_dataset_extraction_crops_queries(tmp_path, delg_export, make_image
     failures = batch.ExtractDelgFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "gnd.mat"),
                                          str(images_dir), "query", str(out))
     assert failures == []
-    assert sorted(os.listdir(out)) == ["q0.delg_global", "q0.delg_local"]
+    assert outputs(out) == ["q0.delg_global", "q0.delg_local"]
     full = Image.open(images_dir / "q0.jpg").convert("RGB")
     cropped = np.asarray(full.crop((20, 10, 100, 80)))
     # The 80x70 crop of a 128-wide image is resized with max_image_size 64 * 80/128 = 40.
@@ -140,7 +146,7 @@ def test_delg_dataset_extraction_crops_queries(tmp_path, delg_export, make_image
                                          str(images_dir), "index", str(out),
                                          binarize_local_descriptors=True)
     assert failures == ["i1"]
-    assert sorted(os.listdir(out)) == ["i0.delg_global", "i0.delg_local"]
+    assert outputs(out) == ["i0.delg_global", "i0.delg_local"]
     descriptors = feature_io.ReadFromFile(str(out / "i0.delg_local"))[2]
     assert descriptors.dtype == np.uint8 and descriptors.shape[1] == 128 // 8
     with pytest.raises(ValueError, match="image_set"):
@@ -164,7 +170,7 @@ def test_query_boxes_outside_the_image_clipped_or_named(tmp_path, delg_export, m
                                          image_extension=".png")
     assert failures == ["q1"]
     assert "q1: query box [130.0, 10.0, 180.0, 60.0] lies outside the 128x96 image" in caplog.text
-    assert sorted(os.listdir(out)) == ["q0.delg_global", "q0.delg_local"]
+    assert outputs(out) == ["q0.delg_global", "q0.delg_local"]
     # q0 is its box's part inside the image (68 x 70), not a black-padded 140 x 100.
     inside = np.asarray(Image.open(images_dir / "q0.png").convert("RGB"))[0:70, 60:128]
     expected = extractor.MakeExtractor(config)(inside, resize_factor=70 / 128)
@@ -184,7 +190,7 @@ def test_extract_features_tool_exits_nonzero_listing_bad_images(tmp_path, delf_e
     assert result.returncode == 1
     assert "1 image(s) failed" in result.stderr
     assert str(image_files / "bad.jpg") in result.stderr
-    assert os.listdir(tmp_path / "out") == ["a.delf"]
+    assert outputs(tmp_path / "out") == ["a.delf"]
 
 
 def test_an_image_failing_inside_extraction_is_logged_and_the_job_goes_on(
@@ -208,7 +214,7 @@ def test_an_image_failing_inside_extraction_is_logged_and_the_job_goes_on(
     failures = batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"),
                                          str(tmp_path / "list.txt"), str(tmp_path / "out"))
     assert failures == [str(image_files / "a.png")]
-    assert sorted(os.listdir(tmp_path / "out")) == ["b.delf", "tiny.delf"]
+    assert outputs(tmp_path / "out") == ["b.delf", "tiny.delf"]
     assert "kernel failure" in caplog.text
 
     # When every one of the first images fails, the model is at fault: the job stops.
@@ -256,7 +262,7 @@ def test_overwrite_replaces_existing_outputs(tmp_path, delf_export, image_files,
     assert "1 image(s) skipped because their outputs already exist" in caplog.text
     assert run(overwrite=True) == []
     assert len(feature_io.ReadFromFile(str(out / "a.delf"))[0]) > 0
-    assert sorted(os.listdir(out)) == ["a.delf"]  # no temporary file left
+    assert outputs(out) == ["a.delf"]  # no temporary file left
 
 
 def test_kill_9_leaves_no_truncated_file_and_a_rerun_completes_the_set(tmp_path, delf_export,
@@ -293,4 +299,50 @@ def test_kill_9_leaves_no_truncated_file_and_a_rerun_completes_the_set(tmp_path,
 
     assert batch.ExtractDelfFeatures(str(tmp_path / "config.pbtxt"), str(tmp_path / "list.txt"),
                                      str(out)) == []
-    assert sorted(os.listdir(out)) == sorted(f"{n}.delf" for n in names)  # no .tmp left
+    assert outputs(out) == sorted(f"{n}.delf" for n in names)  # no .tmp left
+
+
+def test_rerun_with_another_model_or_config_warns_naming_both(tmp_path, delf_export,
+                                                               image_files, caplog):
+    (tmp_path / "list.txt").write_text(f"{image_files / 'a.png'}\n")
+    out = tmp_path / "out"
+    write_config(tmp_path / "a.pbtxt", delf_export)
+    config_b = write_config(tmp_path / "b.pbtxt", delf_export)
+    config_b.delf_local_config.max_feature_num = 20
+    config_lib.WriteConfig(str(tmp_path / "b.pbtxt"), config_b)
+
+    def run(config_name, **kwargs):
+        caplog.clear()
+        assert batch.ExtractDelfFeatures(str(tmp_path / config_name),
+                                         str(tmp_path / "list.txt"), str(out), **kwargs) == []
+        return [r.getMessage() for r in caplog.records if "were extracted with" in r.getMessage()]
+
+    assert run("a.pbtxt") == [] and run("a.pbtxt") == []
+    features_a = len(feature_io.ReadFromFile(str(out / "a.delf"))[0])
+    assert features_a > 20
+    sidecar = out / provenance.SIDECAR_NAME
+    (source_a,) = json.loads(sidecar.read_text())["sources"]
+    assert source_a["model_path"] == os.path.abspath(delf_export) and source_a["model_fingerprint"]
+    (warning,) = run("b.pbtxt")
+    assert f"config {tmp_path / 'a.pbtxt'} (sha256 {source_a['config_sha256']})" in warning
+    assert f"this run uses model {os.path.abspath(delf_export)}" in warning
+    assert f"config {tmp_path / 'b.pbtxt'}" in warning and "pass --overwrite" in warning
+    assert len(feature_io.ReadFromFile(str(out / "a.delf"))[0]) == features_a  # a's, kept
+    assert len(json.loads(sidecar.read_text())["sources"]) == 2  # a's and b's files now
+    (warning,) = run("b.pbtxt", overwrite=True)
+    assert "with --overwrite, replaces them" in warning
+    assert len(json.loads(sidecar.read_text())["sources"]) == 1
+    assert len(feature_io.ReadFromFile(str(out / "a.delf"))[0]) <= 20
+    assert run("b.pbtxt") == []
+
+    # Another model at the same path (a re-export) is another source too.
+    import shutil
+
+    shutil.copytree(delf_export, tmp_path / "model")
+    before = provenance.describe_source(str(tmp_path / "model"), "c.pbtxt", "")
+    fingerprint = tmp_path / "model" / "fingerprint.pb"
+    index = tmp_path / "model" / "variables" / "variables.index"
+    changed = fingerprint if fingerprint.exists() else index
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    after = provenance.describe_source(str(tmp_path / "model"), "c.pbtxt", "")
+    assert before["model_fingerprint"] != after["model_fingerprint"]

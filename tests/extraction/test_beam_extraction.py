@@ -20,8 +20,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _files(directory):
+    """{name: bytes} of the feature files (the tools' record of model and config aside)."""
+    from delf_tf.extraction import provenance
+
     contents = {}
-    for name in sorted(os.listdir(directory)):
+    for name in sorted(set(os.listdir(directory)) - {provenance.SIDECAR_NAME}):
         with open(os.path.join(directory, name), "rb") as f:
             contents[name] = f.read()
     return contents
