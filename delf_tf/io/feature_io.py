@@ -46,12 +46,11 @@ def _loose(locations, scales, descriptors, attention, orientations=None) -> Loca
 
 
 def _original_arrays(features: LocalFeatures) -> FeatureArrays:
-    """The original's five float64 arrays (uint8 / uint32 descriptors kept);
-    zero features give five empty arrays."""
+    """The original's five arrays of features read as float64; zero features
+    give five empty arrays."""
     if not len(features):
         return (np.array([]), np.array([]), np.array([]), np.array([]), np.array([]))
-    arrays = features.arrays()
-    return tuple(a if a.dtype.kind in "ui" else a.astype(np.float64) for a in arrays)
+    return features.arrays()
 
 
 def features_to_proto(features: LocalFeatures) -> feature_pb2.DelfFeatures:
@@ -121,12 +120,14 @@ def SerializeToString(locations, scales, descriptors, attention, orientations=No
     return serialize_features(_loose(locations, scales, descriptors, attention, orientations))
 
 
-def parse_features(string: bytes, source: str = "input") -> LocalFeatures:
-    """Parses serialized DelfFeatures (float values as float32, the stored
-    precision); NaN/Inf values raise ValueError naming `source`."""
+def parse_features(string: bytes, source: str = "input",
+                   float_dtype=np.float32) -> LocalFeatures:
+    """Parses serialized DelfFeatures, float values as `float_dtype` (float32:
+    the stored precision; float64: the original's arrays); NaN/Inf values raise
+    ValueError naming `source`."""
     # Files written by protobuf (ours and the original's) decode in one vectorised
     # pass; any other valid encoding, and every error, goes through protobuf.
-    arrays = wire_format.ParseDelfFeatures(string, float_dtype=np.float32)
+    arrays = wire_format.ParseDelfFeatures(string, float_dtype=float_dtype)
     if arrays is None:
         delf_features = feature_pb2.DelfFeatures()
         try:
@@ -139,7 +140,8 @@ def parse_features(string: bytes, source: str = "input") -> LocalFeatures:
             raise ValueError(f"{source}: {e}") from e
         if not delf_features.feature:
             return LocalFeatures.empty()
-        arrays = tuple(a if a.dtype.kind in "ui" else a.astype(np.float32) for a in arrays)
+        arrays = tuple(a if a.dtype.kind in "ui" else a.astype(float_dtype, copy=False)
+                       for a in arrays)
     for name, array in zip(LocalFeatures.FIELDS, arrays):
         datum_io.check_finite(array, name, source)
     return LocalFeatures(*arrays)
@@ -148,7 +150,7 @@ def parse_features(string: bytes, source: str = "input") -> LocalFeatures:
 def ParseFromString(string: bytes, source: str = "input") -> FeatureArrays:
     """Parses serialized DelfFeatures into the five arrays; NaN/Inf values raise
     ValueError naming `source`."""
-    return _original_arrays(parse_features(string, source))
+    return _original_arrays(parse_features(string, source, np.float64))
 
 
 def write_features(file_path: str, features: LocalFeatures) -> None:
@@ -156,9 +158,10 @@ def write_features(file_path: str, features: LocalFeatures) -> None:
     atomic.write_bytes_atomic(file_path, serialize_features(features))
 
 
-def read_features(file_path: str) -> LocalFeatures:
-    """Reads a DelfFeatures file (float values float32); errors name the file."""
-    return parse_features(atomic.read_bytes(file_path), source=str(file_path))
+def read_features(file_path: str, float_dtype=np.float32) -> LocalFeatures:
+    """Reads a DelfFeatures file (float values as `float_dtype`, see
+    `parse_features`); errors name the file."""
+    return parse_features(atomic.read_bytes(file_path), str(file_path), float_dtype)
 
 
 def WriteToFile(file_path: str, locations, scales, descriptors, attention,
@@ -169,4 +172,4 @@ def WriteToFile(file_path: str, locations, scales, descriptors, attention,
 
 def ReadFromFile(file_path: str) -> FeatureArrays:
     """Reads (locations, scales, descriptors, attention, orientations)."""
-    return _original_arrays(read_features(file_path))
+    return _original_arrays(read_features(file_path, np.float64))
