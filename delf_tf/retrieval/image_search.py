@@ -106,16 +106,34 @@ def ExtractFeatures(extract, paths: Sequence[str], names: Sequence[str], output_
       extract: a function image -> features dict (delf_tf.extraction.extractor.MakeExtractor).
       paths, names: images and their names; outputs are `<output_dir>/<name><extension>`.
     """
-    from delf_tf import utils
     from delf_tf.io import datum_io, feature_io
 
+    extensions = ([GLOBAL_EXTENSION] if use_global else []) + (
+        [LOCAL_EXTENSION] if use_local else [])
+    failed: list[str] = []
+    for count, name, image in _images_to_extract(paths, names, output_dir, extensions, failed):
+        features = extract(image)
+        if use_local:
+            feature_io.write_features(os.path.join(output_dir, name + LOCAL_EXTENSION),
+                                      features["local_features"])
+        if use_global:
+            datum_io.WriteToFile(features["global_descriptor"],
+                                 os.path.join(output_dir, name + GLOBAL_EXTENSION))
+        if count % 50 == 0 or count == len(paths):
+            logger.info("extracted %d/%d images into %s", count, len(paths), output_dir)
+    return failed
+
+
+def _images_to_extract(paths: Sequence[str], names: Sequence[str], output_dir: str,
+                       extensions: Sequence[str], failed: list[str]):
+    """Yields (count, name, uint8 [H, W, 3] image) of each image, counted from 1, that lacks
+    one of its outputs `<output_dir>/<name><extension>`; the paths of images that cannot be
+    loaded are logged and appended to `failed`."""
+    from delf_tf import utils
+
     os.makedirs(output_dir, exist_ok=True)
-    failed = []
     for count, (path, name) in enumerate(zip(paths, names), 1):
-        global_path = os.path.join(output_dir, name + GLOBAL_EXTENSION)
-        local_path = os.path.join(output_dir, name + LOCAL_EXTENSION)
-        wanted = ([global_path] if use_global else []) + ([local_path] if use_local else [])
-        if all(os.path.exists(p) for p in wanted):
+        if all(os.path.exists(os.path.join(output_dir, name + e)) for e in extensions):
             continue
         try:
             image = utils.RgbLoader(path)
@@ -123,14 +141,7 @@ def ExtractFeatures(extract, paths: Sequence[str], names: Sequence[str], output_
             logger.error("Skipping %s: %s", path, e)
             failed.append(path)
             continue
-        features = extract(np.asarray(image))
-        if use_local:
-            feature_io.write_features(local_path, features["local_features"])
-        if use_global:
-            datum_io.WriteToFile(features["global_descriptor"], global_path)
-        if count % 50 == 0 or count == len(paths):
-            logger.info("extracted %d/%d images into %s", count, len(paths), output_dir)
-    return failed
+        yield count, name, np.asarray(image)
 
 
 def ExtractElfmFeatures(extractor, paths: Sequence[str], names: Sequence[str],
@@ -141,23 +152,14 @@ def ExtractElfmFeatures(extractor, paths: Sequence[str], names: Sequence[str],
     Args:
       extractor: a delf_tf.elfm.extraction.ElfmExtractor.
     """
-    from delf_tf import utils
     from delf_tf.elfm import descriptor
 
-    os.makedirs(output_dir, exist_ok=True)
-    failed = []
-    for path, name in zip(paths, names):
-        output = os.path.join(output_dir, name + ELFM_EXTENSION)
-        if os.path.exists(output):
-            continue
-        try:
-            image = utils.RgbLoader(path)
-        except (FileNotFoundError, ValueError) as e:
-            logger.error("Skipping %s: %s", path, e)
-            failed.append(path)
-            continue
-        described = extractor(np.asarray(image))[0]
-        descriptor.WriteCodesToFile(described.codes, described.dim, output)
+    failed: list[str] = []
+    for _, name, image in _images_to_extract(paths, names, output_dir, [ELFM_EXTENSION],
+                                             failed):
+        described = extractor(image)[0]
+        descriptor.WriteCodesToFile(described.codes, described.dim,
+                                    os.path.join(output_dir, name + ELFM_EXTENSION))
     return failed
 
 

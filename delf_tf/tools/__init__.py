@@ -36,9 +36,11 @@ The flag style of every tool:
   once here and passed whole. A shared module calls `flags.disclaim_key_flags()` at its top,
   which makes the group's flags the calling tool's own (its key flags, listed by `--help`).
 - A flag keeps its name and default when it moves into a group: users' scripts use them.
-- `main(argv)` starts with `common.check_no_arguments(argv)` and runs its work inside
-  `with common.reported_errors():`, the one error wrapper: input errors (missing or broken
-  files, bad values) end the tool with one `Error: ...` line and exit status 1.
+- `main(argv)` starts with `common.configure_logging()` and `common.check_no_arguments(argv)`
+  and runs its work inside `with common.reported_errors():`, the one error wrapper: input
+  errors (missing or broken files, bad values) end the tool with one `Error: ...` line and
+  exit status 1. The work is one library call (orchestration belongs in the library); main
+  only builds its arguments from the flags and prints what it returned.
 """
 
 import importlib
