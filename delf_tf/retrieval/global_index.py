@@ -266,3 +266,37 @@ def BuildFromFiles(names: Sequence[str], features_dir: str, feature_extension: s
     stats = {"num_images": index.num_images, "dim": index.dim, "kind": params.kind,
              "read_seconds": read_seconds, "build_seconds": time.perf_counter() - start}
     return index, stats
+
+
+def QueryFromFiles(index_dir: str, names: Sequence[str], query_paths: Sequence[str],
+                   top_k: int = 100, exact: bool = False, nprobe: int | None = None,
+                   ef_search: int | None = None, report_recall: bool = False,
+                   output_path: str = "") -> dict:
+    """Searches the index saved in `index_dir` for the query descriptors in `query_paths`
+    (DatumProto, named `names`) and returns a report: num_queries, num_images, kind,
+    ms_per_query; with `report_recall` also recall@top_k of an approximate index against an
+    exhaustive search; with `output_path` the results {name: [[index name, score], ...]}
+    are written there as JSON (atomically)."""
+    from delf_tf.io import atomic
+    from delf_tf.retrieval import evaluation  # deferred: evaluation imports matching
+
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    queries = evaluation.read_global_descriptors(query_paths)
+    index = GlobalIndex.Load(index_dir)
+    start = time.perf_counter()
+    ids, scores = index.Search(queries, top_k, exact=exact, nprobe=nprobe, ef_search=ef_search)
+    seconds = time.perf_counter() - start
+    report = {"num_queries": len(names), "num_images": index.num_images,
+              "kind": "exact" if exact else index.params.kind,
+              "ms_per_query": 1e3 * seconds / max(1, len(names))}
+    if report_recall:
+        exact_ids, _ = index.Search(queries, top_k, exact=True)
+        report[f"recall@{top_k}"] = RecallAtK(ids, exact_ids, top_k)
+    if output_path:
+        results = {name: [[index.names[i], float(s)] for i, s in zip(row_ids, row_scores)
+                          if i >= 0]
+                   for name, row_ids, row_scores in zip(names, ids, scores)}
+        atomic.write_bytes_atomic(output_path, json.dumps(results, indent=1).encode())
+        report["output_path"] = output_path
+    return report

@@ -14,12 +14,10 @@ Example:
 """
 
 import json
-import time
 
 from absl import app, flags
 
-from delf_tf.io import atomic
-from delf_tf.retrieval import evaluation, global_index
+from delf_tf.retrieval import global_index
 from delf_tf.tools import common, retrieval_flags
 
 _INDEX_DIR = flags.DEFINE_string(
@@ -52,24 +50,10 @@ def main(argv):
         raise app.UsageError(f"--top_k must be >= 1, got {_TOP_K.value}")
     with common.reported_errors():
         names = _IMAGES.names()
-        queries = evaluation.read_global_descriptors(_IMAGES.paths(names))
-        index = global_index.GlobalIndex.Load(_INDEX_DIR.value)
-    start = time.perf_counter()
-    ids, scores = index.Search(queries, _TOP_K.value, exact=_EXACT.value,
-                               nprobe=_NPROBE.value, ef_search=_EF_SEARCH.value)
-    seconds = time.perf_counter() - start
-    report = {"num_queries": len(names), "num_images": index.num_images,
-              "kind": "exact" if _EXACT.value else index.params.kind,
-              "ms_per_query": 1e3 * seconds / max(1, len(names))}
-    if _REPORT_RECALL.value:
-        exact_ids, _ = index.Search(queries, _TOP_K.value, exact=True)
-        report[f"recall@{_TOP_K.value}"] = global_index.RecallAtK(ids, exact_ids, _TOP_K.value)
-    if _OUTPUT_PATH.value:
-        results = {name: [[index.names[i], float(s)] for i, s in zip(row_ids, row_scores)
-                          if i >= 0]
-                   for name, row_ids, row_scores in zip(names, ids, scores)}
-        atomic.write_bytes_atomic(_OUTPUT_PATH.value, json.dumps(results, indent=1).encode())
-        report["output_path"] = _OUTPUT_PATH.value
+        report = global_index.QueryFromFiles(
+            _INDEX_DIR.value, names, _IMAGES.paths(names), top_k=_TOP_K.value,
+            exact=_EXACT.value, nprobe=_NPROBE.value, ef_search=_EF_SEARCH.value,
+            report_recall=_REPORT_RECALL.value, output_path=_OUTPUT_PATH.value)
     print(json.dumps(report, indent=1))
 
 
