@@ -62,6 +62,44 @@ class AsmkParams:
         return self.side(codebook_size, dim, query).to_config()
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CodebookParams:
+    """How an ASMK* codebook is trained (HOW's settings): faiss k-means with
+    `num_words` words and `num_iterations` iterations over the descriptors of
+    at most `num_images` images drawn at random (all of them if fewer), at
+    most `max_num_descriptors` of those (None: all), everything seeded by `seed`."""
+
+    num_words: int = 65536
+    num_images: int = 20000
+    num_iterations: int = 10
+    max_num_descriptors: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_images <= 0:
+            raise ValueError(f"num_images must be positive, got {self.num_images}")
+
+
+def train_codebook(
+    feature_paths: Sequence[str],
+    params: CodebookParams = CodebookParams(),
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """k-means codebook (faiss) of the feature files' float descriptors, as
+    `params` says. Returns float32 [K, D]."""
+    feature_paths = list(feature_paths)
+    if len(feature_paths) > params.num_images:
+        rng = np.random.default_rng(params.seed)
+        chosen = np.sort(rng.choice(len(feature_paths), params.num_images, replace=False))
+        feature_paths = [feature_paths[i] for i in chosen]
+    descriptors = codebook_lib.SampleDescriptors(
+        feature_paths, params.max_num_descriptors, params.seed, progress=progress)
+    logger.info("k-means of %d descriptors (%d images) into %d words", len(descriptors),
+                len(feature_paths), params.num_words)
+    return codebook_lib.TrainCodebook(
+        descriptors, params.num_words, params.num_iterations, params.seed, algorithm="faiss")
+
+
 def TrainAsmkCodebook(
     feature_paths: Sequence[str],
     num_words: int = 65536,
@@ -71,21 +109,10 @@ def TrainAsmkCodebook(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """k-means codebook (faiss) on the descriptors of `num_images` feature
-    files drawn at random (all of them if fewer). Returns float32 [K, D]."""
-    feature_paths = list(feature_paths)
-    if num_images <= 0:
-        raise ValueError(f"num_images must be positive, got {num_images}")
-    if len(feature_paths) > num_images:
-        rng = np.random.default_rng(seed)
-        chosen = np.sort(rng.choice(len(feature_paths), num_images, replace=False))
-        feature_paths = [feature_paths[i] for i in chosen]
-    descriptors = codebook_lib.SampleDescriptors(
-        feature_paths, max_num_descriptors, seed, progress=progress)
-    logger.info("k-means of %d descriptors (%d images) into %d words", len(descriptors),
-                len(feature_paths), num_words)
-    return codebook_lib.TrainCodebook(
-        descriptors, num_words, num_iterations, seed, algorithm="faiss")
+    """`train_codebook` with the CodebookParams as loose arguments."""
+    return train_codebook(feature_paths, CodebookParams(
+        num_words=num_words, num_images=num_images, num_iterations=num_iterations,
+        max_num_descriptors=max_num_descriptors, seed=seed), progress)
 
 
 class AsmkIndex:

@@ -15,7 +15,14 @@ import time
 import numpy as np
 
 from delf_tf.aggregation import codebook as codebook_lib
-from delf_tf.aggregation.asmk_index import AsmkIndex, AsmkParams, ReadDescriptors, TrainAsmkCodebook
+from delf_tf.aggregation.aggregation_extraction import FeatureFiles
+from delf_tf.aggregation.asmk_index import (
+    AsmkIndex,
+    AsmkParams,
+    CodebookParams,
+    ReadDescriptors,
+    train_codebook,
+)
 from delf_tf.io import atomic
 from delf_tf.retrieval import dataset, evaluation, knn_classification
 
@@ -62,20 +69,29 @@ def _progress(header: str):
     return report
 
 
-def TrainCodebookFromFeatures(
-    names, features_dir: str, feature_extension: str, output_path: str,
-    num_words: int = 65536, num_images: int = 20000, num_iterations: int = 10, seed: int = 0,
+def train_codebook_from_features(
+    names, files: FeatureFiles, output_path: str, params: CodebookParams = CodebookParams(),
 ) -> np.ndarray:
     """Trains a faiss k-means codebook on the features of (at most
-    `num_images` of) the named images and writes it as a DatumProto file."""
-    paths = FeaturePaths(names, features_dir, feature_extension)
+    `params.num_images` of) the named images and writes it as a DatumProto file."""
+    paths = FeaturePaths(names, files.features_dir, files.extension)
     start = time.perf_counter()
-    codebook = TrainAsmkCodebook(paths, num_words, num_images, num_iterations, seed=seed,
-                                 progress=_progress("Read features"))
+    codebook = train_codebook(paths, params, progress=_progress("Read features"))
     logger.info("Codebook %s trained in %.1f s", codebook.shape, time.perf_counter() - start)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     codebook_lib.WriteCodebook(codebook, output_path)
     return codebook
+
+
+def TrainCodebookFromFeatures(
+    names, features_dir: str, feature_extension: str, output_path: str,
+    num_words: int = 65536, num_images: int = 20000, num_iterations: int = 10, seed: int = 0,
+) -> np.ndarray:
+    """`train_codebook_from_features` with loose arguments."""
+    return train_codebook_from_features(
+        names, FeatureFiles(features_dir, feature_extension), output_path,
+        CodebookParams(num_words=num_words, num_images=num_images,
+                       num_iterations=num_iterations, seed=seed))
 
 
 def BuildIndexFromFeatures(

@@ -11,6 +11,8 @@ Example:
 from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
+from delf_tf.aggregation.aggregation_extraction import FeatureFiles
+from delf_tf.aggregation.asmk_index import CodebookParams
 from delf_tf.tools import common, retrieval_flags
 
 _IMAGES = retrieval_flags.define_image_flags(image_set="index")
@@ -36,10 +38,11 @@ def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
-        codebook = asmk_search.TrainCodebookFromFeatures(
-            _IMAGES.names(), _IMAGES.features_dir.value, _IMAGES.feature_extension.value,
-            _OUTPUT_PATH.value, num_words=_NUM_WORDS.value, num_images=_NUM_IMAGES.value,
-            num_iterations=_NUM_ITERATIONS.value, seed=_SEED.value)
+        params = CodebookParams(num_words=_NUM_WORDS.value, num_images=_NUM_IMAGES.value,
+                                num_iterations=_NUM_ITERATIONS.value, seed=_SEED.value)
+        files = FeatureFiles(_IMAGES.features_dir.value, _IMAGES.feature_extension.value)
+        codebook = asmk_search.train_codebook_from_features(
+            _IMAGES.names(), files, _OUTPUT_PATH.value, params)
     print(f"Wrote codebook {codebook.shape} to {_OUTPUT_PATH.value}")
 
 

@@ -55,3 +55,30 @@ def test_asmk_params_give_each_sides_aggregation_params():
     assert (query.aggregation_type, query.num_assignments, query.codebook_size) == ("ASMK", 3, 64)
     assert asmk.side(64, 32, query=False).num_assignments == 1
     assert asmk.aggregation_config(64, 32, query=True) == query.to_config()
+
+
+def test_codebook_wrappers_are_the_engine(tmp_path):
+    pytest.importorskip("faiss")
+    from delf_tf.aggregation import asmk_index, asmk_search
+    from delf_tf.aggregation.aggregation_extraction import FeatureFiles
+    from delf_tf.io import feature_io
+    from delf_tf.local_features import LocalFeatures
+
+    rng = np.random.default_rng(0)
+    names = [f"img{i}" for i in range(3)]
+    for name in names:
+        feature_io.write_features(str(tmp_path / f"{name}.delf"), LocalFeatures.from_arrays(
+            np.zeros([30, 2]), rng.normal(size=[30, 8]).astype(np.float32)))
+    params = asmk_index.CodebookParams(num_words=4, num_images=2, num_iterations=5, seed=1)
+    engine = asmk_search.train_codebook_from_features(
+        names, FeatureFiles(str(tmp_path)), str(tmp_path / "engine.datum"), params)
+    wrapper = asmk_search.TrainCodebookFromFeatures(
+        names, str(tmp_path), ".delf", str(tmp_path / "wrapper.datum"), num_words=4,
+        num_images=2, num_iterations=5, seed=1)
+    np.testing.assert_array_equal(engine, wrapper)
+    paths = [str(tmp_path / f"{name}.delf") for name in names]
+    np.testing.assert_array_equal(
+        asmk_index.TrainAsmkCodebook(paths, 4, 2, 5, seed=1),
+        asmk_index.train_codebook(paths, params))
+    with pytest.raises(ValueError, match="num_images must be positive"):
+        asmk_index.CodebookParams(num_images=0)
