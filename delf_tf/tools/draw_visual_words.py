@@ -35,10 +35,8 @@ def main(argv):
     from delf_tf.matching import match_images
 
     with common.reported_errors():
-        shared = match_images.draw_visual_words(
-            _PAIR.image_1_path.value, _PAIR.image_2_path.value, _PAIR.features_1_path.value,
-            _PAIR.features_2_path.value, _CODEBOOK_PATH.value, _PAIR.output_image.value,
-            method=_METHOD.value)
+        shared = match_images.draw_visual_words(*_PAIR.paths(), _CODEBOOK_PATH.value,
+                                                _PAIR.output_image.value, method=_METHOD.value)
     print(f"{shared} visual words in both images; saved {_PAIR.output_image.value}")
 
 

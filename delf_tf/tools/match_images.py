@@ -35,10 +35,9 @@ def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
-        result = match_images.match_images(
-            _PAIR.image_1_path.value, _PAIR.image_2_path.value, _PAIR.features_1_path.value,
-            _PAIR.features_2_path.value, _PAIR.output_image.value, _VERIFICATION.params(),
-            title=_TITLE.value, method=_METHOD.value)
+        result = match_images.match_images(*_PAIR.paths(), _PAIR.output_image.value,
+                                           _VERIFICATION.params(), title=_TITLE.value,
+                                           method=_METHOD.value)
     print(f"Found {result.num_inliers} inliers")
     if _PAIR.output_image.value:
         print(f"Saved the matches to {_PAIR.output_image.value}")

@@ -244,6 +244,12 @@ class ImagePairFlags:
     features_2_path: flags.FlagHolder
     output_image: flags.FlagHolder
 
+    def paths(self) -> tuple[str, str, str, str]:
+        """(image_1_path, image_2_path, features_1_path, features_2_path), the order the
+        library's pair functions (matching.match_images) take them in."""
+        return (self.image_1_path.value, self.image_2_path.value, self.features_1_path.value,
+                self.features_2_path.value)
+
 
 def define_image_pair_flags(*, images: tuple[str | None, str | None],
                             features: tuple[str | None, str | None], output_image: str,
