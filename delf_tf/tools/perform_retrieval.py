@@ -34,7 +34,8 @@ _NUM_TO_RERANK = flags.DEFINE_integer(
     "Number of top non-junk images re-ranked per query.")
 _FEATURE_CACHE_SIZE = flags.DEFINE_integer(
     "feature_cache_size", 512,
-    "Index images whose local features are kept in memory (~1 MB each).")
+    "Most index images whose local features are kept in memory (~1 MB each); each file is "
+    "read once per run when the images later queries still need fit.")
 
 
 def main(argv):
