@@ -72,6 +72,13 @@ class ImageFlags:
         extension = self.feature_extension.value
         return [os.path.join(self.features_dir.value, name + extension) for name in names]
 
+    def files(self, mapping_path: str = ""):
+        """The feature files as the aggregation library's FeatureFiles (with an optional
+        region mapping CSV)."""
+        from delf_tf.aggregation.aggregation_extraction import FeatureFiles
+
+        return FeatureFiles(self.features_dir.value, self.feature_extension.value, mapping_path)
+
     def _every_feature_file(self) -> list[str]:
         extension = self.feature_extension.value
         pattern = os.path.join(glob.escape(self.features_dir.value), "*" + extension)

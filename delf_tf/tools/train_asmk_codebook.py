@@ -11,7 +11,6 @@ Example:
 from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
-from delf_tf.aggregation.aggregation_extraction import FeatureFiles
 from delf_tf.aggregation.asmk_index import CodebookParams
 from delf_tf.tools import common, retrieval_flags
 
@@ -40,9 +39,8 @@ def main(argv):
     with common.reported_errors():
         params = CodebookParams(num_words=_NUM_WORDS.value, num_images=_NUM_IMAGES.value,
                                 num_iterations=_NUM_ITERATIONS.value, seed=_SEED.value)
-        files = FeatureFiles(_IMAGES.features_dir.value, _IMAGES.feature_extension.value)
         codebook = asmk_search.train_codebook_from_features(
-            _IMAGES.names(), files, _OUTPUT_PATH.value, params)
+            _IMAGES.names(), _IMAGES.files(), _OUTPUT_PATH.value, params)
     print(f"Wrote codebook {codebook.shape} to {_OUTPUT_PATH.value}")
 
 
