@@ -48,3 +48,20 @@ def test_index_then_retrieval(tmp_path):
                 f"--list_path={tmp_path / 'list.txt'}")
     assert both.returncode == 1
     assert "give exactly one of --dataset_file_path and --list_path" in both.stderr
+
+
+def test_draw_match_map_tool(tmp_path, tiny_delg_export):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for name in ("q", "t"):
+        Image.fromarray(rng.integers(0, 255, [96, 128, 3], dtype=np.uint8)).save(
+            tmp_path / f"{name}.png")
+    checkpoint = os.path.join(os.path.dirname(tiny_delg_export), "delf_weights")
+    done = _run("draw_elfm_match_map", f"--model_path={checkpoint}",
+                f"--query_image={tmp_path / 'q.png'}", f"--target_image={tmp_path / 't.png'}",
+                f"--output_path={tmp_path / 'map.png'}", "--num_features=50",
+                "--num_clusters=4", "--image_scales=1.0", "--max_image_size=128")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "S(q, c) = " in done.stdout
+    assert Image.open(tmp_path / "map.png").size[0] > 128
