@@ -38,7 +38,7 @@ _SEED = flags.DEFINE_integer(
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    with common.reported_errors(OSError):
+    with common.reported_errors():
         codebook.ClusterDatasetFeatures(
             _IMAGES.dataset_file_path.value, _IMAGES.features_dir.value,
             _OUTPUT_CLUSTER_DIR.value, num_clusters=_NUM_CLUSTERS.value,

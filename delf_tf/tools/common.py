@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 
 __all__ = ["INPUT_ERRORS", "check_no_arguments", "configure_logging", "reported_errors"]
 
-# What the library raises for bad input (missing or broken files, bad values):
+# What the library raises for bad input (missing, unreadable or broken files, bad values):
 # a message for the user, not a traceback.
-INPUT_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, ValueError)
+INPUT_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError)
 
 
 def configure_logging(level: int = logging.INFO) -> None:

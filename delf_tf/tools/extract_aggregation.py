@@ -40,7 +40,7 @@ _INDEX_MAPPING_PATH = flags.DEFINE_string(
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    with common.reported_errors(OSError):
+    with common.reported_errors():
         query_list, index_list, _ = dataset.ReadDatasetFile(_IMAGES.dataset_file_path.value)
         aggregation_extraction.ExtractAggregatedRepresentationsToFiles(
             query_list if _USE_QUERY_IMAGES.value else index_list, _IMAGES.features_dir.value,

@@ -50,7 +50,7 @@ _INDEX_MAPPING_PATH = flags.DEFINE_string(
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    with common.reported_errors(OSError):
+    with common.reported_errors():
         retrieval.PerformAggregatedRetrieval(
             _FILES.dataset_file_path.value, _QUERY_AGGREGATION_CONFIG_PATH.value,
             _INDEX_AGGREGATION_CONFIG_PATH.value, _FILES.output_dir.value,

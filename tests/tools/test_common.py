@@ -4,6 +4,8 @@ import logging
 import os
 import re
 
+import pytest
+
 from delf_tf import tools
 from delf_tf.tools import common
 
@@ -30,3 +32,13 @@ def test_every_tool_configures_logging_first():
             source = f.read()
         assert re.search(r"^def main\(.*\n    common\.configure_logging\(\)\n", source, re.M), (
             f"delf_tf/tools/{tool}.py: main() must start with common.configure_logging()")
+
+
+def test_reported_errors_is_one_line_for_input_errors_only():
+    for error in (FileNotFoundError("a.delf: no such file"), PermissionError("a.delf: denied"),
+                  ValueError("--top_k must be >= 1")):
+        with pytest.raises(SystemExit) as exited, common.reported_errors():
+            raise error
+        assert exited.value.code == f"Error: {error}"
+    with pytest.raises(RuntimeError), common.reported_errors():
+        raise RuntimeError("a bug: the traceback is shown")
