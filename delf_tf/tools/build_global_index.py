@@ -23,7 +23,7 @@ from delf_tf.tools import common, retrieval_flags
 _IMAGES = retrieval_flags.define_image_flags(
     image_set="index", features_dir=None, feature_extension=".delg_global",
     every_file_by_default=True)
-_NPROBE, _EF_SEARCH = retrieval_flags.define_search_flags(when_querying=False)
+_SEARCH = retrieval_flags.define_search_flags(when_querying=False)
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None,
     "Index directory (created; an index already there is replaced).")
@@ -55,9 +55,9 @@ def main(argv):
         raise app.UsageError("--features_dir and --output_dir are required")
     with common.reported_errors():
         params = global_index.GlobalIndexParams(
-            kind=_KIND.value, nlist=_NLIST.value, nprobe=_NPROBE.value, hnsw_m=_HNSW_M.value,
-            ef_construction=_EF_CONSTRUCTION.value, ef_search=_EF_SEARCH.value,
-            train_size=_TRAIN_SIZE.value, seed=_SEED.value)
+            kind=_KIND.value, nlist=_NLIST.value, hnsw_m=_HNSW_M.value,
+            ef_construction=_EF_CONSTRUCTION.value, train_size=_TRAIN_SIZE.value,
+            seed=_SEED.value, **_SEARCH.options())
         index, stats = global_index.BuildFromFiles(
             _IMAGES.names(), _IMAGES.features_dir.value, _IMAGES.feature_extension.value, params)
         index.Save(_OUTPUT_DIR.value)

@@ -26,7 +26,7 @@ _INDEX_DIR = flags.DEFINE_string(
 _IMAGES = retrieval_flags.define_image_flags(
     image_set="query", features_dir_name="query_features_dir", features_dir=None,
     feature_extension=".delg_global", every_file_by_default=True)
-_NPROBE, _EF_SEARCH = retrieval_flags.define_search_flags(when_querying=True)
+_SEARCH = retrieval_flags.define_search_flags(when_querying=True)
 _TOP_K = flags.DEFINE_integer(
     "top_k", 100,
     "Index images returned per query.")
@@ -52,8 +52,8 @@ def main(argv):
         names = _IMAGES.names()
         report = global_index.QueryFromFiles(
             _INDEX_DIR.value, names, _IMAGES.paths(names), top_k=_TOP_K.value,
-            exact=_EXACT.value, nprobe=_NPROBE.value, ef_search=_EF_SEARCH.value,
-            report_recall=_REPORT_RECALL.value, output_path=_OUTPUT_PATH.value)
+            exact=_EXACT.value, report_recall=_REPORT_RECALL.value,
+            output_path=_OUTPUT_PATH.value, **_SEARCH.options())
     print(json.dumps(report, indent=1))
 
 

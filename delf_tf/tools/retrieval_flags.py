@@ -18,8 +18,8 @@ from delf_tf.matching import ransac
 from delf_tf.matching.params import VerificationParams
 
 __all__ = [
-    "ElfmModelFlags", "EvaluationFlags", "ImageFlags", "ImagePairFlags", "MetricFileFlags",
-    "VerificationFlags", "define_elfm_model_flags", "define_evaluation_flags",
+    "ElfmModelFlags", "EvaluationFlags", "ImageFlags", "ImagePairFlags", "IndexSearchFlags",
+    "MetricFileFlags", "VerificationFlags", "define_elfm_model_flags", "define_evaluation_flags",
     "define_image_flags", "define_image_pair_flags", "define_metric_file_flags",
     "define_search_flags", "define_verification_flags",
 ]
@@ -211,16 +211,29 @@ def define_evaluation_flags(
             "Directory where metrics.txt and the rankings (.npy) are written."))
 
 
-def define_search_flags(when_querying: bool) -> tuple[flags.FlagHolder, flags.FlagHolder]:
+@dataclasses.dataclass(frozen=True)
+class IndexSearchFlags:
+    """How a global index is searched: IVF cells scanned and HNSW beam width."""
+    nprobe: flags.FlagHolder
+    ef_search: flags.FlagHolder
+
+    def options(self) -> dict:
+        """{'nprobe': ..., 'ef_search': ...}, as GlobalIndexParams and QueryFromFiles take
+        them (None: the value stored in the index)."""
+        return {"nprobe": self.nprobe.value, "ef_search": self.ef_search.value}
+
+
+def define_search_flags(when_querying: bool) -> IndexSearchFlags:
     """Defines --nprobe and --ef_search of a global index: stored in the index when
     building; when querying they default to the stored values."""
     stored = " Default: the value the index was built with." if when_querying else ""
-    return (flags.DEFINE_integer(
-                "nprobe", None if when_querying else 16,
-                "IVF cells scanned per query (more: higher recall, slower)." + stored),
-            flags.DEFINE_integer(
-                "ef_search", None if when_querying else 128,
-                "HNSW search beam width (more: higher recall, slower)." + stored))
+    return IndexSearchFlags(
+        flags.DEFINE_integer(
+            "nprobe", None if when_querying else 16,
+            "IVF cells scanned per query (more: higher recall, slower)." + stored),
+        flags.DEFINE_integer(
+            "ef_search", None if when_querying else 128,
+            "HNSW search beam width (more: higher recall, slower)." + stored))
 
 
 @dataclasses.dataclass(frozen=True)
