@@ -1,8 +1,8 @@
 """Builds an ELFM search index file from per-image `.elfm` files.
 
 The images are the index list of a Revisited dataset file (--dataset_file_path) or the
-lines of --list_path. The index file holds K * D / 8 bytes of codes, one byte (the cluster
-count) and the name per image; it is written atomically.
+lines of --list_images_path (alias --list_path). The index file holds K * D / 8 bytes of
+codes, one byte (the cluster count) and the name per image; it is written atomically.
 
   python tools/build_elfm_index.py --features_dir=elfm/roxford5k/index \\
       --dataset_file_path=gnd_roxford5k.mat --output_path=elfm/roxford5k.elfmidx
@@ -14,8 +14,10 @@ from delf_tf.elfm import batch
 from delf_tf.tools import common, retrieval_flags
 
 _IMAGES = retrieval_flags.define_image_flags(
-    image_set=None, list_images_name="list_path", features_dir="/tmp/elfm_features/index",
-    feature_extension=".elfm", extension_flag=False)
+    image_set=None, features_dir="/tmp/elfm_features/index", feature_extension=".elfm",
+    extension_flag=False)
+# The name this tool had before it shared the image flags of the other index tools.
+flags.DEFINE_alias("list_path", "list_images_path")
 _OUTPUT_PATH = flags.DEFINE_string(
     "output_path", "/tmp/elfm.elfmidx",
     "Index file to write.")

@@ -47,7 +47,7 @@ def test_index_then_retrieval(tmp_path):
     both = _run("build_elfm_index", f"--dataset_file_path={dataset_path}",
                 f"--list_path={tmp_path / 'list.txt'}")
     assert both.returncode == 1
-    assert "give exactly one of --dataset_file_path and --list_path" in both.stderr
+    assert "give exactly one of --dataset_file_path and --list_images_path" in both.stderr
 
 
 def test_draw_match_map_tool(tmp_path, tiny_delg_export):
