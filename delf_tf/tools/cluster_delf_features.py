@@ -16,7 +16,7 @@ from delf_tf.aggregation import codebook
 from delf_tf.tools import common, retrieval_flags
 
 _IMAGES = retrieval_flags.define_image_flags(
-    dataset_file_path="/tmp/gnd_roxford5k.mat", image_set=None, list_images_name=None,
+    dataset_file_path="/tmp/gnd_roxford5k.mat", image_set=None, list_file=False,
     features_dir="/tmp/features")
 _OUTPUT_CLUSTER_DIR = flags.DEFINE_string(
     "output_cluster_dir", "/tmp/clusters",

@@ -19,7 +19,7 @@ from delf_tf.retrieval import dataset
 from delf_tf.tools import common, retrieval_flags
 
 _IMAGES = retrieval_flags.define_image_flags(
-    dataset_file_path="/tmp/gnd_roxford5k.mat", image_set=None, list_images_name=None,
+    dataset_file_path="/tmp/gnd_roxford5k.mat", image_set=None, list_file=False,
     features_dir="/tmp/features")
 _USE_QUERY_IMAGES = flags.DEFINE_boolean(
     "use_query_images", False,

@@ -28,9 +28,6 @@ __all__ = [
 # calls a define_* function, so that tool's --help lists them as its own.
 flags.disclaim_key_flags()
 
-# The two lists of a Revisited dataset file (.mat).
-IMAGE_SETS = ("query", "index")
-
 # (what, format) of the feature files of each default extension, for the help texts.
 _FEATURE_FILES = {
     ".delf": ("local feature files", "DelfFeatures: .delf for DELF, .delg_local for DELG"),
@@ -92,7 +89,7 @@ def define_image_flags(
     *,
     dataset_file_path: str = "",
     image_set: str | None = "index",
-    list_images_name: str | None = "list_images_path",
+    list_file: bool = True,
     features_dir_name: str = "features_dir",
     features_dir: str | None = "",
     feature_extension: str = ".delf",
@@ -100,11 +97,13 @@ def define_image_flags(
     every_file_by_default: bool = False,
 ) -> ImageFlags:
     """Defines --dataset_file_path, --image_set (default `image_set`; None: no flag, the
-    index list), the list file flag `list_images_name` (None: none), the features directory
-    flag `features_dir_name` and --feature_extension (unless not `extension_flag`)."""
+    index list), --list_images_path (if `list_file`), the features directory flag
+    `features_dir_name` and --feature_extension (if `extension_flag`)."""
+    from delf_tf.aggregation import asmk_search
+
     files = _FEATURE_FILES[feature_extension]
     file_name = "<name>" + ("<feature_extension>" if extension_flag else feature_extension)
-    alternatives = f"; or give --{list_images_name}" if list_images_name else ""
+    alternatives = "; or give --list_images_path" if list_file else ""
     if every_file_by_default:
         alternatives += f". Without either, every feature file in --{features_dir_name} is used"
     return ImageFlags(
@@ -113,10 +112,10 @@ def define_image_flags(
             "Revisited-format dataset file (.mat) naming the images"
             + (" (with --image_set)" if image_set else "") + alternatives + "."),
         None if image_set is None else flags.DEFINE_enum(
-            "image_set", image_set, list(IMAGE_SETS),
+            "image_set", image_set, list(asmk_search.IMAGE_SETS),
             "Which list of --dataset_file_path names the images: 'query' or 'index'."),
-        None if list_images_name is None else flags.DEFINE_string(
-            list_images_name, "",
+        None if not list_file else flags.DEFINE_string(
+            "list_images_path", "",
             "Text file with one image name per line (instead of --dataset_file_path)."),
         flags.DEFINE_string(
             features_dir_name, features_dir,
