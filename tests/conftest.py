@@ -37,3 +37,20 @@ def tiny_delg_export(tmp_path_factory):
     save_weights(model, str(root / "delf_weights"))
     export.ExportLocalAndGlobalModel(str(root / "delf_weights"), str(root / "export"))
     return str(root / "export")
+
+
+@pytest.fixture(scope="session")
+def demo_tuples_root(tmp_path_factory):
+    """A data root with the tuples database "demo-SfM" (<root>/train/demo-SfM/) made from a
+    small embedded demo set: 4 landmarks, 9 training images each at 64 px. Read-only; shared by
+    the tuple-training tests of GlobalFeatureNet and HOW (generating it costs seconds)."""
+    from delf_tf.data import demo
+
+    small = demo.DemoConfig(num_landmarks=4, image_size=64, train_per_landmark=9,
+                            noisy_per_landmark=1, queries_per_landmark=1, easy_per_landmark=2,
+                            hard_per_landmark=1, junk_per_landmark=0, num_distractors=3, seed=3)
+    demo_dir = str(tmp_path_factory.mktemp("demo"))
+    demo.GenerateDemoDataset(demo_dir, small)
+    root = str(tmp_path_factory.mktemp("tuples_root"))
+    demo.WriteSfmTuplesDatabase(demo_dir, root, pairs_per_landmark=4)
+    return root

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from delf_tf.models import checkpoint, normalization, resnet
+from delf_tf.models import checkpoint, lazy_build, normalization, resnet
 
 _BUILD_IMAGE_SIZE = 64
 # How the whitening treats directions of (almost) no variance: eigenvalues
@@ -83,7 +83,7 @@ def receptive_field(spec: resnet.BackboneSpec, num_stages: int, smoothing_size: 
             geometry.stride)
 
 
-class HowNet(keras.Model):
+class HowNet(lazy_build.BuiltOnFirstCall, keras.Model):
     """call(images [B,H,W,3] float32 normalised as `normalize_images`, training)
     -> Z_how float32 [B, output_dim], L2-normalised.
 
@@ -126,14 +126,6 @@ class HowNet(keras.Model):
         self.padding = (self.receptive_field - 1) // 2
         self.meta = {"architecture": backbone, "drop_last_stage": drop_last_stage,
                      "smoothing_size": smoothing_size, "outputdim": output_dim}
-
-    def build(self, input_shape):
-        # Sub-layers build on the first real call (no symbolic trace of `call`).
-        self.built = True
-
-    def build_for_input(self, image_size: int = _BUILD_IMAGE_SIZE) -> None:
-        """Creates every variable with one small forward pass."""
-        self(tf.zeros([1, image_size, image_size, 3], tf.float32), training=False)
 
     @property
     def input_dim(self) -> int:

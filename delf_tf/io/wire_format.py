@@ -201,24 +201,30 @@ def _shape_dims(buf: bytes, start: int, end: int) -> list[int] | None:
     return dims
 
 
-def _datum_layout(buf: bytes, start: int, end: int
+def _datum_layout(buf: bytes, start: int, end: int, limit: int | None = None
                   ) -> tuple[int, list[int], int, int] | None:
     """(list tag, dims, start of the packed values, their byte length) of the
-    DatumProto buf[start:end] laid out as shape then one packed list, or None."""
-    if start >= end or buf[start] != _TAG_LEN_1:
+    DatumProto buf[start:end] laid out as shape then one packed list, or None.
+
+    Only buf[:limit] is read (default `end`): the head of a file may end before
+    the datum does, and the values need not be in it.
+    """
+    limit = end if limit is None else limit
+    if start >= limit or buf[start] != _TAG_LEN_1:
         return None
-    read = _read_varint(buf, start + 1, end)
-    if read is None or read[0] + read[1] >= end:
+    read = _read_varint(buf, start + 1, limit)
+    if read is None or read[0] + read[1] >= limit:
         return None
     list_pos = read[0] + read[1]
     dims = _shape_dims(buf, read[1], list_pos)
     list_tag = buf[list_pos]
     if dims is None or list_tag not in (_TAG_FLOAT_LIST, _TAG_UINT32_LIST):
         return None
-    read = _read_varint(buf, list_pos + 1, end)
-    if read is None or read[0] + read[1] != end or read[1] >= end or buf[read[1]] != _TAG_LEN_1:
+    read = _read_varint(buf, list_pos + 1, limit)
+    if (read is None or read[0] + read[1] != end or read[1] >= limit
+            or buf[read[1]] != _TAG_LEN_1):
         return None
-    read = _read_varint(buf, read[1] + 1, end)
+    read = _read_varint(buf, read[1] + 1, limit)
     if read is None or read[0] + read[1] != end:
         return None
     return list_tag, dims, read[1], read[0]
@@ -409,27 +415,13 @@ def PeekFirstFeature(head: bytes, file_size: int) -> tuple[int, bool] | None:
     if read is None:
         return None
     datum_start, datum_end = read[1], read[0] + read[1]
-    if datum_end + _TAIL_BYTES != record_end or datum_start >= end:
+    if datum_end + _TAIL_BYTES != record_end:
         return None
-    if head[datum_start] != _TAG_LEN_1:
+    layout = _datum_layout(head, datum_start, datum_end, limit=end)
+    if layout is None:
         return None
-    read = _read_varint(head, datum_start + 1, end)
-    if read is None or read[0] + read[1] >= end:
-        return None
-    list_pos = read[0] + read[1]
-    dims = _shape_dims(head, read[1], list_pos)
-    list_tag = head[list_pos]
-    if dims is None or list_tag not in (_TAG_FLOAT_LIST, _TAG_UINT32_LIST):
-        return None
-    read = _read_varint(head, list_pos + 1, end)
-    if read is None or read[0] + read[1] != datum_end or read[1] >= end:
-        return None
-    if head[read[1]] != _TAG_LEN_1:
-        return None
-    read = _read_varint(head, read[1] + 1, end)
-    if read is None or read[0] + read[1] != datum_end:
-        return None
-    count, values_len = int(np.prod(dims, dtype=object)), read[0]
+    list_tag, dims, _, values_len = layout
+    count = int(np.prod(dims, dtype=object))
     if list_tag == _TAG_FLOAT_LIST:
         ok = values_len == 4 * count
     else:

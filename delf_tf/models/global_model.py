@@ -7,12 +7,9 @@ fully connected layer) -> L2. A port of cnnimageretrieval-pytorch's ImageRetriev
 from typing import Any
 
 import keras
-import tensorflow as tf
 
-from delf_tf.models import checkpoint, normalization, resnet
+from delf_tf.models import checkpoint, lazy_build, normalization, resnet
 from delf_tf.models import pooling as pooling_lib
-
-_BUILD_IMAGE_SIZE = 64
 
 
 def backbone_name(architecture: str) -> str:
@@ -26,7 +23,7 @@ def backbone_name(architecture: str) -> str:
     return name
 
 
-class GlobalFeatureNet(keras.Model):
+class GlobalFeatureNet(lazy_build.BuiltOnFirstCall, keras.Model):
     """call(images [B,H,W,3] float32 (normalised as `normalize_images`), training) ->
     L2-normalised descriptors float32 [B,D].
 
@@ -59,14 +56,6 @@ class GlobalFeatureNet(keras.Model):
         self.min_input_size = self.backbone.min_input_size
         self.meta = {"architecture": architecture, "pooling": pooling,
                      "whitening": whitening, "outputdim": output_dim}
-
-    def build(self, input_shape):
-        # Sub-layers build on the first real call (no symbolic trace of `call`).
-        self.built = True
-
-    def build_for_input(self, image_size: int = _BUILD_IMAGE_SIZE) -> None:
-        """Creates every variable with one small forward pass."""
-        self(tf.zeros([1, image_size, image_size, 3], tf.float32), training=False)
 
     def feature_map(self, images, training=False):
         """The backbone's last feature map [B,h,w,C] (before pooling)."""

@@ -7,22 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from delf_tf.data import demo
 from delf_tf.how import model as how_model
 from delf_tf.how import training
 
-_SMALL = demo.DemoConfig(num_landmarks=4, image_size=64, train_per_landmark=9,
-                         noisy_per_landmark=1, queries_per_landmark=1, easy_per_landmark=2,
-                         hard_per_landmark=1, junk_per_landmark=0, num_distractors=3, seed=3)
-
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    demo_dir = str(tmp_path_factory.mktemp("demo"))
-    demo.GenerateDemoDataset(demo_dir, _SMALL)
-    root = str(tmp_path_factory.mktemp("root"))
-    demo.WriteSfmTuplesDatabase(demo_dir, root, pairs_per_landmark=4)
-    return root
+def data_root(demo_tuples_root):
+    return demo_tuples_root
 
 
 def _config(data_root, directory, **kwargs):
