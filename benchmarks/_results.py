@@ -1,7 +1,56 @@
-"""What every benchmark does at the end: write its numbers as JSON."""
+"""What every benchmark shares: timing calls and writing its numbers as JSON."""
 
+import dataclasses
 import json
 import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Wall and process CPU seconds (all threads) of each timed call, and what the
+    last call returned."""
+
+    walls: list[float]
+    cpus: list[float]
+    result: Any = None
+
+    @property
+    def wall(self) -> float:
+        """The best wall seconds."""
+        return min(self.walls)
+
+    @property
+    def cpu(self) -> float:
+        """The best CPU seconds. CPU time is far less noisy than wall time on a shared
+        machine, and the ratio of two runs' work is what the benchmarks compare."""
+        return min(self.cpus)
+
+    @property
+    def best(self) -> tuple[float, float]:
+        """(best wall seconds, best CPU seconds)."""
+        return self.wall, self.cpu
+
+    @property
+    def cpu_of_fastest(self) -> float:
+        """The CPU seconds of the call with the best wall time."""
+        return self.cpus[self.walls.index(self.wall)]
+
+
+def timed(fn: Callable[[], Any], repeats: int = 1, *, warmup: bool = False) -> Timing:
+    """Calls `fn()` `repeats` times, timing each call; with `warmup`, once more
+    before, untimed (traces, allocations)."""
+    if warmup:
+        fn()
+    walls, cpus, result = [], [], None
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return Timing(walls, cpus, result)
 
 
 def write_result(path: str, result: dict, indent: int = 2, announce: bool = True) -> None:

@@ -17,10 +17,9 @@ Usage: .venv/bin/python benchmarks/asmk_inverted_file.py [--num_index 5000]
 
 import argparse
 import os
-import time
 
 import numpy as np
-from _results import write_result
+from _results import timed, write_result
 from scipy.cluster import vq
 
 from delf_tf.aggregation import functional
@@ -37,15 +36,6 @@ def _representation(rng, word_probabilities, words_per_image):
     words = np.unique(rng.choice(_NUM_WORDS, words_per_image, p=word_probabilities))
     codes = rng.integers(0, 256, size=[len(words), _DIM // 8], dtype=np.uint8)
     return codes.reshape(-1), words.astype(np.int32)
-
-
-def _best_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -67,9 +57,9 @@ def main() -> None:
     queries = [_representation(rng, word_probabilities, args.words_per_image)
                for _ in range(args.num_queries)]
 
-    start = time.perf_counter()
-    inverted_file = AsmkInvertedFile(config).Build([d for d, _ in index], [w for _, w in index])
-    build_seconds = time.perf_counter() - start
+    build = timed(lambda: AsmkInvertedFile(config).Build([d for d, _ in index],
+                                                         [w for _, w in index]))
+    inverted_file, build_seconds = build.result, build.wall
     similarity = SimilarityAggregatedRepresentation(config)
 
     def inverted_search():
@@ -81,19 +71,18 @@ def main() -> None:
 
     max_difference = max(np.abs(a - b).max()
                          for a, b in zip(inverted_search(), pairwise_search()))
-    inverted_seconds = _best_time(inverted_search, args.repeats) / args.num_queries
-    pairwise_seconds = _best_time(pairwise_search, 1) / args.num_queries
+    inverted_seconds = timed(inverted_search, args.repeats).wall / args.num_queries
+    pairwise_seconds = timed(pairwise_search).wall / args.num_queries
 
     features = rng.normal(size=[1000, _DIM]).astype(np.float32)
     codebook = rng.normal(size=[_NUM_WORDS, _DIM]).astype(np.float32)
     ours = {}
     for batch_size in (100, 1000):
-        ours[batch_size] = _best_time(
-            lambda b=batch_size: functional.assign(features, codebook, 1, b), args.repeats)
+        ours[batch_size] = timed(
+            lambda b=batch_size: functional.assign(features, codebook, 1, b), args.repeats).wall
     words = functional.assign(features, codebook, 1, 100)[:, 0]
-    start = time.perf_counter()
-    scipy_words, _ = vq.vq(features, codebook, check_finite=False)
-    scipy_seconds = time.perf_counter() - start
+    scipy = timed(lambda: vq.vq(features, codebook, check_finite=False))
+    (scipy_words, _), scipy_seconds = scipy.result, scipy.wall
 
     result = {
         "num_index": args.num_index,

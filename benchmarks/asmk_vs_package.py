@@ -19,10 +19,9 @@ Needs `pip install asmk faiss-cpu`.
 
 import argparse
 import os
-import time
 
 import numpy as np
-from _results import write_result
+from _results import timed, write_result
 
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.asmk_index import AsmkIndex, AsmkParams
@@ -40,12 +39,6 @@ def _images(rng, parts, num_images, per_image):
         x = np.concatenate([seen + 0.3 * rng.normal(size=seen.shape), clutter])
         images.append((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
     return images
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
 
 
 def main() -> None:
@@ -78,26 +71,28 @@ def main() -> None:
     times = {"theirs": {}, "ours": {}}
 
     # Codebook.
-    theirs, times["theirs"]["codebook"] = _timed(
-        lambda: asmk_method.ASMKMethod.initialize_untrained(params).train_codebook(train))
-    _, times["ours"]["codebook"] = _timed(
-        lambda: codebook_lib.TrainCodebook(train, args.num_words, 10, algorithm="faiss"))
+    run = timed(lambda: asmk_method.ASMKMethod.initialize_untrained(params).train_codebook(train))
+    theirs, times["theirs"]["codebook"] = run.result, run.wall
+    times["ours"]["codebook"] = timed(
+        lambda: codebook_lib.TrainCodebook(train, args.num_words, 10, algorithm="faiss")).wall
     codebook = theirs.codebook.centroids
 
     # Build.
     vectors = np.concatenate(database)
     image_ids = np.repeat(np.arange(len(database)), [len(d) for d in database])
-    theirs, times["theirs"]["build"] = _timed(lambda: theirs.build_ivf(vectors, image_ids))
-    ours, times["ours"]["build"] = _timed(lambda: AsmkIndex(codebook, AsmkParams()).Build(database))
+    run = timed(lambda: theirs.build_ivf(vectors, image_ids))
+    theirs, times["theirs"]["build"] = run.result, run.wall
+    run = timed(lambda: AsmkIndex(codebook, AsmkParams()).Build(database))
+    ours, times["ours"]["build"] = run.result, run.wall
 
     # Query.
     query_vectors = np.concatenate(queries)
     query_ids = np.repeat(np.arange(len(queries)), [len(q) for q in queries])
-    (_, _, their_ranks, their_sorted), seconds = _timed(
-        lambda: theirs.query_ivf(query_vectors, query_ids))
-    times["theirs"]["query"] = seconds / len(queries)
-    our_scores, seconds = _timed(lambda: np.stack([ours.ComputeSimilarities(q) for q in queries]))
-    times["ours"]["query"] = seconds / len(queries)
+    run = timed(lambda: theirs.query_ivf(query_vectors, query_ids))
+    _, _, their_ranks, their_sorted = run.result
+    times["theirs"]["query"] = run.wall / len(queries)
+    run = timed(lambda: np.stack([ours.ComputeSimilarities(q) for q in queries]))
+    our_scores, times["ours"]["query"] = run.result, run.wall / len(queries)
     their_scores = np.zeros(their_sorted.shape)
     np.put_along_axis(their_scores, their_ranks, their_sorted, axis=1)
     max_difference = float(np.abs(their_scores - our_scores).max())

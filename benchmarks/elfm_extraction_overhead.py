@@ -15,28 +15,15 @@ Usage: .venv/bin/python benchmarks/elfm_extraction_overhead.py [--max_image_size
 
 import argparse
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
-from _results import write_result
+from _results import timed, write_result
 
 from delf_tf.elfm import extraction
 from delf_tf.models import Delg, normalize_images
 
 _RESULT = os.path.join(os.path.dirname(__file__), "results", "elfm_extraction_overhead.json")
-
-
-def _best_time(fn, repeats: int) -> tuple[float, float]:
-    """(best wall seconds, best process CPU seconds) over `repeats` calls after a warm-up."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
 
 
 def main() -> None:
@@ -75,10 +62,11 @@ def main() -> None:
     features = extractor.pyramid(resized)["features"]
     results = {"baseline": [], "extraction": [], "clustering": []}
     for _ in range(args.rounds):
-        results["baseline"].append(_best_time(baseline, args.repeats))
-        results["extraction"].append(_best_time(lambda: extractor(image), args.repeats))
-        results["clustering"].append(_best_time(lambda: extractor.describe(features),
-                                                args.repeats))
+        results["baseline"].append(timed(baseline, args.repeats, warmup=True).best)
+        results["extraction"].append(
+                timed(lambda: extractor(image), args.repeats, warmup=True).best)
+        results["clustering"].append(
+                timed(lambda: extractor.describe(features), args.repeats, warmup=True).best)
     best = {name: min(v[0] for v in values) for name, values in results.items()}
     cpu = {name: min(v[1] for v in values) for name, values in results.items()}
     descriptor = extractor.describe(features)

@@ -19,10 +19,9 @@ Usage: .venv/bin/python benchmarks/elfm_search.py [--sizes 10000,100000,1000000]
 import argparse
 import json
 import os
-import time
 
 import numpy as np
-from _results import write_result
+from _results import timed, write_result
 
 from delf_tf.elfm import functional as F
 from delf_tf.elfm import index as elfm_index
@@ -30,18 +29,6 @@ from delf_tf.retrieval import search
 
 _RESULT = os.path.join(os.path.dirname(__file__), "results", "elfm_search.json")
 _K, _DIM = 10, 2048
-
-
-def _timed(repeats, fn, *args, **kwargs):
-    """(best wall seconds, CPU seconds of that run, output) of fn(*args, **kwargs)."""
-    best, best_cpu = float("inf"), 0.0
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        out = fn(*args, **kwargs)
-        wall = time.perf_counter() - start
-        if wall < best:
-            best, best_cpu = wall, time.process_time() - start_cpu
-    return best, best_cpu, out
 
 
 def main():
@@ -60,15 +47,15 @@ def main():
     queries = [rng.integers(0, 256, size=[_K, _DIM // 8], dtype=np.uint8)
                for _ in range(args.num_queries)]
 
-    loop_seconds, loop_cpu, _ = _timed(1, lambda: [F.elfm_similarity(queries[0], c, _DIM)
-                                                for c in codes[:args.loop_images]])
-    loop_per_image = loop_seconds / args.loop_images
-    loop_cpu_per_image = loop_cpu / args.loop_images
+    loop = timed(lambda: [F.elfm_similarity(queries[0], c, _DIM)
+                          for c in codes[:args.loop_images]])
+    loop_per_image = loop.wall / args.loop_images
+    loop_cpu_per_image = loop.cpu / args.loop_images
     global_n = min(max(sizes), 100000)
     global_index = rng.standard_normal([global_n, _DIM], dtype=np.float32)
     global_queries = rng.standard_normal([args.num_queries, _DIM], dtype=np.float32)
-    global_seconds, _, _ = _timed(2, search.global_search, global_queries, global_index,
-                                  args.shortlist)
+    global_seconds = timed(lambda q=global_queries, x=global_index: search.global_search(
+        q, x, args.shortlist), 2).wall
     global_per_image_query = global_seconds / args.num_queries / global_n
     del global_index
 
@@ -83,10 +70,10 @@ def main():
                 ["numpy"] if n <= args.numpy_max else [])
         rankings = {}
         for backend in backends:
-            seconds, cpu, results = _timed(1, index.search, queries, top_k=100, backend=backend)
-            row[f"exhaustive_{backend}_ms_per_query"] = 1000 * seconds / len(queries)
-            row[f"exhaustive_{backend}_cpu_ms_per_query"] = 1000 * cpu / len(queries)
-            rankings[backend] = [ids for ids, _ in results]
+            run = timed(lambda i=index, b=backend: i.search(queries, top_k=100, backend=b))
+            row[f"exhaustive_{backend}_ms_per_query"] = 1000 * run.wall / len(queries)
+            row[f"exhaustive_{backend}_cpu_ms_per_query"] = 1000 * run.cpu / len(queries)
+            rankings[backend] = [ids for ids, _ in run.result]
         reference = next(iter(rankings.values()))
         row["backends_agree"] = all(np.array_equal(a, b) for other in rankings.values()
                                     for a, b in zip(reference, other))
@@ -100,7 +87,8 @@ def main():
         if args.shortlist < n:
             shortlist = np.stack([rng.choice(n, args.shortlist, replace=False)
                                   for _ in queries])
-            seconds, _, _ = _timed(1, index.search, queries, top_k=100, shortlist=shortlist)
+            seconds = timed(lambda i=index, s=shortlist: i.search(queries, top_k=100,
+                                                                  shortlist=s)).wall
             row["shortlist_size"] = args.shortlist
             row["shortlist_elfm_ms_per_query"] = 1000 * seconds / len(queries)
             row["global_search_ms_per_query_scaled"] = 1000 * global_per_image_query * n

@@ -21,11 +21,10 @@ Usage: .venv/bin/python benchmarks/extraction_overhead.py [--max_image_size 1024
 import argparse
 import os
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
-from _results import write_result
+from _results import timed, write_result
 
 from delf_tf import config as config_lib
 from delf_tf import utils
@@ -34,22 +33,6 @@ from delf_tf.models import Delg, normalize_images
 
 _CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "r50delg_gld_config.pbtxt")
 _RESULT = os.path.join(os.path.dirname(__file__), "results", "extraction_overhead.json")
-
-
-def _best_time(fn, repeats: int) -> tuple[float, float]:
-    """(best wall seconds, best process CPU seconds) over `repeats` calls.
-
-    CPU time (all threads) is reported too: on a shared machine it is far less
-    noisy than wall time, and the ratio of the two runs' work is what matters.
-    """
-    fn()  # warm-up: traces, allocations
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
 
 
 def main() -> None:
@@ -102,10 +85,11 @@ def main() -> None:
         # Interleaved rounds so machine noise hits all three alike.
         results = {"baseline": [], "extraction": [], "all_scale": []}
         for _ in range(args.rounds):
-            results["baseline"].append(_best_time(baseline, args.repeats))
-            results["extraction"].append(_best_time(lambda: extract(image), args.repeats))
+            results["baseline"].append(timed(baseline, args.repeats, warmup=True).best)
+            results["extraction"].append(
+                    timed(lambda: extract(image), args.repeats, warmup=True).best)
             results["all_scale"].append(
-                    _best_time(lambda: extract_all_scales(image), args.repeats))
+                    timed(lambda: extract_all_scales(image), args.repeats, warmup=True).best)
         num_features = len(extract(image)["local_features"]["locations"])
 
     best = {name: min(v[0] for v in values) for name, values in results.items()}

@@ -18,10 +18,9 @@ Usage: .venv/bin/python benchmarks/extraction_throughput.py [--image_size 512]
 import argparse
 import os
 import tempfile
-import time
 
 import numpy as np
-from _results import write_result
+from _results import timed, write_result
 
 from delf_tf import config as config_lib
 from delf_tf import utils
@@ -88,9 +87,7 @@ def main() -> None:
         best = dict.fromkeys(runs, float("inf"))
         for _ in range(args.repeats):
             for name, fn in runs.items():  # interleaved: load changes hit all three
-                start = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - start)
+                best[name] = min(best[name], timed(fn).wall)
         batch.PREFETCH_IMAGES = default_prefetch
 
     num = len(images)

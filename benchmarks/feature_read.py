@@ -19,10 +19,9 @@ Usage: .venv/bin/python benchmarks/feature_read.py [--num_files 100]
 import argparse
 import os
 import tempfile
-import time
 
 import numpy as np
-from _results import write_result
+from _results import timed, write_result
 
 from delf_tf.io import atomic, datum_io, feature_io
 from delf_tf.matching import reranking
@@ -44,15 +43,12 @@ def _protobuf_read_datum(path):
     return datum_io.DatumToArray(proto)
 
 
-def _best_times(fns, repeats, timer):
-    """Best time of each function, run interleaved so load changes hit both."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            start = timer()
-            fn()
-            best[i] = min(best[i], timer() - start)
-    return best
+def _best_times(fns, repeats):
+    """([best wall seconds], [best CPU seconds]) of each function, run interleaved so load
+    changes hit all alike."""
+    runs = [[timed(fn) for fn in fns] for _ in range(repeats)]
+    return ([min(run[i].wall for run in runs) for i in range(len(fns))],
+            [min(run[i].cpu for run in runs) for i in range(len(fns))])
 
 
 def _compare(name, paths, ours, baseline, repeats):
@@ -63,8 +59,7 @@ def _compare(name, paths, ours, baseline, repeats):
             assert g.dtype == e.dtype and g.shape == e.shape, (name, path)
             np.testing.assert_array_equal(g, e)
     fns = [lambda: [ours(p) for p in paths], lambda: [baseline(p) for p in paths]]
-    ours_s, baseline_s = _best_times(fns, repeats, time.perf_counter)
-    ours_cpu, baseline_cpu = _best_times(fns, repeats, time.process_time)
+    (ours_s, baseline_s), (ours_cpu, baseline_cpu) = _best_times(fns, repeats)
     row = {"files": len(paths), "bytes_per_file": os.path.getsize(paths[0]),
            "ours_ms_per_file": 1e3 * ours_s / len(paths),
            "protobuf_ms_per_file": 1e3 * baseline_s / len(paths),
@@ -112,9 +107,7 @@ def main() -> None:
             _protobuf_read_features, args.repeats)
         new_check = lambda: evaluation.check_local_feature_files(local, log=lambda _: None)  # noqa: E731
         old_check = lambda: [reranking.check_local_features_file(p) for p in local]  # noqa: E731
-        (new_s, old_s), (new_cpu, old_cpu) = (
-            _best_times([new_check, old_check], args.repeats, timer)
-            for timer in (time.perf_counter, time.process_time))
+        (new_s, old_s), (new_cpu, old_cpu) = _best_times([new_check, old_check], args.repeats)
         results["up_front_check"] = {
             "ours_ms_per_file": 1e3 * new_s / len(local),
             "full_parse_ms_per_file": 1e3 * old_s / len(local),

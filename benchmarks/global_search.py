@@ -17,10 +17,9 @@ Usage: .venv/bin/python benchmarks/global_search.py [--num_index 100000]
 
 import argparse
 import os
-import time
 
 import numpy as np
-from _results import write_result
+from _results import timed, write_result
 
 from delf_tf.retrieval import search
 
@@ -30,16 +29,6 @@ _RESULT = os.path.join(os.path.dirname(__file__), "results", "global_search.json
 def _batches(queries, index, batch, rank):
     for start in range(0, len(queries), batch):
         rank(queries[start:start + batch] @ index.T)
-
-
-def _time(fn, repeats):
-    best_wall = best_cpu = float("inf")
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        best_wall = min(best_wall, time.perf_counter() - wall)
-        best_cpu = min(best_cpu, time.process_time() - cpu)
-    return best_wall, best_cpu
 
 
 def _normalised(rng, n, dim):
@@ -81,17 +70,15 @@ def main() -> None:
         best = np.take_along_axis(scores, part, 1)
         return np.take_along_axis(part, np.argsort(-best, axis=1), 1)
 
-    timings = {
-        "ours_full": _time(lambda: search.global_search(queries, index), args.repeats),
-        "numpy_argsort_full": _time(
-            lambda: _batches(queries, index, batch, argsort), args.repeats),
-        "previous_lexsort_full": _time(
-            lambda: _batches(queries, index, batch, lexsort), args.repeats),
-        "ours_top_k": _time(lambda: search.global_search(queries, index, top_k=k), args.repeats),
-        "numpy_argpartition_top_k": _time(
-            lambda: _batches(queries, index, batch, argpartition), args.repeats),
-        "matmul_only": _time(lambda: _batches(queries, index, batch, lambda s: s), args.repeats),
+    rankers = {
+        "ours_full": lambda: search.global_search(queries, index),
+        "numpy_argsort_full": lambda: _batches(queries, index, batch, argsort),
+        "previous_lexsort_full": lambda: _batches(queries, index, batch, lexsort),
+        "ours_top_k": lambda: search.global_search(queries, index, top_k=k),
+        "numpy_argpartition_top_k": lambda: _batches(queries, index, batch, argpartition),
+        "matmul_only": lambda: _batches(queries, index, batch, lambda s: s),
     }
+    timings = {name: timed(rank, args.repeats).best for name, rank in rankers.items()}
     results = {"num_index": args.num_index, "dim": args.dim, "num_queries": args.num_queries,
                "top_k": k, "queries_per_batch": min(batch, args.num_queries)}
     for name, (wall, cpu) in timings.items():

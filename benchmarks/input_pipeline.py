@@ -15,11 +15,10 @@ import argparse
 import os
 import platform
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
-from _results import write_result
+from _results import timed, write_result
 from PIL import Image
 
 from delf_tf.data import builder, gld
@@ -54,11 +53,13 @@ def pipeline_images_per_second(pattern: str, image_size: int, batch_size: int,
     iterator = iter(dataset)
     for _ in range(3):  # warm-up: threads start, buffers fill
         next(iterator)
-    start = time.perf_counter()
-    for _ in range(num_batches):
-        images, _ = next(iterator)
-    images.numpy()
-    return num_batches * batch_size / (time.perf_counter() - start)
+
+    def read_batches():
+        for _ in range(num_batches):
+            images, _ = next(iterator)
+        images.numpy()
+
+    return num_batches * batch_size / timed(read_batches).wall
 
 
 def training_images_per_second(pattern: str, backbone: str, image_size: int, batch_size: int,
@@ -79,11 +80,13 @@ def training_images_per_second(pattern: str, backbone: str, image_size: int, bat
         labels = tf.range(batch_size, dtype=tf.int32)
         result, _ = run._train_step(images, labels)  # trace + first step
         float(result["total"])
-        start = time.perf_counter()
-        for _ in range(num_steps):
-            result, _ = run._train_step(images, labels)
-        float(result["total"])
-        return num_steps * batch_size / (time.perf_counter() - start)
+
+        def train_steps():
+            for _ in range(num_steps):
+                result, _ = run._train_step(images, labels)
+            float(result["total"])
+
+        return num_steps * batch_size / timed(train_steps).wall
     finally:
         keras.mixed_precision.set_global_policy(previous)
 

@@ -36,10 +36,9 @@ import gc
 import json
 import os
 import tempfile
-import time
 
 import numpy as np
-from _results import write_result
+from _results import timed, write_result
 
 from delf_tf.aggregation.inverted_file import AsmkInvertedFile
 from delf_tf.protos import aggregation_config_pb2
@@ -70,10 +69,9 @@ def _per_query_ms(index, queries, top_k, **kwargs):
     faiss.omp_set_num_threads(1)
     try:
         index.Search(queries[:1], top_k, **kwargs)  # warm-up
-        start, start_cpu = time.perf_counter(), time.process_time()
-        ids = np.concatenate([index.Search(q[None], top_k, **kwargs)[0] for q in queries])
-        return (1e3 * (time.perf_counter() - start) / len(queries),
-                1e3 * (time.process_time() - start_cpu) / len(queries), ids)
+        run = timed(lambda: np.concatenate([index.Search(q[None], top_k, **kwargs)[0]
+                                            for q in queries]))
+        return 1e3 * run.wall / len(queries), 1e3 * run.cpu / len(queries), run.result
     finally:
         faiss.omp_set_num_threads(threads)
 
@@ -91,10 +89,9 @@ def _global_rows(args, rng, num, dim):
     rows = []
     exact = GlobalIndex(names, database, GlobalIndexParams())
     exact.Search(queries[:2], args.top_k)  # warm-up
-    start, start_cpu = time.perf_counter(), time.process_time()
-    exact_ids, _ = exact.Search(queries, args.top_k)
-    exact_ms = 1e3 * (time.perf_counter() - start) / len(queries)
-    exact_cpu = 1e3 * (time.process_time() - start_cpu) / len(queries)
+    run = timed(lambda x=exact: x.Search(queries, args.top_k))
+    exact_ids, _ = run.result
+    exact_ms, exact_cpu = 1e3 * run.wall / len(queries), 1e3 * run.cpu / len(queries)
     rows.append({"index": "exact (batched)", "ms_per_query": exact_ms,
                  "cpu_ms_per_query": exact_cpu, "recall@100": 1.0,
                  "bytes_per_image": 4 * dim, "build_s": 0.0})
@@ -104,9 +101,9 @@ def _global_rows(args, rng, num, dim):
     if num <= args.hnsw_max_images:
         kinds.append(("hnsw", GlobalIndexParams(kind="hnsw", hnsw_m=32, ef_search=128)))
     for kind, params in kinds:
-        start = time.perf_counter()
-        index = GlobalIndex.Build(names, database, params)
-        build_s = time.perf_counter() - start
+        run = timed(lambda p=params, x=database: GlobalIndex.Build(names, x, p))
+        index, build_s = run.result, run.wall
+        del run
         settings = ([{"nprobe": p} for p in args.nprobe] if kind == "ivf"
                     else [{"ef_search": params.ef_search}])
         for setting in settings:
@@ -149,21 +146,19 @@ def _asmk_rows(args, rng, num, words_per_image):
         codebook_size=_NUM_WORDS, feature_dimensionality=_LOCAL_DIM,
         aggregation_type=aggregation_config_pb2.AggregationConfig.ASMK_STAR)
     images = [representation() for _ in range(num)]
-    start = time.perf_counter()
-    inverted_file = AsmkInvertedFile(config).Build([d for d, _ in images],
-                                                  [w for _, w in images])
-    build_s = time.perf_counter() - start
+    run = timed(lambda x=images: AsmkInvertedFile(config).Build([d for d, _ in x],
+                                                                [w for _, w in x]))
+    inverted_file, build_s = run.result, run.wall
+    del run
     del images
     gc.collect()
     state = inverted_file.state_dict()
     stored = sum(state[k].nbytes for k in ("list_lengths", "image_id_gaps", "codes",
                                            "words_per_image"))
     queries = [representation() for _ in range(args.num_asmk_queries)]
-    start, start_cpu = time.perf_counter(), time.process_time()
-    for data, words in queries:
-        inverted_file.Search(data, words, top_k=args.top_k)
-    ms = 1e3 * (time.perf_counter() - start) / len(queries)
-    cpu_ms = 1e3 * (time.process_time() - start_cpu) / len(queries)
+    run = timed(lambda x=inverted_file: [x.Search(data, words, top_k=args.top_k)
+                                         for data, words in queries])
+    ms, cpu_ms = 1e3 * run.wall / len(queries), 1e3 * run.cpu / len(queries)
     del inverted_file, state
     gc.collect()
     return {"index": f"ASMK* ({words_per_image} words/image)", "ms_per_query": ms,

@@ -10,10 +10,9 @@ Usage: .venv/bin/python benchmarks/nn_overhead.py [--num_features 1000]
 
 import argparse
 import os
-import time
 
 import numpy as np
-from _results import write_result
+from _results import timed, write_result
 from threadpoolctl import threadpool_limits
 
 from delf_tf.matching import descriptor_matching
@@ -22,13 +21,8 @@ _RESULT = os.path.join(os.path.dirname(__file__), "results", "nn_overhead.json")
 
 
 def _cpu_ms(fn, calls=20, repeats=5):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.process_time()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.process_time() - start) / calls)
-    return 1e3 * best
+    """Best CPU milliseconds per call of `fn`, over `repeats` runs of `calls` calls."""
+    return 1e3 * timed(lambda: [fn() for _ in range(calls)], repeats).cpu / calls
 
 
 def main() -> None:

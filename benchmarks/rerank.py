@@ -37,11 +37,10 @@ import argparse
 import os
 import platform
 import tempfile
-import time
 import warnings
 
 import numpy as np
-from _results import write_result
+from _results import timed, write_result
 from scipy import spatial, stats
 from skimage import measure, transform
 
@@ -106,15 +105,6 @@ def _ours(query_locations, query_descriptors, candidates, backend=ransac.DEFAULT
                                        ransac_seed=_SEED, backend=backend)
 
 
-def _timed(fn, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return result, times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num_candidates", type=int, default=100)
@@ -132,26 +122,27 @@ def main() -> None:
         rng, args.num_candidates, args.num_features, args.dim)
     scores = rng.uniform(size=args.num_candidates)  # global scores of the candidates
 
-    ours, ours_times = _timed(
-        lambda: _ours(query_locations, query_descriptors, candidates), args.repeats)
+    run = timed(lambda: _ours(query_locations, query_descriptors, candidates), args.repeats)
+    ours, ours_times = run.result, run.walls
     print(f"ours ({ransac.DEFAULT_BACKEND}):    {min(ours_times):.3f} s/query (runs: "
           f"{', '.join(f'{t:.3f}' for t in ours_times)})", flush=True)
-    opencv, opencv_times = _timed(
-        lambda: _ours(query_locations, query_descriptors, candidates, "opencv"), args.repeats)
+    run = timed(lambda: _ours(query_locations, query_descriptors, candidates, "opencv"),
+                args.repeats)
+    opencv, opencv_times = run.result, run.walls
     print(f"ours (opencv):   {min(opencv_times):.3f} s/query", flush=True)
 
     def original():
         return [_original_match(query_locations, query_descriptors, loc, d)
                 for loc, d in candidates]
-    baseline, baseline_times = _timed(original, args.baseline_repeats)
+    run = timed(original, args.baseline_repeats)
+    baseline, baseline_times = run.result, run.walls
     baseline_inliers = np.array([n for _, n in baseline])
     print(f"original:        {min(baseline_times):.3f} s/query", flush=True)
 
     skimage_seconds = None
     if not args.skip_skimage_backend:
-        _, skimage_times = _timed(
-            lambda: _ours(query_locations, query_descriptors, candidates, "skimage"), 1)
-        skimage_seconds = min(skimage_times)
+        skimage_seconds = timed(
+            lambda: _ours(query_locations, query_descriptors, candidates, "skimage")).wall
         print(f"ours (skimage):  {skimage_seconds:.3f} s/query", flush=True)
 
     # Putative matches must be identical (same nearest neighbours).
@@ -167,10 +158,7 @@ def main() -> None:
         for i, (loc, d) in enumerate(candidates):
             paths.append(os.path.join(tmp, f"{i}.delg_local"))
             feature_io.WriteToFile(paths[-1], loc, np.ones(len(loc)), d, np.ones(len(loc)))
-        start = time.perf_counter()
-        for path in paths:
-            reranking.read_local_features(path)
-        read_seconds = time.perf_counter() - start
+        read_seconds = timed(lambda: [reranking.read_local_features(p) for p in paths]).wall
 
     def agreement_of(inliers):
         difference = np.abs(inliers - baseline_inliers)

@@ -17,11 +17,10 @@ Usage: .venv/bin/python benchmarks/train_step_overhead.py [--backbone resnet50]
 import argparse
 import os
 import statistics
-import time
 
 import keras
 import tensorflow as tf
-from _results import write_result
+from _results import timed, write_result
 
 from delf_tf.models import Delg, compute_losses, resnet
 from delf_tf.models import layers as delf_layers
@@ -98,10 +97,9 @@ def main() -> None:
         step(images, labels).numpy()
     for i in range(args.steps):
         for name, step in steps.items():
-            start, cpu_start = time.perf_counter(), time.process_time()
-            step(images, labels).numpy()
-            times[name].append(time.perf_counter() - start)
-            cpu_times[name].append(time.process_time() - cpu_start)
+            run = timed(lambda s=step: s(images, labels).numpy())
+            times[name].append(run.wall)
+            cpu_times[name].append(run.cpu)
         print(f"step {i + 1}/{args.steps}: " + ", ".join(
                 f"{name} {t[-1]:.3f}s" for name, t in times.items()), flush=True)
 

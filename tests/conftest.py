@@ -24,6 +24,25 @@ def write_bomb_png(path, width: int = 30000, height: int = 30000) -> None:
                 + chunk(b"IEND", b""))
 
 
+def write_gld_records(root, images, **build_options) -> str:
+    """Writes `images` ((id, PIL image, label) tuples) as <root>/images/<id>.jpg with a GLD
+    <root>/train.csv listing them, and builds their TFRecord shards into <root>/data
+    (builder.BuildImageDataset with `build_options`); returns <root>/data."""
+    from delf_tf.data import builder
+
+    os.makedirs(root / "images")
+    with open(root / "train.csv", "w") as f:
+        f.write("id,url,landmark_id\n")
+        for image_id, image, label in images:
+            image.save(root / "images" / f"{image_id}.jpg")
+            f.write(f"{image_id},http://x,{label}\n")
+    builder.BuildImageDataset(
+            train_directory=str(root / "images"), output_directory=str(root / "data"),
+            train_csv_path=str(root / "train.csv"), progress=lambda message: None,
+            **build_options)
+    return str(root / "data")
+
+
 @pytest.fixture(scope="session")
 def tiny_delg_export(tmp_path_factory):
     """A tiny untrained DELG (resnet_tiny) exported as the tools export it: the SavedModel's

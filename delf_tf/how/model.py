@@ -176,14 +176,9 @@ class HowNet(lazy_build.BuiltOnFirstCall, keras.Model):
 def save_how_model(model: HowNet, prefix: str) -> None:
     """tf.train.Checkpoint(model=model) at `prefix`, plus `<prefix>.json`
     describing it (so `load_how_model` can rebuild it)."""
-    checkpoint.write_with_sidecar(
-            model, prefix, {"class": "HowNet", "config": model.model_config, "meta": model.meta})
+    checkpoint.save_described(model, prefix)
 
 
 def load_how_model(prefix: str) -> HowNet:
     """Rebuilds the HowNet described by `<prefix>.json` and restores its weights."""
-    sidecar = checkpoint.read_sidecar(prefix, expected_class="HowNet")
-    model = HowNet(**sidecar["config"])
-    model.build_for_input()
-    checkpoint.restore_matching(model, prefix, "its HowNet description")
-    return model
+    return checkpoint.load_described(HowNet, prefix)

@@ -37,13 +37,7 @@ def draw_matches(
     locations_2 = np.asarray(locations_2, dtype=np.float64).reshape(-1, 2)
     if len(locations_1) != len(locations_2):
         raise ValueError(f"{len(locations_1)} vs {len(locations_2)} matched locations")
-    height = max(image_1.shape[0], image_2.shape[0])
-    offset = image_1.shape[1]
-    canvas = np.zeros([height, offset + image_2.shape[1], 3], dtype=np.uint8)
-    canvas[:image_1.shape[0], :offset] = image_1
-    canvas[:image_2.shape[0], offset:] = image_2
-
-    picture = Image.fromarray(canvas)
+    picture, offset = _side_by_side(image_1, image_2)
     draw = ImageDraw.Draw(picture)
     radius = max(2, line_width + 1)
     for (y1, x1), (y2, x2) in zip(locations_1, locations_2):
@@ -181,6 +175,17 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return image[..., :3]
 
 
+def _side_by_side(image_1: np.ndarray, image_2: np.ndarray) -> tuple[Image.Image, int]:
+    """uint8 [H, W, 3] images -> (picture [max(H1, H2), W1 + W2] with image_2 starting at x =
+    W1, the shorter one padded with black; W1)."""
+    height = max(image_1.shape[0], image_2.shape[0])
+    offset = image_1.shape[1]
+    canvas = np.zeros([height, offset + image_2.shape[1], 3], dtype=np.uint8)
+    canvas[:image_1.shape[0], :offset] = image_1
+    canvas[:image_2.shape[0], offset:] = image_2
+    return Image.fromarray(canvas), offset
+
+
 def encode_image(image: np.ndarray, image_format: str = "PNG") -> bytes:
     """Encodes uint8 [H, W, 3] as image file bytes (PNG, JPEG, ...)."""
     buffer = io.BytesIO()
@@ -235,14 +240,9 @@ def draw_visual_words(
     words_1 = np.asarray(words_1, np.int64).reshape(-1)
     words_2 = np.asarray(words_2, np.int64).reshape(-1)
     shared = set(words_1.tolist()) & set(words_2.tolist())
-    height = max(image_1.shape[0], image_2.shape[0])
-    offset = image_1.shape[1]
-    canvas = np.zeros([height, offset + image_2.shape[1], 3], dtype=np.uint8)
-    canvas[:image_1.shape[0], :offset] = image_1
-    canvas[:image_2.shape[0], offset:] = image_2
-    picture = Image.fromarray(canvas)
+    picture, offset = _side_by_side(image_1, image_2)
     draw = ImageDraw.Draw(picture)
-    radius = max(3, min(height, canvas.shape[1]) // 80)
+    radius = max(3, min(picture.height, picture.width) // 80)
     for locations, words, dx in ((locations_1, words_1, 0), (locations_2, words_2, offset)):
         locations = np.asarray(locations, np.float64).reshape(-1, 2)
         if len(locations) != len(words):

@@ -70,6 +70,24 @@ def restore_matching(model, prefix: str, description: str) -> None:
         raise ValueError(f"Checkpoint {prefix} does not match {description}: {error}") from None
 
 
+def save_described(model, prefix: str) -> None:
+    """Weights of a model that describes itself (`model_config` and `meta`: GlobalFeatureNet,
+    HowNet) at `prefix`, plus `<prefix>.json` {"class", "config", "meta"} for `load_described`."""
+    write_with_sidecar(model, prefix, {"class": type(model).__name__,
+                                       "config": model.model_config, "meta": model.meta})
+
+
+def load_described(model_class: type, prefix: str):
+    """Rebuilds the `model_class` model described by `<prefix>.json` (an error unless it
+    describes that class) and restores its weights."""
+    name = model_class.__name__
+    sidecar = read_sidecar(prefix, expected_class=name)
+    model = model_class(**sidecar["config"])
+    model.build_for_input()
+    restore_matching(model, prefix, f"its {name} description")
+    return model
+
+
 def save_weights(model: Delf, prefix: str) -> None:
     """Writes tf.train.Checkpoint(model=model) to `prefix` and the sidecar `<prefix>.json`."""
     class_name = type(model).__name__

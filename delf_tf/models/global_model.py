@@ -77,14 +77,9 @@ class GlobalFeatureNet(lazy_build.BuiltOnFirstCall, keras.Model):
 
 def save_global_model(model: GlobalFeatureNet, prefix: str) -> None:
     """tf.train.Checkpoint(model=model) at `prefix`, plus `<prefix>.json` describing it."""
-    sidecar = {"class": "GlobalFeatureNet", "config": model.model_config, "meta": model.meta}
-    checkpoint.write_with_sidecar(model, prefix, sidecar)
+    checkpoint.save_described(model, prefix)
 
 
 def load_global_model(prefix: str) -> GlobalFeatureNet:
     """Rebuilds the GlobalFeatureNet described by `<prefix>.json` and restores its weights."""
-    sidecar = checkpoint.read_sidecar(prefix, expected_class="GlobalFeatureNet")
-    model = GlobalFeatureNet(**sidecar["config"])
-    model.build_for_input()
-    checkpoint.restore_matching(model, prefix, "its GlobalFeatureNet description")
-    return model
+    return checkpoint.load_described(GlobalFeatureNet, prefix)

@@ -9,6 +9,7 @@ from PIL import Image
 
 from delf_tf.data import builder, gld
 from delf_tf.models import normalize_images
+from tests.conftest import write_gld_records
 
 _MODES = ["RGB", "L", "CMYK", "RGB", "RGB", "L", "RGB", "CMYK", "RGB", "RGB", "RGB", "RGB"]
 
@@ -16,23 +17,18 @@ _MODES = ["RGB", "L", "CMYK", "RGB", "RGB", "L", "RGB", "CMYK", "RGB", "RGB", "R
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> str:
     """Two train shards of 12 labelled images (grayscale and CMYK JPEGs among them)."""
-    root = tmp_path_factory.mktemp("gld_reader")
     rng = np.random.default_rng(0)
-    os.makedirs(root / "images")
-    with open(root / "train.csv", "w") as f:
-        f.write("id,url,landmark_id\n")
+
+    def images():
         for i, mode in enumerate(_MODES):
             height, width = rng.integers(30, 60, size=2)
             channels = {"RGB": 3, "L": 1, "CMYK": 4}[mode]
             pixels = rng.integers(0, 256, size=(height, width, channels), dtype=np.uint8)
-            Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(
-                    root / "images" / f"im{i}.jpg")
-            f.write(f"im{i},http://x,{i % 3}\n")
-    builder.BuildImageDataset(
-            train_directory=str(root / "images"), output_directory=str(root / "data"),
-            train_csv_path=str(root / "train.csv"), num_shards=2,
-            progress=lambda message: None)
-    return os.path.join(str(root / "data"), "train-*")
+            yield f"im{i}", Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels,
+                                            mode), i % 3
+
+    data = write_gld_records(tmp_path_factory.mktemp("gld_reader"), images(), num_shards=2)
+    return os.path.join(data, "train-*")
 
 
 def _first_batches(dataset: tf.data.Dataset, count: int) -> list[tuple[np.ndarray, np.ndarray]]:

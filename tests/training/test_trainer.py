@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from delf_tf.data import builder
 from delf_tf.models import weights as model_weights
 from delf_tf.training import summaries, trainer
+from tests.conftest import write_gld_records
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _NUM_CLASSES = 4
@@ -29,21 +29,16 @@ _COLOURS = np.array([[220, 40, 40], [40, 220, 40], [40, 40, 220], [220, 220, 40]
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> str:
     """Directory with train-* and validation-* shards of the easy 4-class set."""
-    root = tmp_path_factory.mktemp("easy")
     rng = np.random.default_rng(0)
-    os.makedirs(root / "images")
-    with open(root / "train.csv", "w") as f:
-        f.write("id,url,landmark_id\n")
+
+    def images():
         for label, colour in enumerate(_COLOURS):
             for k in range(10):
                 pixels = np.clip(colour + rng.normal(0, 30, (40, 40, 3)), 0, 255)
-                Image.fromarray(pixels.astype(np.uint8)).save(root / "images" / f"c{label}_{k}.jpg")
-                f.write(f"c{label}_{k},http://x,{label}\n")
-    builder.BuildImageDataset(
-            train_directory=str(root / "images"), output_directory=str(root / "data"),
-            train_csv_path=str(root / "train.csv"), num_shards=2,
-            generate_train_validation_splits=True, progress=lambda message: None)
-    return str(root / "data")
+                yield f"c{label}_{k}", Image.fromarray(pixels.astype(np.uint8)), label
+
+    return write_gld_records(tmp_path_factory.mktemp("easy"), images(), num_shards=2,
+                             generate_train_validation_splits=True)
 
 
 def _config(records: str, logdir: str, **overrides) -> trainer.TrainConfig:
