@@ -53,6 +53,26 @@ def timed(fn: Callable[[], Any], repeats: int = 1, *, warmup: bool = False) -> T
     return Timing(walls, cpus, result)
 
 
+def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, repeats: int = 1, *,
+                warmup: bool = False) -> tuple[dict[str, float], dict[str, float]]:
+    """({name: best wall seconds}, {name: best CPU seconds}) of the named functions, each
+    `timed(fn, repeats, warmup=warmup)` once a round, round after round, so changes of the
+    machine's load hit them all alike."""
+    timings: dict[str, list[Timing]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            timings[name].append(timed(fn, repeats, warmup=warmup))
+    return ({name: min(t.wall for t in runs) for name, runs in timings.items()},
+            {name: min(t.cpu for t in runs) for name, runs in timings.items()})
+
+
+def print_and_write(path: str, result: dict) -> None:
+    """Prints `result` one key a line (floats to 4 decimals) and writes it to `path`."""
+    for key, value in result.items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    write_result(path, result, announce=False)
+
+
 def write_result(path: str, result: dict, indent: int = 2, announce: bool = True) -> None:
     """Writes `result` to `path` as JSON (creating the folder); prints where."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

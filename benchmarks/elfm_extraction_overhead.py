@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from _results import timed, write_result
+from _results import interleaved, print_and_write
 
 from delf_tf.elfm import extraction
 from delf_tf.models import Delg, normalize_images
@@ -60,15 +60,9 @@ def main() -> None:
             backbone_forward(images).numpy()
 
     features = extractor.pyramid(resized)["features"]
-    results = {"baseline": [], "extraction": [], "clustering": []}
-    for _ in range(args.rounds):
-        results["baseline"].append(timed(baseline, args.repeats, warmup=True).best)
-        results["extraction"].append(
-                timed(lambda: extractor(image), args.repeats, warmup=True).best)
-        results["clustering"].append(
-                timed(lambda: extractor.describe(features), args.repeats, warmup=True).best)
-    best = {name: min(v[0] for v in values) for name, values in results.items()}
-    cpu = {name: min(v[1] for v in values) for name, values in results.items()}
+    best, cpu = interleaved({"baseline": baseline, "extraction": lambda: extractor(image),
+                             "clustering": lambda: extractor.describe(features)},
+                            args.rounds, args.repeats, warmup=True)
     descriptor = extractor.describe(features)
     report = {
             "backbone": args.backbone,
@@ -88,9 +82,7 @@ def main() -> None:
             "cpu_threads": os.cpu_count(),
             "load_average_at_start": load,
     }
-    for key, value in report.items():
-        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
-    write_result(_RESULT, report, announce=False)
+    print_and_write(_RESULT, report)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
-from _results import timed, write_result
+from _results import interleaved, print_and_write
 
 from delf_tf import config as config_lib
 from delf_tf import utils
@@ -82,18 +82,11 @@ def main() -> None:
         del all_scales_config.delf_global_config.image_scales_ind[:]
         extract_all_scales = extractor.MakeExtractor(all_scales_config)
 
-        # Interleaved rounds so machine noise hits all three alike.
-        results = {"baseline": [], "extraction": [], "all_scale": []}
-        for _ in range(args.rounds):
-            results["baseline"].append(timed(baseline, args.repeats, warmup=True).best)
-            results["extraction"].append(
-                    timed(lambda: extract(image), args.repeats, warmup=True).best)
-            results["all_scale"].append(
-                    timed(lambda: extract_all_scales(image), args.repeats, warmup=True).best)
+        best, cpu = interleaved({"baseline": baseline, "extraction": lambda: extract(image),
+                                 "all_scale": lambda: extract_all_scales(image)},
+                                args.rounds, args.repeats, warmup=True)
         num_features = len(extract(image)["local_features"]["locations"])
 
-    best = {name: min(v[0] for v in values) for name, values in results.items()}
-    cpu = {name: min(v[1] for v in values) for name, values in results.items()}
     report = {
             "backbone": args.backbone,
             "max_image_size": args.max_image_size,
@@ -115,9 +108,7 @@ def main() -> None:
             "cpu_threads": os.cpu_count(),
             "load_average_at_start": load,
     }
-    for key, value in report.items():
-        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
-    write_result(_RESULT, report, announce=False)
+    print_and_write(_RESULT, report)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import os
 import tempfile
 
 import numpy as np
-from _results import timed, write_result
+from _results import interleaved, write_result
 
 from delf_tf import config as config_lib
 from delf_tf import utils
@@ -84,10 +84,7 @@ def main() -> None:
 
         default_prefetch = batch.PREFETCH_IMAGES
         runs = {"bare": bare, "tool": tool(default_prefetch), "tool_no_prefetch": tool(0)}
-        best = dict.fromkeys(runs, float("inf"))
-        for _ in range(args.repeats):
-            for name, fn in runs.items():  # interleaved: load changes hit all three
-                best[name] = min(best[name], timed(fn).wall)
+        best, _ = interleaved(runs, args.repeats)
         batch.PREFETCH_IMAGES = default_prefetch
 
     num = len(images)

@@ -21,7 +21,7 @@ import os
 import tempfile
 
 import numpy as np
-from _results import timed, write_result
+from _results import interleaved, write_result
 
 from delf_tf.io import atomic, datum_io, feature_io
 from delf_tf.matching import reranking
@@ -44,11 +44,9 @@ def _protobuf_read_datum(path):
 
 
 def _best_times(fns, repeats):
-    """([best wall seconds], [best CPU seconds]) of each function, run interleaved so load
-    changes hit all alike."""
-    runs = [[timed(fn) for fn in fns] for _ in range(repeats)]
-    return ([min(run[i].wall for run in runs) for i in range(len(fns))],
-            [min(run[i].cpu for run in runs) for i in range(len(fns))])
+    """([best wall seconds], [best CPU seconds]) of each function, run interleaved."""
+    walls, cpus = interleaved(dict(enumerate(fns)), repeats)
+    return list(walls.values()), list(cpus.values())
 
 
 def _compare(name, paths, ours, baseline, repeats):

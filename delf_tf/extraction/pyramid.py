@@ -11,6 +11,7 @@ Works in eager mode and under tf.function (the loops are tf.while_loop).
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 
@@ -82,26 +83,14 @@ def extract_features(
     image_scales: tf.Tensor,
     model_fn: ModelFn,
     *,
-    stride: int,
     abs_thres: tf.Tensor | float = 0.0,
     max_feature_num: tf.Tensor | int = 1000,
     global_scales_ind: tf.Tensor | None = None,
-    use_local: bool = True,
-    use_global: bool = False,
-    iou_threshold: float = 1.0,
-    global_dim: int | None = None,
-    receptive_field: int = feature_extractor.RECEPTIVE_FIELD,
-    padding: int = feature_extractor.RECEPTIVE_PADDING,
-    min_input_size: int = 1,
-    local_dim: int | None = None,
+    **params: Any,
 ) -> dict[str, tf.Tensor]:
-    """`run_pyramid` with the PyramidParams fields as keyword arguments."""
-    params = PyramidParams(
-        stride=stride, receptive_field=receptive_field, padding=padding,
-        min_input_size=min_input_size, use_local=use_local, use_global=use_global,
-        iou_threshold=iou_threshold, global_dim=global_dim, local_dim=local_dim)
-    return run_pyramid(image, image_scales, model_fn, params, abs_thres, max_feature_num,
-                       global_scales_ind)
+    """`run_pyramid` with the PyramidParams fields (`stride` required) as keyword arguments."""
+    return run_pyramid(image, image_scales, model_fn, PyramidParams(**params), abs_thres,
+                       max_feature_num, global_scales_ind)
 
 
 def run_pyramid(

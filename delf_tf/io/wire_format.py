@@ -75,9 +75,18 @@ def _varints_at(data: np.ndarray, pos: np.ndarray, limit: np.ndarray
     return value, after
 
 
-def _expect(data: np.ndarray, pos: np.ndarray, limit: np.ndarray, tag: int) -> bool:
-    """Whether every position lies before its limit and holds `tag`."""
-    return bool((pos < limit).all() and (data[pos] == tag).all())
+def _tagged_lengths(data: np.ndarray, pos: np.ndarray, limit: np.ndarray, tag: int,
+                    fills_limit: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lengths int64, payload starts) of the length-delimited fields with one-byte `tag`
+    at each position, or None unless every position lies before its limit, holds `tag`
+    and is followed by a length that `_varints_at` reads (with `fills_limit`: and the
+    payload ends exactly at the limit)."""
+    if not ((pos < limit).all() and (data[pos] == tag).all()):
+        return None
+    read = _varints_at(data, pos + 1, limit)
+    if read is None or (fills_limit and (read[0] + read[1] != limit).any()):
+        return None
+    return read
 
 
 def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -235,9 +244,7 @@ def _parse_datums(buf: bytes, data: np.ndarray, starts: np.ndarray, ends: np.nda
     """Decodes DatumProtos data[starts[i]:ends[i]] that share one shape and kind
     into [N, D] float32 (float_list) or uint32 (uint32_list) values, or None."""
     # shape (field 1): identical bytes in every datum.
-    if not _expect(data, starts, ends, _TAG_LEN_1):
-        return None
-    read = _varints_at(data, starts + 1, ends)
+    read = _tagged_lengths(data, starts, ends, _TAG_LEN_1)
     if read is None:
         return None
     shape_len, shape_start = read
@@ -255,21 +262,15 @@ def _parse_datums(buf: bytes, data: np.ndarray, starts: np.ndarray, ends: np.nda
         return None
     # float_list (2) or uint32_list (3), each holding one packed field 1.
     list_tag = buf[int(list_pos[0])]
-    if list_tag not in (_TAG_FLOAT_LIST, _TAG_UINT32_LIST) or not _expect(
-            data, list_pos, ends, list_tag):
+    if list_tag not in (_TAG_FLOAT_LIST, _TAG_UINT32_LIST):
         return None
-    read = _varints_at(data, list_pos + 1, ends)
+    read = _tagged_lengths(data, list_pos, ends, list_tag, fills_limit=True)
     if read is None:
         return None
-    list_len, list_start = read
-    if (list_start + list_len != ends).any() or not _expect(data, list_start, ends, _TAG_LEN_1):
-        return None
-    read = _varints_at(data, list_start + 1, ends)
+    read = _tagged_lengths(data, read[1], ends, _TAG_LEN_1, fills_limit=True)
     if read is None:
         return None
     values_len, values_start = read
-    if (values_start + values_len != ends).any():
-        return None
     if list_tag == _TAG_FLOAT_LIST:
         if (values_len != 4 * count).any():
             return None
@@ -285,9 +286,7 @@ def _parse_features(buf: bytes, data: np.ndarray, starts: np.ndarray, ends: np.n
     [N, D] float32/uint32, fixed32 fields [N, 5] float32 in field order x, y,
     scale, orientation, strength), or None."""
     # descriptor (field 1), then exactly the five fixed32 fields.
-    if not _expect(data, starts, ends, _TAG_LEN_1):
-        return None
-    read = _varints_at(data, starts + 1, ends)
+    read = _tagged_lengths(data, starts, ends, _TAG_LEN_1)
     if read is None:
         return None
     datum_len, datum_start = read

@@ -12,11 +12,6 @@ from delf_tf.global_features import tuples as tuples_lib
 from delf_tf.models import global_model
 
 
-@pytest.fixture(scope="module")
-def data_root(demo_tuples_root):
-    return demo_tuples_root
-
-
 def _config(data_root, directory, **kwargs):
     return training.TrainGlobalConfig(
             data_root=data_root, directory=directory, training_dataset="demo-SfM",
@@ -24,8 +19,8 @@ def _config(data_root, directory, **kwargs):
             neg_num=2, query_size=16, pool_size=40, batch_size=4, lr=1e-3, **kwargs)
 
 
-def test_demo_tuples_database_layout(data_root):
-    db = sfm.ReadSfmDatabase(os.path.join(data_root, "train", "demo-SfM", "demo-SfM.pkl"))
+def test_demo_tuples_database_layout(demo_tuples_root):
+    db = sfm.ReadSfmDatabase(os.path.join(demo_tuples_root, "train", "demo-SfM", "demo-SfM.pkl"))
     train, val = db["train"], db["val"]
     # 8 clean images per landmark: 6 train, 2 val; clusters = the 4 landmarks.
     assert len(train.cids) == 24 and len(val.cids) == 8
@@ -33,7 +28,7 @@ def test_demo_tuples_database_layout(data_root):
     assert np.all(train.cluster[train.qidxs] == train.cluster[train.pidxs])
     assert np.all(train.qidxs != train.pidxs)
     assert all(os.path.isfile(p) for p in train.image_paths(
-            os.path.join(data_root, "train", "demo-SfM", "ims")))
+            os.path.join(demo_tuples_root, "train", "demo-SfM", "ims")))
 
 
 def _val_loss(model, config, val_tuples):
@@ -43,15 +38,15 @@ def _val_loss(model, config, val_tuples):
     return training.tuples_loss(val_tuples, describe, "contrastive", 0.7)
 
 
-def test_one_epoch_lowers_the_validation_loss_and_resumes(data_root, tmp_path):
+def test_one_epoch_lowers_the_validation_loss_and_resumes(demo_tuples_root, tmp_path):
     directory = str(tmp_path / "run")
-    config = _config(data_root, directory, epochs=1, test_freq=1)
+    config = _config(demo_tuples_root, directory, epochs=1, test_freq=1)
     # The job seeds then builds its network the same way: this is its starting point.
     tf.keras.utils.set_random_seed(config.seed)
     initial = training.build_model(config)
-    db = sfm.ReadSfmDatabase(os.path.join(data_root, "train", "demo-SfM", "demo-SfM.pkl"))
+    db = sfm.ReadSfmDatabase(os.path.join(demo_tuples_root, "train", "demo-SfM", "demo-SfM.pkl"))
     val = tuples_lib.TuplesDataset(
-            db["val"], os.path.join(data_root, "train", "demo-SfM", "ims"),
+            db["val"], os.path.join(demo_tuples_root, "train", "demo-SfM", "ims"),
             tuples_lib.TuplesConfig(config.neg_num, config.query_size, config.pool_size,
                                     config.image_size), seed=1)
     # Fixed validation tuples, mined with the untrained network.
@@ -68,8 +63,8 @@ def test_one_epoch_lowers_the_validation_loss_and_resumes(data_root, tmp_path):
     assert after < 0.9 * before, (before, after)
 
     # Resuming a finished run restores the checkpoint and trains no further epoch.
-    resumed = training.TrainGlobalFeatures(_config(data_root, directory, epochs=1, test_freq=0,
-                                                   resume=True))
+    resumed = training.TrainGlobalFeatures(_config(demo_tuples_root, directory, epochs=1,
+                                                   test_freq=0, resume=True))
     assert [r["epoch"] for r in resumed["epochs"]] == [0]
     again = global_model.load_global_model(resumed["model_weights"])
     for a, b in zip(trained.weights, again.weights):

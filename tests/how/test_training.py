@@ -4,16 +4,10 @@ frozen, the backbone trained, the final network a HowNet, resume."""
 import os
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from delf_tf.how import model as how_model
 from delf_tf.how import training
-
-
-@pytest.fixture(scope="module")
-def data_root(demo_tuples_root):
-    return demo_tuples_root
 
 
 def _config(data_root, directory, **kwargs):
@@ -33,9 +27,9 @@ def test_defaults_are_hows():
     assert (config.output_dim, config.smoothing_size) == (128, 3)
 
 
-def test_trains_with_frozen_whitening_and_resumes(data_root, tmp_path):
+def test_trains_with_frozen_whitening_and_resumes(demo_tuples_root, tmp_path):
     directory = str(tmp_path / "run")
-    config = _config(data_root, directory, epochs=1)
+    config = _config(demo_tuples_root, directory, epochs=1)
     tf.keras.utils.set_random_seed(config.seed)
     initial = training.build_how_model(config)
     kernel = initial.whitening.kernel.numpy()
@@ -50,7 +44,7 @@ def test_trains_with_frozen_whitening_and_resumes(data_root, tmp_path):
     assert not np.allclose(trained.backbone.conv1.kernel.numpy(),
                            initial.backbone.conv1.kernel.numpy())
 
-    resumed = training.TrainHow(_config(data_root, directory, epochs=2, resume=True))
+    resumed = training.TrainHow(_config(demo_tuples_root, directory, epochs=2, resume=True))
     assert [r["epoch"] for r in resumed["epochs"]] == [0, 1]
     final = how_model.load_how_model(resumed["model_weights"])
     np.testing.assert_array_equal(final.whitening.kernel.numpy(), kernel)
