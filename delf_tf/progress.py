@@ -6,7 +6,8 @@
         progress.step()          # "Read features of 120/500 images (31.2/s, ETA 12 s)"
 
 Lines go to `log` (default: this module's logger at INFO, which the tools configure), at
-most every `every` items or `min_seconds` seconds, and always for the last item.
+most every `every` items or `min_seconds` seconds, and always for the last item. A job resumed
+part-way starts at `initial` done; its rate counts only what this run did.
 """
 
 import logging
@@ -32,7 +33,8 @@ class Progress:
 
     def __init__(self, total: int, header: str, *, unit: str = "",
                  log: Callable[[str], object] | None = None, every: int = 1,
-                 min_seconds: float = 0.0, clock: Callable[[], float] = time.perf_counter):
+                 min_seconds: float = 0.0, clock: Callable[[], float] = time.perf_counter,
+                 initial: int = 0):
         self.total = int(total)
         self.header = header
         self.unit = f" {unit}" if unit else ""
@@ -40,16 +42,17 @@ class Progress:
         self.every = max(1, int(every))
         self.min_seconds = float(min_seconds)
         self.clock = clock
-        self.done = 0
+        self.done = self.initial = int(initial)
         self.start = clock()
         self._last_report = None
 
     def line(self, note: str = "") -> str:
         """The current line: count, rate per second, seconds per item and ETA."""
         elapsed = max(self.clock() - self.start, 1e-9)
-        rate = self.done / elapsed
-        parts = [f"{rate:.3g}/s" if rate >= 1 else f"{elapsed / max(self.done, 1):.2f} s each"]
-        if 0 < self.done < self.total:
+        done_here = self.done - self.initial
+        rate = done_here / elapsed
+        parts = [f"{rate:.3g}/s" if rate >= 1 else f"{elapsed / max(done_here, 1):.2f} s each"]
+        if done_here > 0 and self.done < self.total:
             parts.append(f"ETA {format_seconds((self.total - self.done) / rate)}")
         elif self.done >= self.total:
             parts.append(f"took {format_seconds(elapsed)}")

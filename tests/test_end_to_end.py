@@ -1,4 +1,4 @@
-"""End to end: tools/run_demo.py on a reduced demo set (few images, few steps).
+"""End to end: the run_demo tool (tools/run_demo.py) on a reduced demo set (few images, few steps).
 
 Every stage runs the real tool as a subprocess, so this covers the command-line
 surface the README's first command uses: data, TFRecords, training, export,
@@ -112,7 +112,7 @@ def test_run_demo_reduced(tmp_path):
 
 
 def test_stage_logs_never_share_a_file(tmp_path):
-    from delf_tf import demo_workflow
+    from delf_tf.tools import demo_workflow
 
     stages = demo_workflow._Stages(str(tmp_path), progress=lambda message: None)
     paths = [stages._log_path(name) for name in (
@@ -124,7 +124,7 @@ def test_stage_logs_never_share_a_file(tmp_path):
 
 
 def test_environment_recorded_with_the_results():
-    from delf_tf import demo_workflow
+    from delf_tf.tools import demo_workflow
 
     environment = demo_workflow._environment()
     assert environment["onednn"] in ("on", "off") and environment["cpu_model"]

@@ -27,3 +27,11 @@ def test_rate_per_second_and_notes():
     progress.step(100, note="3 queries")
     assert lines == ["Verified 100/300 (3 queries, 10/s, ETA 20 s)"]
     assert format_seconds(150) == "2.5 min" and format_seconds(7200) == "2.0 h"
+
+
+def test_resumed_job_counts_its_rate_from_where_it_started():
+    clock, lines = _Clock(), []
+    progress = Progress(300, "step", log=lines.append, every=50, clock=clock, initial=200)
+    clock.now = 100.0
+    progress.step(50, note="loss 1.5")
+    assert lines == ["step 250/300 (loss 1.5, 2.00 s each, ETA 1.7 min)"]

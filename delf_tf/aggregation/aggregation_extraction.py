@@ -18,8 +18,8 @@ uint32) with ext `.vlad`, `.asmk`, `.asmk_star`, or `.rvlad`, `.rasmk`,
 
 import csv
 import dataclasses
+import logging
 import os
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +30,10 @@ from delf_tf.aggregation.extractor import ExtractAggregatedRepresentation
 from delf_tf.aggregation.params import AggregationParams, AggregationTypeName
 from delf_tf.io import atomic, datum_io, feature_io
 from delf_tf.io.files import require_files
+from delf_tf.progress import Progress
 from delf_tf.protos import aggregation_config_pb2
+
+logger = logging.getLogger(__name__)
 
 # An AggregationConfig or its typed AggregationParams.
 AggregationSettings = aggregation_config_pb2.AggregationConfig | AggregationParams
@@ -151,8 +154,8 @@ def aggregate_images(
     extractor = ExtractAggregatedRepresentation(params, codebook=codebook)
 
     results = []
-    start = time.perf_counter()
-    for i, name in enumerate(image_names):
+    progress = Progress(len(image_names), "Aggregated", unit=description, every=100)
+    for name in image_names:
         descriptors, counts = ReadImageFeatures(
             name, files.features_dir, files.extension, params.use_regional_aggregation,
             box_names[name] if box_names is not None else None)
@@ -160,9 +163,7 @@ def aggregate_images(
             results.append(extractor.Extract(descriptors, counts))
         except ValueError as e:
             raise ValueError(f"Image {name}: {e}") from e
-        if (i + 1) % 100 == 0 or i + 1 == len(image_names):
-            print(f"Aggregated {i + 1}/{len(image_names)} {description} "
-                  f"({time.perf_counter() - start:.1f} s)", flush=True)
+        progress.step()
     return results
 
 
@@ -203,7 +204,7 @@ def ExtractAggregatedRepresentationsToFiles(
     for name, (data, words) in zip(image_names, representations):
         datum_io.WritePairToFile(
             data, FileVisualWords(words), os.path.join(output_aggregation_dir, name + extension))
-    print(f"Wrote {len(image_names)} {extension} files to {output_aggregation_dir}", flush=True)
+    logger.info("Wrote %d %s files to %s", len(image_names), extension, output_aggregation_dir)
 
 
 def FileVisualWords(words) -> np.ndarray:

@@ -24,6 +24,7 @@ from delf_tf.aggregation.asmk_index import (
     train_codebook,
 )
 from delf_tf.io import atomic
+from delf_tf.progress import Progress
 from delf_tf.retrieval import dataset, evaluation, knn_classification
 
 logger = logging.getLogger(__name__)
@@ -62,13 +63,6 @@ def FeaturePaths(names, features_dir: str, feature_extension: str) -> list[str]:
     return paths
 
 
-def _progress(header: str):
-    def report(done: int, total: int) -> None:
-        if done == total or done % 500 == 0:
-            logger.info("%s: %d/%d", header, done, total)
-    return report
-
-
 def train_codebook_from_features(
     names, files: FeatureFiles, output_path: str, params: CodebookParams = CodebookParams(),
 ) -> np.ndarray:
@@ -76,7 +70,9 @@ def train_codebook_from_features(
     `params.num_images` of) the named images and writes it as a DatumProto file."""
     paths = FeaturePaths(names, files.features_dir, files.extension)
     start = time.perf_counter()
-    codebook = train_codebook(paths, params, progress=_progress("Read features"))
+    reading = Progress(min(len(paths), params.num_images), "Read features of", unit="images",
+                       every=500)
+    codebook = train_codebook(paths, params, progress=lambda done, total: reading.step())
     logger.info("Codebook %s trained in %.1f s", codebook.shape, time.perf_counter() - start)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     codebook_lib.WriteCodebook(codebook, output_path)
@@ -105,10 +101,10 @@ def BuildIndexFromFeatures(
     index = AsmkIndex(codebook_lib.ReadCodebook(codebook_path), params or AsmkParams())
     start = time.perf_counter()
     representations = []
-    report = _progress("Aggregated")
-    for i, path in enumerate(paths):
+    aggregating = Progress(len(paths), "Aggregated", unit="images", every=500)
+    for path in paths:
         representations.append(index.AggregateIndexImage(ReadDescriptors(path)))
-        report(i + 1, len(paths))
+        aggregating.step()
     index.BuildFromRepresentations(representations, names)
     seconds = time.perf_counter() - start
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)

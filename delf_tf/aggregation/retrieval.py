@@ -4,6 +4,7 @@ file, VLAD by a matrix product; writes the same `metrics.txt` as the global
 retrieval tool."""
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from delf_tf.io import datum_io
 from delf_tf.io.files import require_files
 from delf_tf.protos import aggregation_config_pb2
 from delf_tf.retrieval import dataset, evaluation, search
+
+logger = logging.getLogger(__name__)
 
 PR_RANKS = (1, 5, 10)
 METRICS_FILENAME = evaluation.METRICS_FILENAME
@@ -162,7 +165,7 @@ def retrieve_aggregated(
     """
     _check_compatible(query.params, index.params)
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
-    print(f"{len(query_list)} queries, {len(index_list)} index images", flush=True)
+    logger.info("%d queries, %d index images", len(query_list), len(index_list))
 
     # Every input is checked before hours of aggregation can start.
     _check_inputs(index_list, index)
@@ -174,8 +177,8 @@ def retrieve_aggregated(
 
     start = time.perf_counter()
     ranks, _ = RankIndexImages(query_representations, index_representations, index.params)
-    print(f"Ranked {len(index_list)} index images for {len(query_list)} queries in "
-          f"{time.perf_counter() - start:.2f} s", flush=True)
+    logger.info("Ranked %d index images for %d queries in %.2f s", len(index_list),
+                len(query_list), time.perf_counter() - start)
 
     _, medium, hard = dataset.ParseEasyMediumHardGroundTruth(ground_truth)
     mean_average_precision, mean_precisions, _ = evaluation.save_metrics(

@@ -24,6 +24,7 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import os
 from collections.abc import Callable
 
@@ -32,6 +33,8 @@ import numpy as np
 from PIL import Image
 
 from delf_tf.io import atomic, revisited
+
+logger = logging.getLogger(__name__)
 
 # Where each landmark is cut from: (skimage.data loader name, [y0, y1, x0, x1]
 # in that photo's pixels). Regions are far apart from the background sources.
@@ -440,13 +443,13 @@ def GenerateDemoDataset(output_dir: str, config: DemoConfig = DemoConfig(),
     Args:
       output_dir: destination directory.
       config: sizes, counts and seed.
-      log: called with a progress line per stage (e.g. `print`), or None.
+      log: called with a progress line per stage; None: this module's logger (INFO).
 
     Returns:
       The DemoDataset describing what was written.
     """
     config.validate()
-    log = log or (lambda _: None)
+    log = log or logger.info
     train_dir = os.path.join(output_dir, "train")
     images_dir = os.path.join(output_dir, "jpg")
     os.makedirs(train_dir, exist_ok=True)

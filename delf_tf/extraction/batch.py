@@ -12,7 +12,6 @@ import concurrent.futures
 import itertools
 import logging
 import os
-import time
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -24,6 +23,7 @@ from delf_tf import config as config_lib
 from delf_tf.extraction import extractor as extractor_lib
 from delf_tf.extraction import provenance
 from delf_tf.io import atomic, datum_io, feature_io
+from delf_tf.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -84,22 +84,6 @@ def _load_image(path: str) -> Image.Image:
         return utils.RgbLoader(path)
     except (FileNotFoundError, ValueError) as e:
         raise _UnreadableImage(str(e)) from e
-
-
-class _Progress:
-    """Logs every `every` items and at the end, with the rate."""
-
-    def __init__(self, total: int, what: str, every: int = 50):
-        self._total, self._what, self._every = total, what, max(every, 1)
-        self._start = time.perf_counter()
-        self._done = 0
-
-    def step(self) -> None:
-        self._done += 1
-        if self._done % self._every == 0 or self._done == self._total:
-            elapsed = time.perf_counter() - self._start
-            logger.info("%s: %d/%d images, %.1f s, %.2f images/s", self._what, self._done,
-                        self._total, elapsed, self._done / max(elapsed, 1e-9))
 
 
 # When this many images in a row fail with an error other than an unreadable
@@ -168,7 +152,7 @@ def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: st
     if atomic.remove_stale_temporaries([path for _, outputs, _ in jobs for path in outputs]):
         logger.info("Removed temporary files left by an interrupted run")
     failures = []
-    progress = _Progress(total, what)
+    progress = Progress(total, f"{what}:", unit="images", every=50)
     succeeded = skipped = 0
     todo = []
     for name, outputs, job in jobs:

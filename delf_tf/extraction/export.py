@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from delf_tf import checks
 from delf_tf.extraction import feature_extractor, pyramid
+from delf_tf.models import resnet
 
 POOL_TYPES = ("none", "average", "sum")
 
@@ -41,7 +42,8 @@ def model_block3_strides(model) -> bool:
         value = getattr(owner, "block3_strides", None)
         if value is not None:
             return bool(value)
-    raise ValueError(f"cannot tell block3_strides of {type(model).__name__}; pass it explicitly")
+    raise ValueError(f"cannot tell block3_strides of {type(model).__name__}; "
+                     "pass the geometry explicitly")
 
 
 def _backing_variables(model) -> list[tf.Variable]:
@@ -75,24 +77,26 @@ def attach_model(module: tf.Module, model, name: str = "model") -> None:
     setattr(module, f"{name}_variables", _backing_variables(model))
 
 
+def _feature_geometry(model) -> resnet.FeatureGeometry:
+    """Where the model's feature-map cells sit: the model's own `feature_geometry` (its
+    backbone's block3), or for a model that cannot tell, the original's ResNet-50 block3
+    constants (field 291, padding 145) at the model's block3 stride."""
+    geometry = getattr(model, "feature_geometry", None)
+    if geometry is not None:
+        return geometry
+    return resnet.FeatureGeometry(feature_extractor.feature_stride(model_block3_strides(model)),
+                                  feature_extractor.RECEPTIVE_FIELD)
+
+
 class _ExtractionModule(tf.Module):
     """Holds the model and the pyramid settings shared by the three kinds."""
 
-    def __init__(self, model, *, block3_strides: bool | None = None,
+    def __init__(self, model, *, geometry: resnet.FeatureGeometry | None = None,
                  iou_threshold: float = 1.0, name: str | None = None):
         super().__init__(name=name)
         checks.in_range("iou_threshold", iou_threshold, 0.0, 1.0, low_inclusive=False)
         attach_model(self, model)
-        # The model knows where its feature-map cells sit; an explicit block3_strides
-        # (for a model that cannot tell) sets the stride of the original's constants.
-        geometry = getattr(model, "feature_geometry", None)
-        if block3_strides is None and geometry is not None:
-            self._stride, self._receptive_field = geometry.stride, geometry.receptive_field
-        else:
-            if block3_strides is None:
-                block3_strides = model_block3_strides(model)
-            self._stride = feature_extractor.feature_stride(block3_strides)
-            self._receptive_field = feature_extractor.RECEPTIVE_FIELD
+        self._geometry = geometry or _feature_geometry(model)
         self._iou_threshold = float(iou_threshold)
         # One small real call: builds every variable and tells the global width.
         global_descriptor, _, local_features = self._model_fn(
@@ -108,13 +112,13 @@ class _ExtractionModule(tf.Module):
     def _extract(self, image, scales, *, use_local, use_global, abs_thres=0.0,
                  max_feature_num=0, global_scales_ind=None):
         return pyramid.extract_features(
-                image, scales, self._model_fn, stride=self._stride, abs_thres=abs_thres,
+                image, scales, self._model_fn, stride=self._geometry.stride, abs_thres=abs_thres,
                 max_feature_num=max_feature_num, global_scales_ind=global_scales_ind,
                 use_local=use_local, use_global=use_global,
                 iou_threshold=self._iou_threshold, global_dim=self._global_dim,
                 local_dim=self._local_dim, min_input_size=self._min_input_size,
-                receptive_field=self._receptive_field,
-                padding=(self._receptive_field - 1) // 2)
+                receptive_field=self._geometry.receptive_field,
+                padding=self._geometry.padding)
 
 
 class LocalFeatureModule(_ExtractionModule):
@@ -149,8 +153,8 @@ class GlobalFeatureModule(_ExtractionModule):
     def __init__(self, model, *, input_scales_list: Sequence[float] | None = None,
                  multi_scale_pool_type: str = "none",
                  normalize_global_descriptor: bool = False,
-                 block3_strides: bool | None = None, name: str | None = None):
-        super().__init__(model, block3_strides=block3_strides, name=name)
+                 name: str | None = None):
+        super().__init__(model, name=name)
         pool_type = multi_scale_pool_type.lower()
         if pool_type not in POOL_TYPES:
             raise ValueError(

@@ -33,6 +33,7 @@ from delf_tf.global_features import tuples as tuples_lib
 from delf_tf.io import atomic
 from delf_tf.models import global_model, ranking_losses
 from delf_tf.models.preprocessing import normalize_images
+from delf_tf.progress import Progress
 from delf_tf.training import summaries
 
 logger = logging.getLogger(__name__)
@@ -355,6 +356,7 @@ def TrainGlobalFeatures(config: TrainGlobalConfig,
                if config.resume and os.path.isfile(history_path) else [])
     history = [h for h in history if h["epoch"] < int(epoch_var)]
 
+    epochs = Progress(config.epochs, "epoch", log=progress, initial=int(epoch_var))
     for epoch in range(int(epoch_var), config.epochs):
         start = time.perf_counter()
         record = _train_one_epoch(config, epoch, model, optimizer, step, train_tuples,
@@ -370,7 +372,6 @@ def TrainGlobalFeatures(config: TrainGlobalConfig,
         manager.save(checkpoint_number=epoch + 1)
         history.append(record)
         atomic.write_bytes_atomic(history_path, json.dumps(history, indent=1).encode())
-        progress("epoch {epoch}: ".format(**record) + ", ".join(
-                f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+        epochs.step(note=", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
     save(model, os.path.join(config.directory, "model_weights"))
     return {"epochs": history, "model_weights": os.path.join(config.directory, "model_weights")}

@@ -19,6 +19,7 @@ from delf_tf.extraction import export, feature_extractor, pyramid
 from delf_tf.how.model import HowNet, load_how_model
 from delf_tf.io import feature_io
 from delf_tf.local_features import LocalFeatures
+from delf_tf.models import resnet
 from delf_tf.protos import delf_config_pb2
 
 HOW_SCALES = (0.25, 0.3535534, 0.5, 0.7071068, 1.0, 1.4142135, 2.0)
@@ -31,10 +32,9 @@ class HowFeatureModule(export._ExtractionModule):
     the model's own stride and receptive field place the features."""
 
     def __init__(self, model: HowNet, name: str | None = None):
-        super().__init__(model, block3_strides=False, name=name)
-        self._stride = model.stride
-        self._receptive_field = model.receptive_field
-        self._padding = model.padding
+        super().__init__(model, geometry=resnet.FeatureGeometry(model.stride,
+                                                               model.receptive_field),
+                         name=name)
 
     def _model_fn(self, images):
         strengths, descriptors = self.model.local_features(images, training=False)
@@ -43,9 +43,11 @@ class HowFeatureModule(export._ExtractionModule):
     def _extract(self, image, scales, *, use_local, use_global, abs_thres=0.0,
                  max_feature_num=0, global_scales_ind=None):
         return pyramid.extract_features(
-                image, scales, self._model_fn, stride=self._stride, abs_thres=abs_thres,
+                image, scales, self._model_fn, stride=self._geometry.stride,
+                abs_thres=abs_thres,
                 max_feature_num=max_feature_num, use_local=True, use_global=False,
-                receptive_field=self._receptive_field, padding=self._padding,
+                receptive_field=self._geometry.receptive_field,
+                padding=self._geometry.padding,
                 local_dim=self._local_dim, min_input_size=self._min_input_size)
 
     @tf.function(input_signature=[export._IMAGE, export._SCALES, export._MAX_FEATURE_NUM,

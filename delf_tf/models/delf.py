@@ -141,13 +141,12 @@ class Delf(keras.Model):
 
     @property
     def feature_geometry(self) -> resnet.FeatureGeometry:
-        """Where the local-feature cells sit (input pixels): the backbone's block3 stride,
-        and the receptive field the original gives every DELF/DELG model, ResNet-50's
-        block3 field (291). Keypoint locations (box centres) depend on the stride only;
-        the backbone's own field is `backbone.feature_geometry()`."""
-        original_field = resnet.stage_geometry(resnet.BACKBONE_SPECS["resnet50"], 3)
-        return resnet.FeatureGeometry(self.backbone.feature_geometry("block3").stride,
-                                      original_field.receptive_field)
+        """Where the local-feature cells sit (input pixels): the stride, receptive field and
+        padding of this backbone's block3, which the local branch reads. ResNet-50's are the
+        original's constants (stride 16, or 32 with block3_strides; field 291, padding 145);
+        other backbones have their own (ResNet-101: 835; resnet_tiny: 67). Keypoint
+        locations (box centres) depend on the stride only."""
+        return self.backbone.feature_geometry("block3")
 
     def build_call(self, images, training: bool = False):
         """Inference: images [B,H,W,3] normalised float32 -> (global_descriptor [B,Dg],

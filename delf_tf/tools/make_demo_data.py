@@ -58,7 +58,7 @@ def main(argv):
         config.validate()
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    dataset = demo.GenerateDemoDataset(_OUTPUT_DIR.value, config, log=print)
+    dataset = demo.GenerateDemoDataset(_OUTPUT_DIR.value, config)
     print(f"Wrote {dataset.train_csv_path}, {dataset.train_clean_csv_path} and "
           f"{dataset.dataset_file_path} ({dataclasses.asdict(config)})")
 

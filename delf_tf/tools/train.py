@@ -8,7 +8,6 @@ Example (DELG, ResNet-50, two GPUs):
 """
 
 import dataclasses
-import functools
 
 from absl import app, flags
 
@@ -106,7 +105,7 @@ def main(argv):
         config = trainer.TrainConfig(
                 **{field.name: FLAGS[field.name].value
                    for field in dataclasses.fields(trainer.TrainConfig)})
-        trainer.Train(config, progress=functools.partial(print, flush=True))
+        trainer.Train(config)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def main(argv):
         training.validate(config)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    result = training.TrainGlobalFeatures(config, progress=print)
+    result = training.TrainGlobalFeatures(config)
     print(f"Final weights: {result['model_weights']}")
 
 

@@ -84,7 +84,7 @@ def main(argv):
         lr=_LR.value, weight_decay=_WEIGHT_DECAY.value, epochs=_EPOCHS.value,
         resume=_RESUME.value, seed=_SEED.value, imagenet_checkpoint=_IMAGENET_CHECKPOINT.value,
         initial_weights=_INITIAL_WEIGHTS.value)
-    result = training.TrainHow(config, progress=print)
+    result = training.TrainHow(config)
     print(json.dumps({"model_weights": result["model_weights"],
                       "last_epoch": result["epochs"][-1] if result["epochs"] else None},
                      indent=1))

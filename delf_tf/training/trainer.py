@@ -10,6 +10,7 @@ to `<logdir>/attention_stats.json` (the extraction threshold is chosen from them
 """
 
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -19,15 +20,17 @@ from collections.abc import Callable
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from delf_tf import checks
 from delf_tf.data import gld
 from delf_tf.models import Delf, Delg, compute_losses
 from delf_tf.models import checkpoint as model_checkpoint
 from delf_tf.models import weights as model_weights
+from delf_tf.progress import Progress
 from delf_tf.training import strategy as strategy_lib
 from delf_tf.training import summaries
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_SUBDIR = "delf_tf2-ckpt"
 WEIGHTS_NAME = "delf_weights"
@@ -486,12 +489,6 @@ class _Trainer:
                                       scores / tf.reduce_max(scores + 1e-3), step,
                                       max_outputs=NUM_SUMMARY_IMAGES)
         self.writer.flush()
-        self.progress(f"step {step}: loss {scalars['loss/total']:.4f} "
-                      f"(desc {scalars['loss/desc/crossentropy']:.4f}, "
-                      f"attn {scalars['loss/attn/crossentropy']:.4f}, "
-                      f"recon {scalars['loss/recon/mse']:.4f}), "
-                      f"lr {scalars['learning_rate']:.5f}, "
-                      f"{scalars['global_steps_per_sec']:.2f} steps/s")
         return scalars
 
     def write_validation(self, step: int, scalars: dict[str, float]) -> None:
@@ -537,6 +534,7 @@ class _Trainer:
             return []
         history = []
         pending: list[dict] = []
+        steps = Progress(config.max_iters, "step", log=self.progress, initial=step)
         iterator = iter(self.train_dataset)
         report_start, report_start_step = time.perf_counter(), step
         while step < config.max_iters:
@@ -559,6 +557,7 @@ class _Trainer:
                                       time.perf_counter() - report_start,
                                       step - report_start_step, attention)
                 pending = []
+                steps.step(step - steps.done, note=_loss_note(scalars))
                 report_start, report_start_step = time.perf_counter(), step
                 history.append({"step": step, **scalars})
             if (self.validation_dataset is not None and config.eval_interval > 0
@@ -575,6 +574,14 @@ class _Trainer:
         return history
 
 
+def _loss_note(scalars: dict[str, float]) -> str:
+    """The losses, learning rate and step rate of a report, for its progress line."""
+    return (f"loss {scalars['loss/total']:.4f} (desc {scalars['loss/desc/crossentropy']:.4f}, "
+            f"attn {scalars['loss/attn/crossentropy']:.4f}, "
+            f"recon {scalars['loss/recon/mse']:.4f}), lr {scalars['learning_rate']:.5f}, "
+            f"{scalars['global_steps_per_sec']:.2f} steps/s")
+
+
 def CheckTrainConfig(config: TrainConfig) -> None:
     """Raises ValueError naming the flag and value of an invalid setting (NaN or
     non-positive learning rate, negative loss weights, zero batch size, ...)."""
@@ -589,7 +596,7 @@ def CheckTrainConfig(config: TrainConfig) -> None:
         checks.non_negative(f"--{name}", getattr(config, name))
 
 
-def Train(config: TrainConfig, progress: Callable[[str], None] = logging.info
+def Train(config: TrainConfig, progress: Callable[[str], None] = logger.info
           ) -> list[dict[str, float]]:
     """Trains per `config`, resuming from `<logdir>/delf_tf2-ckpt` when it has a checkpoint.
 

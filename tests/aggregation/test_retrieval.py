@@ -1,6 +1,7 @@
 """Codebook training, aggregation to files and ASMK* / VLAD retrieval on a small
 synthetic Revisited-format dataset, through the library and the tools."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -121,7 +122,8 @@ def test_vlad_retrieval(synthetic_dataset, tmp_path):
     assert result["index_bytes_per_image"] > NUM_WORDS * DIM * 4
 
 
-def test_missing_files_are_reported_before_work(synthetic_dataset, tmp_path, capsys):
+def test_missing_files_are_reported_before_work(synthetic_dataset, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="delf_tf")
     data = synthetic_dataset
     with pytest.raises(FileNotFoundError, match="12 feature files are missing: .*nowhere"):
         retrieval.PerformAggregatedRetrieval(
@@ -136,6 +138,7 @@ def test_missing_files_are_reported_before_work(synthetic_dataset, tmp_path, cap
             data["dataset"], data["configs"]["query"], data["configs"]["index"], str(tmp_path),
             index_features_dir=data["features"])
     assert "Aggregated" not in capsys.readouterr().out
+    assert "Aggregated" not in caplog.text  # the progress lines are logged
     assert not os.listdir(tmp_path)
 
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from delf_tf.extraction import export
-from delf_tf.models import Delf, Delg, save_weights
+from delf_tf.models import Delf, Delg, resnet, save_weights
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +37,12 @@ def delg_export(tmp_path_factory, delg_model):
 
 @pytest.fixture(scope="session")
 def delf_export(tmp_path_factory, delf_model):
-    """DELF local-only SavedModel."""
+    """DELF local-only SavedModel, with the original's ResNet-50 block3 geometry (stride 16,
+    receptive field 291, padding 145) stated explicitly: its test pins those boxes
+    (resnet_tiny's own block3 field is 67)."""
     path = str(tmp_path_factory.mktemp("delf") / "export")
-    export.save_module(export.LocalFeatureModule(delf_model), path)
+    export.save_module(export.LocalFeatureModule(
+        delf_model, geometry=resnet.FeatureGeometry(stride=16, receptive_field=291)), path)
     return path
 
 

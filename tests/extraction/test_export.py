@@ -59,7 +59,9 @@ def test_delg_signature_and_outputs_match_in_memory_model(delg_export, delg_mode
                        input_global_scales_ind=tf.constant([2, 1]))
     in_memory = pyramid.extract_features(
             tf.constant(image), tf.constant(SCALES), delg_model.build_call,
-            stride=32, abs_thres=threshold, max_feature_num=10, use_global=True)
+            stride=32, abs_thres=threshold, max_feature_num=10, use_global=True,
+            # resnet_tiny's own block3 field, which the export reads from the model.
+            receptive_field=67, padding=33)
     assert served["boxes"].shape == (10, 4)
     for name in ("boxes", "features", "scales", "scores"):
         np.testing.assert_allclose(served[name].numpy(), in_memory[name].numpy(),

@@ -96,10 +96,15 @@ def test_feature_geometry_is_the_models():
     from delf_tf.extraction import feature_extractor
 
     for block3_strides, stride in ((False, 16), (True, 32)):
+        # ResNet-50 (not built: the geometry is the spec's): the original's constants.
+        r50 = delf.Delf(backbone="resnet50", block3_strides=block3_strides).feature_geometry
+        assert (r50.stride, r50.receptive_field, r50.padding) == (
+            stride, feature_extractor.RECEPTIVE_FIELD, feature_extractor.RECEPTIVE_PADDING)
+        # Any other backbone: its own block3 geometry, not ResNet-50's.
         model = delf.Delf(backbone="resnet_tiny", block3_strides=block3_strides)
         geometry = model.feature_geometry
         assert geometry.stride == stride == feature_extractor.feature_stride(block3_strides)
-        assert (geometry.receptive_field, geometry.padding) == (
-            feature_extractor.RECEPTIVE_FIELD, feature_extractor.RECEPTIVE_PADDING)
+        assert geometry == model.backbone.feature_geometry("block3")
+        assert (geometry.receptive_field, geometry.padding) == (67, 33)
     # The backbone's own block3 field: one bottleneck per stage.
     assert model.backbone.feature_geometry().receptive_field == 67

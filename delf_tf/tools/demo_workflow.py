@@ -1,5 +1,7 @@
-"""The demo workflow behind tools/run_demo.py (whose docstring lists the stages):
-every DELG stage on the embedded demo set, each tool run as a subprocess as a user would.
+"""The demo workflow behind the run_demo tool (whose docstring lists the stages): every
+method on the embedded demo set, each stage a delf_tf tool run as a subprocess
+(`python -m delf_tf.tools.<tool>`, so an installed package runs it as a checkout does) or,
+for the few in-process steps, a library call.
 """
 
 import dataclasses
@@ -15,23 +17,20 @@ from concurrent import futures
 from typing import Any
 
 from delf_tf import config as config_lib
+from delf_tf.data import demo
 
 # The shipped configs (a checkout's configs/, or delf_tf/configs in an installed wheel).
 _CONFIGS_DIR = config_lib.PackagedConfigDir()
 
 
 @dataclasses.dataclass(frozen=True)
-class DemoConfig:
-    """Settings of the demo run (one field per flag of tools/run_demo.py)."""
+class DemoRunConfig:
+    """Settings of the demo run: the demo data set's (`data`, whose seed is the one seed of
+    the whole run: rendering, training, mining, RANSAC) and the methods' (one field per
+    flag of the run_demo tool)."""
 
     output_dir: str = "demo_output"
-    seed: int = 0
-    num_landmarks: int = 12
-    image_size: int = 256
-    train_per_landmark: int = 24
-    queries_per_landmark: int = 2
-    index_per_landmark: tuple[int, int, int] = (4, 3, 1)
-    num_distractors: int = 40
+    data: demo.DemoConfig = dataclasses.field(default_factory=demo.DemoConfig)
     backbone: str = "resnet_tiny"
     train_image_size: int = 128
     batch_size: int = 16
@@ -52,6 +51,23 @@ class DemoConfig:
     global_epochs: int = 4
     global_lr: float = 1e-4
     global_multiscale: str = "[1]"
+
+    @property
+    def seed(self) -> int:
+        return self.data.seed
+
+    def flag_values(self) -> dict[str, Any]:
+        """The settings as the run_demo tool's flags (what results.json records)."""
+        data = self.data
+        methods = dataclasses.asdict(self)
+        del methods["output_dir"], methods["data"]
+        return {"output_dir": self.output_dir, "seed": data.seed,
+                "num_landmarks": data.num_landmarks, "image_size": data.image_size,
+                "train_per_landmark": data.train_per_landmark,
+                "queries_per_landmark": data.queries_per_landmark,
+                "index_per_landmark": (data.easy_per_landmark, data.hard_per_landmark,
+                                       data.junk_per_landmark),
+                "num_distractors": data.num_distractors, **methods}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +192,7 @@ class _Stages:
         return self._elapsed()
 
 
-def _train_flags(config: DemoConfig, tfrecord_dir: str, logdir: str,
+def _train_flags(config: DemoRunConfig, tfrecord_dir: str, logdir: str,
                  num_classes: int) -> dict:
     """train.py flags: DELG with the autoencoder on the demo TFRecords, reproducible."""
     return dict(
@@ -188,7 +204,7 @@ def _train_flags(config: DemoConfig, tfrecord_dir: str, logdir: str,
         initial_lr=config.initial_lr, seed=config.seed, deterministic=True, logdir=logdir)
 
 
-def _save_untrained_weights(config: DemoConfig, trained_prefix: str, run: _Run,
+def _save_untrained_weights(config: DemoRunConfig, trained_prefix: str, run: _Run,
                             train_dir: str, image_size: int) -> None:
     """Saves fresh weights of the trained model's architecture, and their attention
     statistics over training images (what training records)."""
@@ -218,23 +234,33 @@ def _save_untrained_weights(config: DemoConfig, trained_prefix: str, run: _Run,
     summaries.WriteAttentionStats(run.stats_path, 0, stats.result())
 
 
-def _write_delf_config(config: DemoConfig, run: _Run) -> float:
-    """Writes <run>/delf_config.pbtxt for the exported model; returns its threshold."""
-    from delf_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+def _local_features_config(config: DemoRunConfig, run: _Run, score_threshold: float,
+                           **fields: Any) -> Any:
+    """A DelfConfig for the SavedModel at <run>/export: local features at the demo's scales
+    (the `max_feature_num` highest-scoring above `score_threshold`, no PCA), other
+    DelfConfig `fields` as given."""
     from delf_tf.protos import delf_config_pb2  # pylint: disable=g-import-not-at-top
-    from delf_tf.training import summaries  # pylint: disable=g-import-not-at-top
 
-    threshold = float(summaries.ReadAttentionStats(run.stats_path)["percentiles"]["50"])
     delf_config = delf_config_pb2.DelfConfig(
         model_path=os.path.abspath(run.path("export")), use_local_features=True,
-        use_global_features=True, is_tf2_exported=True,
         # Bounds memory for any photo run through this config (a 12-megapixel image at
-        # full size needs gigabytes); the demo's own images are far smaller.
-        max_image_size=1024)
+        # full size needs gigabytes); the demo's own images are far smaller. HOW's own
+        # extraction limit is the same 1024.
+        max_image_size=1024, **fields)
     delf_config.image_scales.extend(float(s) for s in config.image_scales)
     delf_config.delf_local_config.use_pca = False
     delf_config.delf_local_config.max_feature_num = config.max_feature_num
-    delf_config.delf_local_config.score_threshold = threshold
+    delf_config.delf_local_config.score_threshold = score_threshold
+    return delf_config
+
+
+def _write_delf_config(config: DemoRunConfig, run: _Run) -> float:
+    """Writes <run>/delf_config.pbtxt for the exported DELG model; returns its threshold."""
+    from delf_tf.training import summaries  # pylint: disable=g-import-not-at-top
+
+    threshold = float(summaries.ReadAttentionStats(run.stats_path)["percentiles"]["50"])
+    delf_config = _local_features_config(config, run, threshold, use_global_features=True,
+                                         is_tf2_exported=True)
     delf_config.delf_global_config.use_pca = False
     delf_config.delf_global_config.image_scales_ind.extend(
         int(i) for i in config.global_scales_ind)
@@ -242,7 +268,13 @@ def _write_delf_config(config: DemoConfig, run: _Run) -> float:
     return threshold
 
 
-def _model_stages(config: DemoConfig, stages: _Stages, run: _Run,
+def _negatives_per_tuple(config: DemoRunConfig) -> int:
+    """Hard negatives per training tuple: they come from other clusters (landmarks), at most
+    one per cluster."""
+    return min(5, config.data.num_landmarks - 1)
+
+
+def _model_stages(config: DemoRunConfig, stages: _Stages, run: _Run,
                   data: Any) -> dict[str, dict[str, float]]:
     """Export, extraction (float and DELG*) and retrieval for one model.
 
@@ -287,7 +319,7 @@ def _model_stages(config: DemoConfig, stages: _Stages, run: _Run,
     return results
 
 
-def _elfm_stages(config: DemoConfig, stages: _Stages, run: _Run,
+def _elfm_stages(config: DemoRunConfig, stages: _Stages, run: _Run,
                  data: Any) -> dict[str, dict[str, float]]:
     """ELFM from the same model's backbone and whitening: extraction (binary codes and the
     float representatives), an index file, retrieval. Returns {"elfm" | "elfm_float":
@@ -321,7 +353,7 @@ def _elfm_stages(config: DemoConfig, stages: _Stages, run: _Run,
     return results
 
 
-def _asmk_star_stages(config: DemoConfig, stages: _Stages, run: _Run, data: Any,
+def _asmk_star_stages(config: DemoRunConfig, stages: _Stages, run: _Run, data: Any,
                       features: str = "features_delg") -> dict[str, float]:
     """k-means codebook over the index local features of <run>/<features>, then ASMK*
     retrieval (local features only, no global descriptor). Returns {protocol: mAP}."""
@@ -362,12 +394,11 @@ def _asmk_star_stages(config: DemoConfig, stages: _Stages, run: _Run, data: Any,
     return {k: float(v) for k, v in mean_ap.items()}
 
 
-def _global_tuple_stages(config: DemoConfig, stages: _Stages, data: Any,
+def _global_tuple_stages(config: DemoRunConfig, stages: _Stages, data: Any,
                          output_dir: str) -> dict[str, float]:
     """The demo's clean training images as an SfM tuples database (clusters = landmarks); a
     GlobalFeatureNet trained from scratch on tuples with mined hard negatives (contrastive
     loss); its global-only SavedModel; extraction and global retrieval. Returns {key: mAP}."""
-    from delf_tf.data import demo  # pylint: disable=g-import-not-at-top
     from delf_tf.retrieval import dataset as revisited  # pylint: disable=g-import-not-at-top
 
     root = os.path.join(output_dir, "global_tuples")
@@ -379,13 +410,12 @@ def _global_tuple_stages(config: DemoConfig, stages: _Stages, data: Any,
         training_dataset="demo-SfM", test_datasets="", arch=config.global_arch,
         image_size=config.global_image_size, epochs=config.global_epochs,
         lr=config.global_lr, query_size=64, pool_size=192, seed=config.seed,
-        # Negatives come from other clusters (landmarks), at most one per cluster.
-        neg_num=min(5, config.num_landmarks - 1))
+        neg_num=_negatives_per_tuple(config))
     stages.run_tool(
         "global tuples: export", "export_global_features_model",
         ckpt_path=os.path.join(root, "train", "model_weights"),
         export_path=os.path.join(root, "export"), multiscale=config.global_multiscale,
-        image_size=config.image_size, config_path=os.path.join(root, "config.pbtxt"),
+        image_size=config.data.image_size, config_path=os.path.join(root, "config.pbtxt"),
         overwrite=True)
     stages.run_tools("global tuples: extract query + index", [
         (f"global tuples: extract {image_set}", "extract_delg_features",
@@ -403,16 +433,18 @@ def _global_tuple_stages(config: DemoConfig, stages: _Stages, data: Any,
     return {k: float(v) for k, v in mean_ap.items()}
 
 
-def _how_stages(config: DemoConfig, stages: _Stages, trained: _Run, data: Any,
+def _how_stages(config: DemoRunConfig, stages: _Stages, trained: _Run, data: Any,
                 output_dir: str) -> dict[str, dict[str, float]]:
-    """HOW's Table 1 rows: HOW fine-tuned on tuples from the trained DELG model's backbone,
-    extracted at the demo's scales (the `max_feature_num` strongest by ||u||), searched by the
-    same ASMK* stages as the DELG model's attention-selected features (the DELF-ASMK*
-    baseline, already computed). Returns {"HOW" | "DELF": {medium, hard, vectors_per_image,
-    bytes_per_image}}."""
-    from delf_tf.data import demo  # pylint: disable=g-import-not-at-top
-    from delf_tf.how import demo as how_demo  # pylint: disable=g-import-not-at-top
+    """HOW's Table 1 in miniature: HOW-ASMK* against the demo's DELF-ASMK* row.
 
+    As the paper starts from ImageNet weights, the demo's HOW starts from a pretrained
+    backbone: the trained DELG model's (cross-entropy on the same training images). HOW is
+    fine-tuned on tuples from it, extracted at the demo's scales (the `max_feature_num`
+    strongest by ||u||) and searched by the same ASMK* stages as the DELG model's
+    attention-selected features (the DELF-ASMK* baseline, already computed), so the two rows
+    differ in the local features only: same backbone start, same extraction scales, same
+    codebook size rule, same ASMK* (alpha 3, tau 0). Returns {"HOW" | "DELF": {medium, hard,
+    vectors_per_image, bytes_per_image}}."""
     how = _Run("HOW", os.path.join(output_dir, "how"), "", "")
     # The tuple-trained global row's SfM-style database, or the same one written here.
     sfm_root = os.path.join(output_dir, "global_tuples", "data")
@@ -420,14 +452,7 @@ def _how_stages(config: DemoConfig, stages: _Stages, trained: _Run, data: Any,
         sfm_root = how.path("data")
         stages.run_function("HOW: SfM-style database", demo.WriteSfmTuplesDatabase,
                             data.root, sfm_root, seed=config.seed)
-    how_config = how_demo.HowDemoConfig(
-        backbone=config.backbone, image_size=config.global_image_size, epochs=config.how_epochs,
-        query_size=config.how_query_size, pool_size=3 * config.how_query_size,
-        # Negatives come from other clusters (landmarks), at most one per cluster.
-        neg_num=min(5, config.num_landmarks - 1), image_scales=config.image_scales,
-        max_feature_num=config.max_feature_num, seed=config.seed)
-    config_path = how_demo.TrainAndExportHow(stages, sfm_root, trained.weights_prefix,
-                                             how.root, how_config)
+    config_path = _train_and_export_how(config, stages, sfm_root, trained.weights_prefix, how)
     stages.run_tools("HOW: extract query + index", [
         (f"HOW: extract {image_set}", "extract_delg_features",
          dict(delf_config_path=config_path, dataset_file_path=data.dataset_file_path,
@@ -438,10 +463,74 @@ def _how_stages(config: DemoConfig, stages: _Stages, trained: _Run, data: Any,
             "DELF": {}}
     for key, run, features in (("HOW", how, "features"), ("DELF", trained, "features_delg")):
         rows[key].update(stages.run_function(
-            f"{key}-ASMK*: |C_X| and bytes per image", how_demo.AsmkStats,
+            f"{key}-ASMK*: |C_X| and bytes per image", _asmk_stats,
             run.path("asmk", "codebook", "codebook.datum"), run.path(features, "index"),
             data.imlist))
     return rows
+
+
+def _train_and_export_how(config: DemoRunConfig, stages: _Stages, sfm_root: str,
+                          initial_weights: str, how: _Run) -> str:
+    """Fine-tunes HOW from the backbone of the checkpoint `initial_weights` on the SfM-style
+    database at `sfm_root` (name demo-SfM), exports it to <how>/export and writes its
+    extraction config; returns the config's path.
+
+    Its whitening o(u) = P (u - m) is learned by PCA on training images, then the network is
+    fine-tuned with the contrastive loss for a short budget (BatchNorm frozen, as in the
+    paper): how_epochs x how_query_size tuples at global_image_size px, hard negatives mined
+    from 3x as many images per epoch.
+    """
+    stages.run_tool(
+        f"HOW: fine-tune from the DELG backbone ({config.how_epochs} epochs of "
+        f"{config.how_query_size} tuples, contrastive)", "train_how",
+        data_root=sfm_root, training_dataset="demo-SfM", directory=how.path("train"),
+        arch=config.backbone, initial_weights=initial_weights,
+        image_size=config.global_image_size, query_size=config.how_query_size,
+        pool_size=3 * config.how_query_size, neg_num=_negatives_per_tuple(config),
+        epochs=config.how_epochs, lr=1e-5, whitening_images=48, test_datasets="",
+        seed=config.seed)
+    stages.run_tool("HOW: export", "export_how_model",
+                    ckpt_path=how.path("train", "model_weights"),
+                    export_path=how.path("export"), overwrite=True)
+    # Local features only: the strongest over all scales, no attention threshold, no PCA
+    # (HOW's descriptors are whitened in the network).
+    config_path = how.path("how_config.pbtxt")
+    config_lib.WriteConfig(config_path, _local_features_config(
+        config, how, 0.0, use_global_features=False))
+    return config_path
+
+
+def _asmk_stats(codebook_path: str, features_dir: str,
+                image_names: list[str]) -> dict[str, float]:
+    """|C_X| (ASMK* vectors per database image, features on their nearest word) and bytes
+    per image of the compact inverted file, for the .delg_local features of `image_names`
+    in `features_dir` over the DatumProto codebook at `codebook_path`."""
+    from delf_tf.aggregation.asmk_index import AsmkIndex, ReadDescriptors  # pylint: disable=g-import-not-at-top
+    from delf_tf.io import datum_io  # pylint: disable=g-import-not-at-top
+
+    index = AsmkIndex(datum_io.ReadFromFile(codebook_path))
+    index.Build([ReadDescriptors(os.path.join(features_dir, name + ".delg_local"))
+                 for name in image_names], image_names)
+    stats = index.Stats()
+    return {"vectors_per_image": float(stats["vectors_per_image"]),
+            "bytes_per_image": float(stats["bytes_per_image"])}
+
+
+def _format_how_table(rows: dict[str, dict[str, float]]) -> str:
+    """HOW's Table 1 rows for the demo: {"HOW" | "DELF": {medium, hard (0-1),
+    vectors_per_image, bytes_per_image}}."""
+    lines = ["HOW Table 1 rows (same backbone start, scales, codebook rule and ASMK*)",
+             f"{'method':<32}{'loss':<6}{'medium mAP':>11}{'hard mAP':>10}{'|C_X|':>8}"
+             f"{'bytes/img':>11}", "-" * 78]
+    labels = {"HOW": ("HOW-ASMK* (fixed attention)", "CO"),
+              "DELF": ("DELF-ASMK* (learned attention)", "CE")}
+    for key, (label, loss) in labels.items():
+        if key in rows:
+            r = rows[key]
+            lines.append(f"{label:<32}{loss:<6}{100 * r['medium']:>11.2f}"
+                         f"{100 * r['hard']:>10.2f}{r['vectors_per_image']:>8.1f}"
+                         f"{r['bytes_per_image']:>11.0f}")
+    return "\n".join(lines)
 
 
 def _format_table(results: dict[str, dict[str, dict[str, float]]],
@@ -486,7 +575,7 @@ def _pick_query(data: Any, retrieval_dir: str) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def _save_pictures(config: DemoConfig, stages: _Stages, run: _Run, data: Any,
+def _save_pictures(config: DemoRunConfig, stages: _Stages, run: _Run, data: Any,
                    output_dir: str) -> None:
     """A match picture (query crop vs. its best positive), an attention map and the pair's
     local features coloured by ASMK* visual word."""
@@ -551,14 +640,14 @@ def _save_attention_picture(weights_prefix: str, image: Any, threshold: float,
     atomic.write_bytes_atomic(output_path, visualization.encode_image(picture, "PNG"))
 
 
-def RunDemo(config: DemoConfig, progress: Callable[[str], Any] = print) -> dict:
+def RunDemo(config: DemoRunConfig, progress: Callable[[str], Any] = print) -> dict:
     """Runs every stage into `config.output_dir`; returns the results written to results.json.
 
     `progress` receives each line of progress (stage starts and ends, tool output, the
-    final table). Raises RuntimeError naming the log of a stage that fails.
+    final table). Raises ValueError for settings the demo set cannot have, RuntimeError
+    naming the log of a stage that fails.
     """
-    if len(config.index_per_landmark) != 3:
-        raise ValueError("index_per_landmark takes three counts: easy, hard, junk")
+    config.data.validate()
     output_dir = config.output_dir
     os.makedirs(output_dir, exist_ok=True)
     stages = _Stages(output_dir, progress)
@@ -599,20 +688,13 @@ def RunDemo(config: DemoConfig, progress: Callable[[str], Any] = print) -> dict:
     return _write_report(config, stages, results, extra_rows, how_rows)
 
 
-def _data_stages(config: DemoConfig, stages: "_Stages") -> tuple[Any, str]:
+def _data_stages(config: DemoRunConfig, stages: "_Stages") -> tuple[Any, str]:
     """Renders the demo data and builds its TFRecords: (the DemoDataset, TFRecord dir)."""
-    from delf_tf.data import demo  # pylint: disable=g-import-not-at-top
-
     output_dir = config.output_dir
-    easy, hard, junk = (int(v) for v in config.index_per_landmark)
     data_dir = os.path.join(output_dir, "data")
-    stages.run_tool(
-        "demo data", "make_demo_data", output_dir=data_dir, num_landmarks=config.num_landmarks,
-        image_size=config.image_size, train_per_landmark=config.train_per_landmark,
-        queries_per_landmark=config.queries_per_landmark, easy_per_landmark=easy,
-        hard_per_landmark=hard, junk_per_landmark=junk,
-        num_distractors=config.num_distractors, seed=config.seed)
-    data = _read_demo_dataset(demo, data_dir)
+    stages.run_tool("demo data", "make_demo_data", output_dir=data_dir,
+                    **dataclasses.asdict(config.data))
+    data = _read_demo_dataset(data_dir)
 
     tfrecord_dir = os.path.join(output_dir, "tfrecords")
     stages.run_tool(
@@ -623,15 +705,14 @@ def _data_stages(config: DemoConfig, stages: "_Stages") -> tuple[Any, str]:
     return data, tfrecord_dir
 
 
-def _write_report(config: DemoConfig, stages: "_Stages", results: dict, extra_rows: dict,
+def _write_report(config: DemoRunConfig, stages: "_Stages", results: dict, extra_rows: dict,
                   how_rows: dict | None = None) -> dict:
     """Writes metrics_table.txt and results.json (with HOW's Table 1 rows `how_rows`, if any);
     returns what results.json holds."""
     output_dir = config.output_dir
     table = _format_table(results, extra_rows)
     if how_rows:
-        from delf_tf.how import demo as how_demo  # pylint: disable=g-import-not-at-top
-        table += "\n\n" + how_demo.FormatHowTable(how_rows)
+        table += "\n\n" + _format_how_table(how_rows)
     total = stages.total()
     timing = "\n".join(f"  {stage:<45}{seconds:8.1f} s" for stage, seconds in stages.times)
     report = (f"{table}\n\nWall time per stage:\n{timing}\n  {'total':<45}{total:8.1f} s\n"
@@ -642,7 +723,7 @@ def _write_report(config: DemoConfig, stages: "_Stages", results: dict, extra_ro
                               (report + "\n").encode())
     summary = {"mAP": results, "other_methods_mAP": extra_rows, "how_table": how_rows or {},
                "stage_seconds": dict(stages.times), "total_seconds": total,
-               "flags": dataclasses.asdict(config), "environment": _environment()}
+               "flags": config.flag_values(), "environment": _environment()}
     atomic.write_bytes_atomic(os.path.join(output_dir, "results.json"),
                               (json.dumps(summary, indent=2, default=str) + "\n").encode())
     stages.say("\n" + report)
@@ -686,7 +767,7 @@ def _environment() -> dict[str, Any]:
             "numpy": numpy.__version__, "opencv": opencv}
 
 
-def _read_demo_dataset(demo: Any, data_dir: str) -> Any:
+def _read_demo_dataset(data_dir: str) -> demo.DemoDataset:
     """The DemoDataset fields the later stages need, read back from the written files."""
     from delf_tf.retrieval import dataset as revisited  # pylint: disable=g-import-not-at-top
 
