@@ -16,29 +16,39 @@ from delf_tf.tools import common
 
 _DEFAULTS = demo.DemoConfig()
 
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory to write the data set into.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None,
+    "Directory to write the data set into.")
 _NUM_LANDMARKS = flags.DEFINE_integer(
     "num_landmarks", _DEFAULTS.num_landmarks,
     f"Number of landmarks (at most {len(demo.LANDMARK_SOURCES)}).")
 _IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size", _DEFAULTS.image_size, "Longer side of every rendered image, in pixels.")
+    "image_size", _DEFAULTS.image_size,
+    "Longer side of every rendered image, in pixels.")
 _TRAIN_PER_LANDMARK = flags.DEFINE_integer(
-    "train_per_landmark", _DEFAULTS.train_per_landmark, "Training images per landmark.")
+    "train_per_landmark", _DEFAULTS.train_per_landmark,
+    "Training images per landmark.")
 _NOISY_PER_LANDMARK = flags.DEFINE_integer(
     "noisy_per_landmark", _DEFAULTS.noisy_per_landmark,
     "Training images per landmark that barely show it (in train.csv, not in train_clean.csv).")
 _QUERIES_PER_LANDMARK = flags.DEFINE_integer(
-    "queries_per_landmark", _DEFAULTS.queries_per_landmark, "Query images per landmark.")
+    "queries_per_landmark", _DEFAULTS.queries_per_landmark,
+    "Query images per landmark.")
 _EASY_PER_LANDMARK = flags.DEFINE_integer(
-    "easy_per_landmark", _DEFAULTS.easy_per_landmark, "Easy index images per landmark.")
+    "easy_per_landmark", _DEFAULTS.easy_per_landmark,
+    "Easy index images per landmark.")
 _HARD_PER_LANDMARK = flags.DEFINE_integer(
-    "hard_per_landmark", _DEFAULTS.hard_per_landmark, "Hard index images per landmark.")
+    "hard_per_landmark", _DEFAULTS.hard_per_landmark,
+    "Hard index images per landmark.")
 _JUNK_PER_LANDMARK = flags.DEFINE_integer(
     "junk_per_landmark", _DEFAULTS.junk_per_landmark,
     "Junk index images per landmark (landmark mostly cut off).")
 _NUM_DISTRACTORS = flags.DEFINE_integer(
-    "num_distractors", _DEFAULTS.num_distractors, "Index images without any landmark.")
-_SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of the whole rendering.")
+    "num_distractors", _DEFAULTS.num_distractors,
+    "Index images without any landmark.")
+_SEED = flags.DEFINE_integer(
+    "seed", _DEFAULTS.seed,
+    "Seed of the whole rendering.")
 
 
 def main(argv):
@@ -58,7 +68,8 @@ def main(argv):
         config.validate()
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    dataset = demo.GenerateDemoDataset(_OUTPUT_DIR.value, config)
+    with common.reported_errors():
+        dataset = demo.GenerateDemoDataset(_OUTPUT_DIR.value, config)
     print(f"Wrote {dataset.train_csv_path}, {dataset.train_clean_csv_path} and "
           f"{dataset.dataset_file_path} ({dataclasses.asdict(config)})")
 
