@@ -1,11 +1,26 @@
 """What every benchmark shares: timing calls and writing its numbers as JSON."""
 
+import argparse
 import dataclasses
 import json
 import os
 import time
 from collections.abc import Callable
 from typing import Any
+
+
+def flag_parser(doc: str, **defaults: Any) -> argparse.ArgumentParser:
+    """The benchmark's command line: the first line of its module docstring `doc` as the
+    description, and a `--<name>` flag for each keyword: a switch when its default is False,
+    else a value of the default's type. Flags that need more (help, choices, their own
+    parsing) are added to the returned parser."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in defaults.items():
+        if default is False:
+            parser.add_argument(f"--{name}", action="store_true")
+        else:
+            parser.add_argument(f"--{name}", type=type(default), default=default)
+    return parser
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,11 +15,10 @@ Usage: .venv/bin/python benchmarks/asmk_inverted_file.py [--num_index 5000]
        [--num_queries 10] [--words_per_image 600]
 """
 
-import argparse
 import os
 
 import numpy as np
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 from scipy.cluster import vq
 
 from delf_tf.aggregation import functional
@@ -39,11 +38,7 @@ def _representation(rng, word_probabilities, words_per_image):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num_index", type=int, default=5000)
-    parser.add_argument("--num_queries", type=int, default=10)
-    parser.add_argument("--words_per_image", type=int, default=600)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = flag_parser(__doc__, num_index=5000, num_queries=10, words_per_image=600, repeats=3)
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)

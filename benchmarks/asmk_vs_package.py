@@ -17,11 +17,10 @@ Usage: python benchmarks/asmk_vs_package.py [--num_words 8192] [--num_index 300]
 Needs `pip install asmk faiss-cpu`.
 """
 
-import argparse
 import os
 
 import numpy as np
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.asmk_index import AsmkIndex, AsmkParams
@@ -42,13 +41,10 @@ def _images(rng, parts, num_images, per_image):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num_words", type=int, default=8192)
+    parser = flag_parser(__doc__, num_words=8192, num_index=300, num_queries=20,
+                         descriptors_per_image=1000)
     parser.add_argument("--num_train", type=int, default=100,
                         help="images whose descriptors train the codebook")
-    parser.add_argument("--num_index", type=int, default=300)
-    parser.add_argument("--num_queries", type=int, default=20)
-    parser.add_argument("--descriptors_per_image", type=int, default=1000)
     args = parser.parse_args()
 
     from asmk import asmk_method

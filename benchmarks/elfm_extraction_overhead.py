@@ -13,12 +13,11 @@ Usage: .venv/bin/python benchmarks/elfm_extraction_overhead.py [--max_image_size
        [--backbone resnet50] [--repeats 2] [--rounds 2]
 """
 
-import argparse
 import os
 
 import numpy as np
 import tensorflow as tf
-from _results import interleaved, print_and_write
+from _results import flag_parser, interleaved, print_and_write
 
 from delf_tf.elfm import extraction
 from delf_tf.models import Delg, normalize_images
@@ -27,12 +26,8 @@ _RESULT = os.path.join(os.path.dirname(__file__), "results", "elfm_extraction_ov
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max_image_size", type=int, default=1024)
-    parser.add_argument("--image_height", type=int, default=768)
-    parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = flag_parser(__doc__, max_image_size=1024, image_height=768, backbone="resnet50",
+                         repeats=2, rounds=2)
     args = parser.parse_args()
     load = os.getloadavg()[0]
     height = args.image_height

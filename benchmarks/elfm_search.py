@@ -16,12 +16,11 @@ Usage: .venv/bin/python benchmarks/elfm_search.py [--sizes 10000,100000,1000000]
        [--num_queries 16] [--numpy_max 100000] [--loop_images 2000] [--shortlist 10000]
 """
 
-import argparse
 import json
 import os
 
 import numpy as np
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 
 from delf_tf.elfm import functional as F
 from delf_tf.elfm import index as elfm_index
@@ -32,13 +31,8 @@ _K, _DIM = 10, 2048
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--num_queries", type=int, default=16)
-    parser.add_argument("--numpy_max", type=int, default=100000)
-    parser.add_argument("--faiss_max", type=int, default=1000000)
-    parser.add_argument("--loop_images", type=int, default=2000)
-    parser.add_argument("--shortlist", type=int, default=10000)
+    parser = flag_parser(__doc__, sizes="10000,100000,1000000", num_queries=16, numpy_max=100000,
+                         faiss_max=1000000, loop_images=2000, shortlist=10000)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = np.random.default_rng(0)

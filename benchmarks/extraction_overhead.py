@@ -18,13 +18,12 @@ Usage: .venv/bin/python benchmarks/extraction_overhead.py [--max_image_size 1024
        [--backbone resnet50] [--repeats 3]
 """
 
-import argparse
 import os
 import tempfile
 
 import numpy as np
 import tensorflow as tf
-from _results import interleaved, print_and_write
+from _results import flag_parser, interleaved, print_and_write
 
 from delf_tf import config as config_lib
 from delf_tf import utils
@@ -36,12 +35,9 @@ _RESULT = os.path.join(os.path.dirname(__file__), "results", "extraction_overhea
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max_image_size", type=int, default=1024)
+    parser = flag_parser(__doc__, max_image_size=1024, backbone="resnet50", repeats=3)
     parser.add_argument("--image_height", type=int, default=768,
                         help="test image is image_height x 4/3 image_height before resizing")
-    parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2,
                         help="interleaved rounds of the three measurements")
     args = parser.parse_args()

@@ -15,12 +15,11 @@ Usage: .venv/bin/python benchmarks/extraction_throughput.py [--image_size 512]
        [--num_images 40]
 """
 
-import argparse
 import os
 import tempfile
 
 import numpy as np
-from _results import interleaved, write_result
+from _results import flag_parser, interleaved, write_result
 
 from delf_tf import config as config_lib
 from delf_tf import utils
@@ -34,10 +33,7 @@ _RESULT = os.path.join(os.path.dirname(__file__), "results", "extraction_through
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image_size", type=int, default=512)
-    parser.add_argument("--num_images", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser = flag_parser(__doc__, image_size=512, num_images=40, repeats=2)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

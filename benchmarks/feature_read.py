@@ -16,12 +16,11 @@ Usage: .venv/bin/python benchmarks/feature_read.py [--num_files 100]
        [--num_features 1000]
 """
 
-import argparse
 import os
 import tempfile
 
 import numpy as np
-from _results import interleaved, write_result
+from _results import flag_parser, interleaved, write_result
 
 from delf_tf.io import atomic, datum_io, feature_io
 from delf_tf.matching import reranking
@@ -73,10 +72,7 @@ def _compare(name, paths, ours, baseline, repeats):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num_files", type=int, default=100)
-    parser.add_argument("--num_features", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = flag_parser(__doc__, num_files=100, num_features=1000, repeats=5)
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)

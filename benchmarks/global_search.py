@@ -15,11 +15,10 @@ Usage: .venv/bin/python benchmarks/global_search.py [--num_index 100000]
        [--dim 2048] [--num_queries 64] [--top_k 100]
 """
 
-import argparse
 import os
 
 import numpy as np
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 
 from delf_tf.retrieval import search
 
@@ -38,12 +37,7 @@ def _normalised(rng, n, dim):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num_index", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=2048)
-    parser.add_argument("--num_queries", type=int, default=64)
-    parser.add_argument("--top_k", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = flag_parser(__doc__, num_index=100_000, dim=2048, num_queries=64, top_k=100, repeats=3)
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)

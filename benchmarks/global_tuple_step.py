@@ -22,7 +22,6 @@ Usage: .venv/bin/python benchmarks/global_tuple_step.py [--arch resnet50] [--ima
        [--steps 5] [--query_size 2000] [--pool_size 20000]
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -30,7 +29,7 @@ import statistics
 import keras
 import numpy as np
 import tensorflow as tf
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 
 from delf_tf.global_features import extraction, training, tuples
 from delf_tf.models import global_model
@@ -68,12 +67,8 @@ def _baseline_step(model: global_model.GlobalFeatureNet):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--arch", default="resnet50")
-    parser.add_argument("--image_size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--query_size", type=int, default=2000)
-    parser.add_argument("--pool_size", type=int, default=20000)
+    parser = flag_parser(__doc__, arch="resnet50", image_size=512, steps=5, query_size=2000,
+                         pool_size=20000)
     args = parser.parse_args()
 
     model = global_model.GlobalFeatureNet(args.arch, "gem")

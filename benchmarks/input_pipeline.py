@@ -11,14 +11,13 @@ benchmarks/results/input_pipeline.json.
   python benchmarks/input_pipeline.py [--batch_size 8] [--train_steps 3] [--mixed_precision]
 """
 
-import argparse
 import os
 import platform
 import tempfile
 
 import numpy as np
 import tensorflow as tf
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 from PIL import Image
 
 from delf_tf.data import builder, gld
@@ -92,12 +91,8 @@ def training_images_per_second(pattern: str, backbone: str, image_size: int, bat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--image_size", type=int, default=321)
-    parser.add_argument("--pipeline_batches", type=int, default=20)
-    parser.add_argument("--train_steps", type=int, default=3)
-    parser.add_argument("--mixed_precision", action="store_true")
+    parser = flag_parser(__doc__, batch_size=8, image_size=321, pipeline_batches=20, train_steps=3,
+                         mixed_precision=False)
     parser.add_argument("--output", default=_RESULTS)
     args = parser.parse_args()
 

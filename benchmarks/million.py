@@ -31,14 +31,13 @@ HOW's ~600 words per image, so sizes above --asmk_full_max_images use
 Usage: .venv/bin/python benchmarks/million.py [--sizes 10000,100000,1000000]
 """
 
-import argparse
 import gc
 import json
 import os
 import tempfile
 
 import numpy as np
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 
 from delf_tf.aggregation.inverted_file import AsmkInvertedFile
 from delf_tf.protos import aggregation_config_pb2
@@ -167,23 +166,13 @@ def _asmk_rows(args, rng, num, words_per_image):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--growth_dim", type=int, default=256)
-    parser.add_argument("--full_dim", type=int, default=2048)
-    parser.add_argument("--full_dim_max_images", type=int, default=100_000)
-    parser.add_argument("--hnsw_max_images", type=int, default=10_000)
+    parser = flag_parser(__doc__, sizes="10000,100000,1000000", growth_dim=256, full_dim=2048,
+                         full_dim_max_images=100_000, hnsw_max_images=10_000, images_per_cluster=50,
+                         num_queries=50, num_asmk_queries=10, top_k=100, words_per_image=600,
+                         asmk_full_max_images=100_000, asmk_words_large=60, skip_global=False,
+                         skip_asmk=False)
     parser.add_argument("--nprobe", type=lambda v: [int(x) for x in v.split(",")],
                         default=[8, 32])
-    parser.add_argument("--images_per_cluster", type=int, default=50)
-    parser.add_argument("--num_queries", type=int, default=50)
-    parser.add_argument("--num_asmk_queries", type=int, default=10)
-    parser.add_argument("--top_k", type=int, default=100)
-    parser.add_argument("--words_per_image", type=int, default=600)
-    parser.add_argument("--asmk_full_max_images", type=int, default=100_000)
-    parser.add_argument("--asmk_words_large", type=int, default=60)
-    parser.add_argument("--skip_global", action="store_true")
-    parser.add_argument("--skip_asmk", action="store_true")
     parser.add_argument("--tmp_dir", default=None, help="where saved indexes are measured")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -8,11 +8,10 @@ exact float64 distances of the chosen pairs).
 Usage: .venv/bin/python benchmarks/nn_overhead.py [--num_features 1000]
 """
 
-import argparse
 import os
 
 import numpy as np
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 from threadpoolctl import threadpool_limits
 
 from delf_tf.matching import descriptor_matching
@@ -26,9 +25,7 @@ def _cpu_ms(fn, calls=20, repeats=5):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num_features", type=int, default=1000)
-    parser.add_argument("--dim", type=int, default=128)
+    parser = flag_parser(__doc__, num_features=1000, dim=128)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
 

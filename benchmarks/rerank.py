@@ -33,14 +33,13 @@ our matrix products several times slower; OPENBLAS_NUM_THREADS=1 then gives
 the truer figure (the setting and the load average are recorded in the JSON).
 """
 
-import argparse
 import os
 import platform
 import tempfile
 import warnings
 
 import numpy as np
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 from scipy import spatial, stats
 from skimage import measure, transform
 
@@ -106,14 +105,11 @@ def _ours(query_locations, query_descriptors, candidates, backend=ransac.DEFAULT
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num_candidates", type=int, default=100)
-    parser.add_argument("--num_features", type=int, default=1000)
-    parser.add_argument("--dim", type=int, default=128)
+    parser = flag_parser(__doc__, num_candidates=100, num_features=1000, dim=128,
+                         skip_skimage_backend=False)
     parser.add_argument("--repeats", type=int, default=3, help="runs of ours (min is kept)")
     parser.add_argument("--baseline_repeats", type=int, default=1,
                         help="runs of the original algorithm (slow)")
-    parser.add_argument("--skip_skimage_backend", action="store_true")
     parser.add_argument("--output", default=_RESULT, help="JSON result path")
     args = parser.parse_args()
 

@@ -14,13 +14,12 @@ Usage: .venv/bin/python benchmarks/train_step_overhead.py [--backbone resnet50]
        [--batch_size 8] [--image_size 224] [--steps 5] [--num_classes 1000]
 """
 
-import argparse
 import os
 import statistics
 
 import keras
 import tensorflow as tf
-from _results import timed, write_result
+from _results import flag_parser, timed, write_result
 
 from delf_tf.models import Delg, compute_losses, resnet
 from delf_tf.models import layers as delf_layers
@@ -59,12 +58,9 @@ def _make_step(model, loss_fn, batch_size):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = flag_parser(__doc__, batch_size=8, image_size=224, num_classes=1000)
     parser.add_argument("--backbone", default="resnet50", choices=sorted(resnet.BACKBONES))
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per model")
-    parser.add_argument("--num_classes", type=int, default=1000)
     args = parser.parse_args()
 
     images = tf.random.stateless_uniform([args.batch_size, args.image_size, args.image_size, 3],

@@ -5,7 +5,7 @@ Each function maps a feature map [B,H,W,C] to a descriptor [B,C] by reducing ove
 `MAC`, `SPoC`, `GeM`).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -39,26 +39,29 @@ def gem(x, axis: Sequence[int] | None = None, power=3.0, eps: float = GEM_EPSILO
     return tf.pow(pooled, 1.0 / power)
 
 
-class MAC(keras.layers.Layer):
+class _AxisPooling(keras.layers.Layer):
+    """Thin layer over the pooling function `pool` (reducing over `axis`, default H and W)."""
+
+    pool: Callable[..., tf.Tensor]
+
+    def __init__(self, axis: Sequence[int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, x):
+        return type(self).pool(x, axis=self.axis)
+
+
+class MAC(_AxisPooling):
     """Thin layer over `mac` (reducing over `axis`, default H and W)."""
 
-    def __init__(self, axis: Sequence[int] | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.axis = axis
-
-    def call(self, x):
-        return mac(x, axis=self.axis)
+    pool = staticmethod(mac)
 
 
-class SPoC(keras.layers.Layer):
+class SPoC(_AxisPooling):
     """Thin layer over `spoc` (reducing over `axis`, default H and W)."""
 
-    def __init__(self, axis: Sequence[int] | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.axis = axis
-
-    def call(self, x):
-        return spoc(x, axis=self.axis)
+    pool = staticmethod(spoc)
 
 
 class GeM(keras.layers.Layer):

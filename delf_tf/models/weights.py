@@ -20,14 +20,15 @@ _BRANCH_TO_INDEX = {"branch2a": "1", "branch2b": "2", "branch2c": "3", "branch1"
 _ORIGINAL_NAME = re.compile(r"^(res|bn)(\d)([a-z])_(branch2a|branch2b|branch2c|branch1)$")
 _APPLICATIONS_NAME = re.compile(r"^conv(\d)_block(\d+)_(\d)_(conv|bn)$")
 _INDEX_TO_BRANCH = {v: k for k, v in _BRANCH_TO_INDEX.items()}
+# The stem's layers, original name -> keras.applications name.
+_STEM_TO_APPLICATIONS = {"conv1": "conv1_conv", "bn_conv1": "conv1_bn"}
+_STEM_TO_ORIGINAL = {v: k for k, v in _STEM_TO_APPLICATIONS.items()}
 
 
 def applications_name(original: str) -> str:
     """Original layer name -> keras.applications name (res3b_branch2c -> conv3_block2_3_conv)."""
-    if original == "conv1":
-        return "conv1_conv"
-    if original == "bn_conv1":
-        return "conv1_bn"
+    if original in _STEM_TO_APPLICATIONS:
+        return _STEM_TO_APPLICATIONS[original]
     match = _ORIGINAL_NAME.match(original)
     if match is None:
         raise ValueError(f"Not a ResNet layer name: {original!r}")
@@ -39,10 +40,8 @@ def applications_name(original: str) -> str:
 
 def original_name(name: str) -> str:
     """Either naming -> the original name (conv3_block2_3_conv -> res3b_branch2c)."""
-    if name == "conv1_conv":
-        return "conv1"
-    if name == "conv1_bn":
-        return "bn_conv1"
+    if name in _STEM_TO_ORIGINAL:
+        return _STEM_TO_ORIGINAL[name]
     match = _APPLICATIONS_NAME.match(name)
     if match is None:
         return name
