@@ -62,22 +62,42 @@ class AsmkParams:
         return self.side(codebook_size, dim, query).to_config()
 
 
+# ASMK* codebooks: k-means choices, and the codebook size from which "auto" approximates.
+KMEANS_ALGORITHMS = ("auto", "converge", "approximate", "faiss")
+APPROXIMATE_MIN_WORDS = 32768
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CodebookParams:
-    """How an ASMK* codebook is trained (HOW's settings): faiss k-means with
-    `num_words` words and `num_iterations` iterations over the descriptors of
-    at most `num_images` images drawn at random (all of them if fewer), at
-    most `max_num_descriptors` of those (None: all), everything seeded by `seed`."""
+    """How an ASMK* codebook is trained (HOW's settings): k-means with
+    `num_words` words and at most `num_iterations` iterations over the descriptors
+    of at most `num_images` images drawn at random (all of them if fewer), at
+    most `max_num_descriptors` of those (None: all), everything seeded by `seed`.
+
+    `kmeans` chooses the k-means (codebook.TrainCodebook's algorithms): "faiss"
+    (faiss's k-means, all `num_iterations`, as the asmk package), "converge" (the
+    same iterations, stopped once converged), "approximate" (as "converge", each
+    assignment after the first among a word's nearest words only), or "auto"
+    ("approximate" from APPROXIMATE_MIN_WORDS words on, "converge" below)."""
 
     num_words: int = 65536
     num_images: int = 20000
     num_iterations: int = 10
     max_num_descriptors: int | None = None
     seed: int = 0
+    kmeans: str = "auto"
 
     def __post_init__(self) -> None:
         if self.num_images <= 0:
             raise ValueError(f"num_images must be positive, got {self.num_images}")
+        if self.kmeans not in KMEANS_ALGORITHMS:
+            raise ValueError(f"kmeans must be one of {KMEANS_ALGORITHMS}, got {self.kmeans!r}")
+
+    def algorithm(self) -> str:
+        """codebook.TrainCodebook's algorithm for `kmeans`."""
+        if self.kmeans != "auto":
+            return self.kmeans
+        return "approximate" if self.num_words >= APPROXIMATE_MIN_WORDS else "converge"
 
 
 def train_codebook(
@@ -85,8 +105,8 @@ def train_codebook(
     params: CodebookParams = CodebookParams(),
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """k-means codebook (faiss) of the feature files' float descriptors, as
-    `params` says. Returns float32 [K, D]."""
+    """k-means codebook of the feature files' float descriptors, as `params`
+    says. Returns float32 [K, D]."""
     feature_paths = list(feature_paths)
     if len(feature_paths) > params.num_images:
         rng = np.random.default_rng(params.seed)
@@ -94,10 +114,11 @@ def train_codebook(
         feature_paths = [feature_paths[i] for i in chosen]
     descriptors = codebook_lib.SampleDescriptors(
         feature_paths, params.max_num_descriptors, params.seed, progress=progress)
-    logger.info("k-means of %d descriptors (%d images) into %d words", len(descriptors),
-                len(feature_paths), params.num_words)
+    algorithm = params.algorithm()
+    logger.info("k-means (%s) of %d descriptors (%d images) into %d words", algorithm,
+                len(descriptors), len(feature_paths), params.num_words)
     return codebook_lib.TrainCodebook(
-        descriptors, params.num_words, params.num_iterations, params.seed, algorithm="faiss")
+        descriptors, params.num_words, params.num_iterations, params.seed, algorithm=algorithm)
 
 
 def TrainAsmkCodebook(

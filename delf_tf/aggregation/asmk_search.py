@@ -66,7 +66,7 @@ def FeaturePaths(names, features_dir: str, feature_extension: str) -> list[str]:
 def train_codebook_from_features(
     names, files: FeatureFiles, output_path: str, params: CodebookParams = CodebookParams(),
 ) -> np.ndarray:
-    """Trains a faiss k-means codebook on the features of (at most
+    """Trains a k-means codebook (`params.kmeans`) on the features of (at most
     `params.num_images` of) the named images and writes it as a DatumProto file."""
     paths = FeaturePaths(names, files.features_dir, files.extension)
     start = time.perf_counter()

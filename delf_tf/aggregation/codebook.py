@@ -13,6 +13,7 @@ enough for 65536 words, as HOW's codebooks are trained.
 """
 
 import functools
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,18 @@ from delf_tf.io import datum_io, feature_io, revisited
 from delf_tf.io.files import require_files
 from delf_tf.progress import Progress
 
+logger = logging.getLogger(__name__)
+
 CODEBOOK_FILENAME = "codebook.datum"
+# faiss's k-means (and so the asmk package) clusters at most this many descriptors per
+# word, drawn at random; the approximate k-means does the same.
+MAX_POINTS_PER_WORD = 256
+# Approximate k-means: words each descriptor is compared with after the first iteration
+# (the nearest words of its previous word).
+NUM_CANDIDATE_WORDS = 32
+# "converge" / "approximate" k-means stop after the first iteration that lowers the mean
+# squared distance by less than this fraction.
+CONVERGENCE_TOLERANCE = 0.01
 # The original's k-means estimator stored its centers under this variable name.
 # Checkpoint names of a codebook: a TF1-saver variable `clusters` (the original's k-means
 # estimator) or the object-graph key of tf.train.Checkpoint(codebook=variable).
@@ -45,6 +57,8 @@ def TrainCodebook(
     seed: int = 0,
     algorithm: str = "auto",
     verbose: bool = False,
+    tolerance: float = CONVERGENCE_TOLERANCE,
+    num_neighbors: int = NUM_CANDIDATE_WORDS,
 ) -> np.ndarray:
     """Clusters descriptors into `num_clusters` codewords with k-means.
 
@@ -57,8 +71,16 @@ def TrainCodebook(
         codewords above) and mini-batch sampling.
       algorithm: "exact" (Lloyd), "minibatch", "faiss" (Lloyd iterations by
         faiss, random initial codewords, at most 256 descriptors per
-        codeword sampled), or "auto" (exact unless N x K is large).
-      verbose: print scikit-learn's progress.
+        codeword sampled), "converge" (the same Lloyd iterations, stopped
+        once converged, see `tolerance`), "approximate" (as "converge", every
+        assignment after the first among `num_neighbors` + 1 words only), or
+        "auto" (exact unless N x K is large).
+      verbose: print scikit-learn's or faiss's progress ("converge" and
+        "approximate" log one line per iteration).
+      tolerance: "converge" / "approximate" stop after the first iteration
+        that lowers the mean squared distance by less than this fraction.
+      num_neighbors: "approximate" compares each descriptor with the word it
+        had and that word's `num_neighbors` nearest words.
 
     Returns:
       float32 [K, D] codebook.
@@ -69,6 +91,9 @@ def TrainCodebook(
     _check_training_input(descriptors, num_clusters)
     if algorithm == "faiss":
         return _train_faiss(descriptors, num_clusters, num_iterations, seed, verbose)
+    if algorithm in ("converge", "approximate"):
+        return _train_lloyd(descriptors, num_clusters, num_iterations, seed, tolerance,
+                            num_neighbors if algorithm == "approximate" else None)
     if algorithm == "auto":
         exact = len(descriptors) * num_clusters <= _MAX_EXACT_KMEANS_WORK
         algorithm = "exact" if exact else "minibatch"
@@ -112,18 +137,24 @@ def _sklearn_kmeans(algorithm: str, num_clusters: int, num_iterations: int, seed
             verbose=int(verbose))
     else:
         raise ValueError(
-            f"algorithm must be 'auto', 'exact', 'minibatch' or 'faiss', got {algorithm!r}")
+            f"algorithm must be 'auto', 'exact', 'minibatch', 'faiss', 'converge' or "
+            f"'approximate', got {algorithm!r}")
     return kmeans
 
 
-def _train_faiss(descriptors: np.ndarray, num_clusters: int, num_iterations: int, seed: int,
-                 verbose: bool) -> np.ndarray:
+def _import_faiss(algorithm: str):
     try:
         import faiss
     except ImportError:
         raise ImportError(
-            "k-means with algorithm='faiss' needs the faiss-cpu package "
+            f"k-means with algorithm={algorithm!r} needs the faiss-cpu package "
             "(pip install faiss-cpu, or the package's 'asmk' extra)") from None
+    return faiss
+
+
+def _train_faiss(descriptors: np.ndarray, num_clusters: int, num_iterations: int, seed: int,
+                 verbose: bool) -> np.ndarray:
+    faiss = _import_faiss("faiss")
     kmeans = faiss.Kmeans(descriptors.shape[1], num_clusters, niter=num_iterations, seed=seed,
                           verbose=verbose)
     kmeans.train(np.ascontiguousarray(descriptors))
@@ -260,3 +291,96 @@ def ClusterDatasetFeatures(
     WriteCodebook(codebook, output_path)
     print(f"Wrote codebook {codebook.shape} to {output_path}", flush=True)
     return output_path
+
+
+def _train_lloyd(descriptors: np.ndarray, num_clusters: int, num_iterations: int, seed: int,
+                 tolerance: float, num_neighbors: int | None) -> np.ndarray:
+    """Lloyd iterations as faiss runs them, stopped once converged; optionally approximate.
+
+    As faiss's k-means (and so the asmk package): at most MAX_POINTS_PER_WORD descriptors
+    per word (drawn at random), random descriptors as the initial words, exact nearest-word
+    assignment (faiss), empty words re-seeded by splitting a large one. Stops after
+    `num_iterations` assignment steps, or after the first that lowers the mean squared
+    distance by less than the fraction `tolerance`. With `num_neighbors`, each assignment
+    after the first compares a descriptor only with the word it had and that word's
+    `num_neighbors` nearest words: O(N x num_neighbors) distances instead of O(N x K).
+    """
+    faiss = _import_faiss("converge" if num_neighbors is None else "approximate")
+    rng = np.random.default_rng(seed)
+    x = descriptors
+    if len(x) > MAX_POINTS_PER_WORD * num_clusters:
+        x = x[np.sort(rng.choice(len(x), MAX_POINTS_PER_WORD * num_clusters, replace=False))]
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    centroids = x[rng.choice(len(x), num_clusters, replace=False)].copy()
+    progress = Progress(num_iterations, "k-means iteration", log=logger.info)
+    assignment, previous_error = None, np.inf
+    for _ in range(num_iterations):
+        if assignment is None or num_neighbors is None or num_neighbors + 1 >= num_clusters:
+            distances, assignment = faiss.knn(x, centroids, 1)
+            distances, assignment = distances[:, 0], assignment[:, 0]
+        else:
+            distances, assignment = _assign_near_previous(x, centroids, assignment,
+                                                          num_neighbors, faiss)
+        centroids = _update_centroids(x, assignment, centroids, rng)
+        error = float(distances.mean())
+        progress.step(note=f"mean squared distance {error:.4g}")
+        if error > (1 - tolerance) * previous_error:
+            logger.info("k-means converged: the mean squared distance fell by less than "
+                        "%.2g%% in the last iteration", 100 * tolerance)
+            break
+        previous_error = error
+    return centroids
+
+def _assign_near_previous(x: np.ndarray, centroids: np.ndarray, assignment: np.ndarray,
+                          num_neighbors: int, faiss) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest word of each descriptor among the words nearest its previous word.
+
+    Returns squared distances float32 [N] and word ids int64 [N]."""
+    _, candidates = faiss.knn(centroids, centroids, num_neighbors + 1)
+    # Make sure each word is a candidate for its own descriptors (ties could drop it).
+    missing = (candidates != np.arange(len(centroids))[:, None]).all(1)
+    candidates[missing, -1] = np.flatnonzero(missing)
+    centroid_norms = np.einsum("kd,kd->k", centroids, centroids)
+    order = np.argsort(assignment, kind="stable")
+    ends = np.cumsum(np.bincount(assignment, minlength=len(centroids)))
+    new_assignment = np.empty_like(assignment)
+    new_distances = np.empty(len(x), dtype=np.float32)
+    start = 0
+    for word, end in enumerate(ends):
+        if end == start:
+            continue
+        members = order[start:end]
+        start = end
+        points = x[members]
+        words = candidates[word]
+        scores = centroid_norms[words] - 2 * (points @ centroids[words].T)
+        best = scores.argmin(1)
+        new_assignment[members] = words[best]
+        new_distances[members] = scores[np.arange(len(best)), best]
+    new_distances += np.einsum("nd,nd->n", x, x)
+    return np.maximum(new_distances, 0), new_assignment
+
+
+def _update_centroids(x: np.ndarray, assignment: np.ndarray, centroids: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Means of the assigned descriptors; an empty word takes half of a large word, chosen
+    with probability proportional to its size - 1, as faiss does."""
+    import scipy.sparse
+
+    num_clusters = len(centroids)
+    counts = np.bincount(assignment, minlength=num_clusters).astype(np.float64)
+    membership = scipy.sparse.csr_array(
+        (np.ones(len(x), dtype=np.float32), (assignment, np.arange(len(x)))),
+        shape=(num_clusters, len(x)))
+    sums = membership @ x
+    new = centroids.copy()
+    filled = counts > 0
+    new[filled] = sums[filled] / counts[filled, None]
+    signs = np.where(np.arange(x.shape[1]) % 2 == 0, 1.0, -1.0) / 1024
+    for empty in np.flatnonzero(~filled):
+        weights = np.maximum(counts - 1, 0)
+        donor = rng.choice(num_clusters, p=weights / weights.sum())
+        new[empty] = new[donor] * (1 + signs)
+        new[donor] = new[donor] * (1 - signs)
+        counts[empty] = counts[donor] = counts[donor] / 2
+    return new.astype(np.float32)

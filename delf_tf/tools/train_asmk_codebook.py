@@ -1,5 +1,5 @@
-r"""Trains an ASMK codebook as HOW does: faiss k-means over the local
-descriptors of (at most --num_images of) the listed images.
+r"""Trains an ASMK codebook as HOW does: k-means (faiss assignment) over the
+local descriptors of (at most --num_images of) the listed images.
 
 Writes a DatumProto float [K, D] file for tools/build_asmk_index.py.
 
@@ -11,7 +11,7 @@ Example:
 from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
-from delf_tf.aggregation.asmk_index import CodebookParams
+from delf_tf.aggregation.asmk_index import APPROXIMATE_MIN_WORDS, KMEANS_ALGORITHMS, CodebookParams
 from delf_tf.tools import common, retrieval_flags
 
 _IMAGES = retrieval_flags.define_image_flags(image_set="index")
@@ -27,10 +27,18 @@ _NUM_IMAGES = flags.DEFINE_integer(
     "training images extracted at a single scale.")
 _NUM_ITERATIONS = flags.DEFINE_integer(
     "num_iterations", 10,
-    "Number of k-means iterations (the asmk package's HOW setting is 10).")
+    "Most k-means iterations (the asmk package's HOW setting is 10).")
 _SEED = flags.DEFINE_integer(
     "seed", 0,
     "Seed of the image draw and of k-means.")
+_KMEANS = flags.DEFINE_enum(
+    "kmeans", "auto", list(KMEANS_ALGORITHMS),
+    "k-means: 'faiss' runs all --num_iterations of faiss's k-means (as the asmk package); "
+    "'converge' the same iterations, stopped once one lowers the mean squared distance by "
+    "less than 1%; 'approximate' as 'converge', but each assignment after the first only "
+    "among the previous word and its 32 nearest words (Philbin et al.'s approximate "
+    f"k-means idea, for large codebooks); 'auto' is 'approximate' from "
+    f"{APPROXIMATE_MIN_WORDS} words on, 'converge' below.")
 
 
 def main(argv):
@@ -38,7 +46,8 @@ def main(argv):
     common.check_no_arguments(argv)
     with common.reported_errors():
         params = CodebookParams(num_words=_NUM_WORDS.value, num_images=_NUM_IMAGES.value,
-                                num_iterations=_NUM_ITERATIONS.value, seed=_SEED.value)
+                                num_iterations=_NUM_ITERATIONS.value, seed=_SEED.value,
+                                kmeans=_KMEANS.value)
         codebook = asmk_search.train_codebook_from_features(
             _IMAGES.names(), _IMAGES.files(), _OUTPUT_PATH.value, params)
     print(f"Wrote codebook {codebook.shape} to {_OUTPUT_PATH.value}")

@@ -68,8 +68,8 @@ def test_codebook_build_query(toy_dataset):
     index_names = asmk_search.ReadImageNames(dataset_path, "index")
     codebook_path = str(root / "lib" / "codebook.datum")
     codebook = asmk_search.TrainCodebookFromFeatures(
-        index_names, features_dir, ".delf", codebook_path, num_words=128, num_images=20)
-    assert codebook.shape == (128, 32) and os.path.isfile(codebook_path)
+        index_names, features_dir, ".delf", codebook_path, num_words=64, num_images=20)
+    assert codebook.shape == (64, 32) and os.path.isfile(codebook_path)
     index_path = str(root / "lib" / "toy.asmk")
     stats = asmk_search.BuildIndexFromFeatures(
         codebook_path, index_names, features_dir, ".delf", index_path)

@@ -80,3 +80,61 @@ def test_reads_original_tensorflow_checkpoint(tmp_path):
     np.testing.assert_array_equal(codebook.ReadCodebook(prefix), centers)
     np.testing.assert_array_equal(codebook.ReadCodebook(str(tmp_path / "k6_codebook_tfckpt")),
                                   centers)
+
+
+def _photo_patches(image: np.ndarray) -> np.ndarray:
+    """Mean-free 8x8 patches (64-D) of a grey photo, every 4 pixels: real local descriptors."""
+    pixels = image.astype(np.float32) / 255
+    patches = np.lib.stride_tricks.sliding_window_view(pixels, (8, 8))[::4, ::4].reshape(-1, 64)
+    return patches - patches.mean(1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def photo_descriptors():
+    pytest.importorskip("faiss")
+    skimage_data = pytest.importorskip("skimage.data")
+    return _photo_patches(skimage_data.camera()), _photo_patches(skimage_data.astronaut()[..., 1])
+
+
+def _quantization_error(descriptors, centers):
+    squared = ((descriptors[:, None, :] - centers[None]) ** 2).sum(-1)
+    return squared.min(1).mean()
+
+
+def test_approximate_assignment_matches_exact_on_photo_patches(photo_descriptors):
+    import faiss
+
+    train, held_out = photo_descriptors
+    exact = codebook.TrainCodebook(train, 64, 8, algorithm="converge", tolerance=0)
+    approximate = codebook.TrainCodebook(train, 64, 8, algorithm="approximate", tolerance=0,
+                                         num_neighbors=8)
+    # Same quantization error on other photos' patches (exact k-means differs by ~1% with the
+    # seed alone).
+    np.testing.assert_allclose(_quantization_error(held_out, approximate),
+                               _quantization_error(held_out, exact), rtol=0.02)
+    # One approximate assignment step from the exact assignment: the same words for
+    # nearly all descriptors, and never a farther word than the exact step finds.
+    _, exact_words = faiss.knn(train, exact, 1)
+    moved = exact + 0.01 * np.random.default_rng(0).normal(size=exact.shape).astype(np.float32)
+    moved_distances, moved_words = faiss.knn(train, moved, 1)
+    distances, words = codebook._assign_near_previous(train, moved, exact_words[:, 0], 8, faiss)
+    assert np.mean(words == moved_words[:, 0]) > 0.95
+    assert np.all(distances >= moved_distances[:, 0] - 1e-4)
+    np.testing.assert_allclose(distances.mean(), moved_distances.mean(), rtol=0.01)
+
+
+@pytest.mark.parametrize("algorithm", ["converge", "approximate"])
+def test_lloyd_is_seeded_and_stops_once_converged(photo_descriptors, algorithm, caplog):
+    train = photo_descriptors[0][::2]
+    first = codebook.TrainCodebook(train, 32, 5, seed=1, algorithm=algorithm, num_neighbors=8)
+    np.testing.assert_array_equal(
+        first, codebook.TrainCodebook(train, 32, 5, seed=1, algorithm=algorithm,
+                                      num_neighbors=8))
+    assert not np.array_equal(
+        first, codebook.TrainCodebook(train, 32, 5, seed=2, algorithm=algorithm,
+                                      num_neighbors=8))
+    with caplog.at_level("INFO", logger=codebook.__name__):
+        codebook.TrainCodebook(train, 32, 50, algorithm=algorithm, num_neighbors=8,
+                               tolerance=0.05)
+    iterations = [r.message for r in caplog.records if "k-means iteration" in r.message]
+    assert 2 <= len(iterations) < 50 and "converged" in caplog.records[-1].message
