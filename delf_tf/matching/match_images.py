@@ -43,6 +43,7 @@ def match_images(
     image_format = picture_format(output_image) if output_image else None  # before any work
     features_1 = reranking.read_local_features(features_1_path)
     features_2 = reranking.read_local_features(features_2_path)
+    _check_same_depth(features_1, features_1_path, features_2, features_2_path)
     result = reranking.verify(features_2, features_1, params)
     if output_image:
         image_1 = np.asarray(utils.RgbLoader(image_1_path))
@@ -57,8 +58,17 @@ def match_images(
             features_2.matching_locations[result.query_ids[inliers]],
             caption=visualization.match_caption(title, method, result.num_inliers,
                                                 len(result.query_ids)))
+        os.makedirs(os.path.dirname(os.path.abspath(output_image)), exist_ok=True)
         atomic.write_bytes_atomic(output_image, visualization.encode_image(picture, image_format))
     return result
+
+
+def _check_same_depth(features_1, path_1: str, features_2, path_2: str) -> None:
+    """Descriptors of two images can only be matched if they have the same length."""
+    depth_1, depth_2 = features_1.descriptors.shape[1:], features_2.descriptors.shape[1:]
+    if len(features_1.descriptors) and len(features_2.descriptors) and depth_1 != depth_2:
+        raise ValueError(f"{path_1} holds descriptors of shape {depth_1} but {path_2} of "
+                         f"shape {depth_2}: they come from different models or configs")
 
 
 def draw_visual_words(

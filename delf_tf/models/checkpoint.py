@@ -62,7 +62,11 @@ def read_sidecar(prefix: str, expected_class: str | None = None) -> dict:
 def restore_matching(model, prefix: str, description: str) -> None:
     """Restores `prefix` into the built `model`; an error naming `description` when a
     variable of the model has no value in the checkpoint."""
-    status = tf.train.Checkpoint(model=model).read(os.fspath(prefix))
+    try:
+        status = tf.train.Checkpoint(model=model).read(os.fspath(prefix))
+    except (tf.errors.OpError, IndexError) as error:  # truncated or corrupt data files
+        raise ValueError(f"Checkpoint {prefix} is unreadable (truncated or corrupt?): "
+                         f"{error}") from None
     status.expect_partial()  # the checkpoint may hold heads (or an optimizer) the model lacks
     try:
         status.assert_existing_objects_matched()

@@ -68,7 +68,11 @@ def read_classic_h5(h5_path: str) -> dict[str, dict[str, np.ndarray]]:
     if not os.path.isfile(h5_path):
         raise FileNotFoundError(f"No ImageNet weights file {h5_path}")
     layers: dict[str, dict[str, np.ndarray]] = {}
-    with h5py.File(h5_path, "r") as f:
+    try:
+        f = h5py.File(h5_path, "r")
+    except OSError as e:  # h5py's message names no file
+        raise ValueError(f"{h5_path}: not an HDF5 weights file ({e})") from None
+    with f:
         root = f.get("model_weights", f)
         if "layer_names" not in root.attrs:
             raise ValueError(f"{h5_path}: not a classic Keras HDF5 weights file "

@@ -45,18 +45,26 @@ def _read_rows(file_path: str, num_columns: int):
     file_path = os.fspath(file_path)
     if not os.path.isfile(file_path):
         raise FileNotFoundError(f"No such file: {file_path}")
-    with open(file_path, newline="") as csv_file:
-        reader = csv.reader(csv_file)
-        if next(reader, None) is None:
-            raise ValueError(f"{file_path} is empty (a header line is expected)")
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != num_columns:
-                raise ValueError(
-                    f"{file_path}:{reader.line_num}: expected {num_columns} columns, "
-                    f"got {len(row)}: {row}")
-            yield reader.line_num, row
+    try:
+        with open(file_path, newline="", encoding="utf-8") as csv_file:
+            reader = csv.reader(csv_file)
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(f"{file_path} is empty (a header line is expected)")
+            if len(header) != num_columns:
+                # Not this kind of file at all (binary, another CSV): no row would fit.
+                raise ValueError(f"{file_path}:1: the header has {len(header)} column(s), "
+                                 f"expected {num_columns}: {header[:5]}")
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != num_columns:
+                    raise ValueError(
+                        f"{file_path}:{reader.line_num}: expected {num_columns} columns, "
+                        f"got {len(row)}: {row}")
+                yield reader.line_num, row
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{file_path} is not a readable CSV file: {e}") from None
 
 
 def ReadSolution(file_path: str, task: str) -> tuple[dict[str, list], dict[str, list], list[str]]:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from delf_tf.io import feature_io
@@ -45,3 +46,16 @@ def test_match_images_prints_inliers_and_saves_picture(scene, tmp_path):
     failed = _run(*args, f"--output_image={tmp_path / 'other.png'}")
     assert failed.returncode == 1 and "image_2.delf" in failed.stderr
     assert not (tmp_path / "other.png").exists()
+
+
+def test_descriptors_of_different_depths_name_both_files(tmp_path):
+    from delf_tf.matching import match_images
+
+    rng = np.random.default_rng(0)
+    for name, depth in (("a", 16), ("b", 24)):
+        feature_io.WriteToFile(str(tmp_path / f"{name}.delf"), rng.uniform(0, 50, [10, 2]),
+                               np.ones(10), rng.normal(size=[10, depth]), np.ones(10))
+    with pytest.raises(ValueError, match="a.delf holds descriptors of shape \\(16,\\) but "
+                                         ".*b.delf of shape \\(24,\\)"):
+        match_images.match_images("a.png", "b.png", str(tmp_path / "a.delf"),
+                                  str(tmp_path / "b.delf"), None)

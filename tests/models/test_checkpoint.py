@@ -1,6 +1,7 @@
 """save_weights / load_model / restore_weights round trips through the JSON sidecar."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -92,6 +93,20 @@ def test_restore_into_a_different_model_is_an_error(tmp_path):
     checkpoint.save_weights(saved, prefix)
     with pytest.raises(ValueError, match="does not match the model"):
         checkpoint.load_model(prefix, use_dim_reduction=True)
+
+
+def test_truncated_checkpoint_data_names_the_checkpoint(tmp_path):
+    import glob
+
+    saved = delf.Delf(backbone="resnet_tiny")
+    saved.build_for_input(32)
+    prefix = str(tmp_path / "delf_weights")
+    checkpoint.save_weights(saved, prefix)
+    (data,) = glob.glob(prefix + ".data-*")
+    with open(data, "r+b") as f:
+        f.truncate(os.path.getsize(data) // 2)
+    with pytest.raises(ValueError, match=f"Checkpoint {prefix} is unreadable"):
+        checkpoint.load_model(prefix)
 
 
 def test_registry_builds_every_class_by_name():

@@ -104,6 +104,9 @@ def test_not_a_keras_file(tmp_path, backbones):
         f.create_dataset("x", data=np.zeros(3))
     with pytest.raises(ValueError, match="layer_names"):
         weights.load_imagenet_weights(backbones[1], path)
+    (tmp_path / "text.h5").write_text("not an HDF5 file")
+    with pytest.raises(ValueError, match="text.h5: not an HDF5 weights file"):
+        weights.load_imagenet_weights(backbones[1], str(tmp_path / "text.h5"))
 
 
 def test_name_mapping():

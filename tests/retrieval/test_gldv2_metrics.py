@@ -117,3 +117,13 @@ def test_bad_solution_files(tmp_path):
         gldv2.ReadSolution(path, gldv2.RETRIEVAL_TASK_ID)
     with pytest.raises(ValueError, match="unknown task"):
         gldv2.ReadSolution(path, "detection")
+
+
+def test_files_of_another_kind_are_refused_naming_them(tmp_path):
+    solution = _write(tmp_path / "solution.csv", "id,images,Usage\nq1,x y,Public\n")
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="binary.csv is not a readable CSV file"):
+        gldv2.retrieval_report(solution, str(tmp_path / "binary.csv"))
+    other = _write(tmp_path / "other.csv", "just one column\nx\n")
+    with pytest.raises(ValueError, match="other.csv:1: the header has 1 column"):
+        gldv2.retrieval_report(solution, other)
