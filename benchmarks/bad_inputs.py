@@ -999,7 +999,9 @@ def _read_progress(results_path, finished):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from benchmarks._results import flag_parser
+
+    parser = flag_parser(__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="tool groups to run")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--make-fixtures", help=argparse.SUPPRESS)
