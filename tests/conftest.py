@@ -24,6 +24,15 @@ def write_bomb_png(path, width: int = 30000, height: int = 30000) -> None:
                 + chunk(b"IEND", b""))
 
 
+def read_files(directory, leave_out=()) -> dict[str, bytes]:
+    """{name: bytes} of the files in `directory` but those named in `leave_out`."""
+    contents = {}
+    for name in sorted(set(os.listdir(directory)) - set(leave_out)):
+        with open(os.path.join(directory, name), "rb") as f:
+            contents[name] = f.read()
+    return contents
+
+
 def write_gld_records(root, images, **build_options) -> str:
     """Writes `images` ((id, PIL image, label) tuples) as <root>/images/<id>.jpg with a GLD
     <root>/train.csv listing them, and builds their TFRecord shards into <root>/data

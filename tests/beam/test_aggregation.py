@@ -1,6 +1,5 @@
 """Beam aggregation and codebook sampling: the single-machine tool's files and sample."""
 
-import os
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from delf_tf import config as config_lib
 from delf_tf.aggregation import aggregation_extraction
 from delf_tf.io import datum_io, feature_io
 from delf_tf.protos import aggregation_config_pb2
+from tests.conftest import read_files
 
 pytest.importorskip("apache_beam")
 
@@ -37,14 +37,6 @@ def features(tmp_path):
     return str(features_dir), config_path
 
 
-def _files(directory):
-    out = {}
-    for name in sorted(os.listdir(directory)):
-        with open(os.path.join(directory, name), "rb") as f:
-            out[name] = f.read()
-    return out
-
-
 def test_aggregation_pipeline_writes_the_tools_files(tmp_path, features):
     from delf_tf.beam import aggregation
 
@@ -54,7 +46,7 @@ def test_aggregation_pipeline_writes_the_tools_files(tmp_path, features):
     job = aggregation.AggregationJob(config_path, features_dir, str(tmp_path / "beam"))
     report = aggregation.RunAggregation(_NAMES + ["missing"], job, str(tmp_path / "r.json"))
     assert report["done"] == 6 and [r["name"] for r in report["failed_images"]] == ["missing"]
-    assert _files(tmp_path / "beam") == _files(tmp_path / "tool")
+    assert read_files(tmp_path / "beam") == read_files(tmp_path / "tool")
     assert aggregation.RunAggregation(_NAMES, job, str(tmp_path / "r.json"))["skipped"] == 6
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from delf_tf.extraction import batch, per_image
 from delf_tf.io import feature_io
+from tests.conftest import read_files
 from tests.extraction.test_batch import write_config
 
 pytest.importorskip("apache_beam")
@@ -23,11 +24,7 @@ def _files(directory):
     """{name: bytes} of the feature files (the tools' record of model and config aside)."""
     from delf_tf.extraction import provenance
 
-    contents = {}
-    for name in sorted(set(os.listdir(directory)) - {provenance.SIDECAR_NAME}):
-        with open(os.path.join(directory, name), "rb") as f:
-            contents[name] = f.read()
-    return contents
+    return read_files(directory, leave_out={provenance.SIDECAR_NAME})
 
 
 @pytest.fixture(scope="module")
