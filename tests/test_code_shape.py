@@ -47,7 +47,8 @@ def test_no_private_spec_references(root):
 @pytest.mark.parametrize("module", [
     "delf_tf.binary_codes", "delf_tf.progress", "delf_tf.io.files", "delf_tf.io.revisited",
     "delf_tf.matching.params", "delf_tf.matching.reranking", "delf_tf.models.registry",
-    "delf_tf.retrieval.dataset", "delf_tf.retrieval.evaluation", "delf_tf.tools.common"])
+    "delf_tf.retrieval.dataset", "delf_tf.retrieval.evaluation", "delf_tf.tools.common",
+    "delf_tf.data.demo", "delf_tf.tools.demo_workflow"])
 def test_declared_public_names_exist(module):
     imported = importlib.import_module(module)
     assert imported.__all__ and all(hasattr(imported, name) for name in imported.__all__)

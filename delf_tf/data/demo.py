@@ -34,6 +34,10 @@ from PIL import Image
 
 from delf_tf.io import atomic, revisited
 
+__all__ = ["CLUTTER_SOURCES", "LANDMARK_SOURCES", "TEXTURE_SOURCES", "DemoConfig", "DemoDataset",
+           "GenerateDemoDataset", "WriteSfmTuplesDatabase", "load_landmark_patches",
+           "load_photo", "render_scene"]
+
 logger = logging.getLogger(__name__)
 
 # Where each landmark is cut from: (skimage.data loader name, [y0, y1, x0, x1]

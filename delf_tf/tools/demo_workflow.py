@@ -19,6 +19,8 @@ from typing import Any
 from delf_tf import config as config_lib
 from delf_tf.data import demo
 
+__all__ = ["DemoRunConfig", "RunDemo"]
+
 # The shipped configs (a checkout's configs/, or delf_tf/configs in an installed wheel).
 _CONFIGS_DIR = config_lib.PackagedConfigDir()
 
