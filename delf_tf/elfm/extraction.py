@@ -69,15 +69,16 @@ class ElfmModule(tf.Module):
         return tf.cast(self.model.backbone.embedding_layer(input), tf.float32)
 
 
-def ExportElfmModel(ckpt_path: str, export_path: str) -> None:
+def ExportElfmModel(ckpt_path: str, export_path: str, overwrite: bool = False) -> None:
     """DELG checkpoint prefix (`<logdir>/delf_weights`) -> ELFM SavedModel at `export_path`
-    (functions ExtractFeatures and Whiten; `serving_default` = ExtractFeatures)."""
+    (functions ExtractFeatures and Whiten; `serving_default` = ExtractFeatures). An earlier
+    SavedModel there is replaced only with `overwrite` (see export.save_module)."""
     model = export.load_model_for_export(ckpt_path, "Delg")
     module = ElfmModule(model)
     export_path = os.path.abspath(export_path)
     module.ExtractFeatures.get_concrete_function()
     module.Whiten.get_concrete_function()
-    export.save_module(module, export_path)
+    export.save_module(module, export_path, overwrite)
 
 
 class ElfmExtractor:

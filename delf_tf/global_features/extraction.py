@@ -119,14 +119,15 @@ class GlobalFeatureNetModule(tf.Module):
 
 
 def ExportGlobalFeatureNet(model, export_path: str, *, pool_scales: bool = True,
-                           msp: float | None = None) -> None:
+                           msp: float | None = None, overwrite: bool = False) -> None:
     """Writes `model` as a global-only SavedModel (see GlobalFeatureNetModule) at export_path,
-    atomically (a temporary directory renamed into place)."""
+    atomically (a temporary directory renamed into place; an earlier SavedModel there only
+    with `overwrite`, see export.save_module)."""
     # Imported here: export.py pulls in the DELF/DELG extraction graph code.
     from delf_tf.extraction import export
 
     export.save_module(GlobalFeatureNetModule(model, pool_scales=pool_scales, msp=msp),
-                       export_path)
+                       export_path, overwrite)
 
 
 def WriteGlobalDelfConfig(config_path: str, model_path: str, scales: Sequence[float],

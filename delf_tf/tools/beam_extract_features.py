@@ -29,16 +29,12 @@ Example:
     --output_dir=elfm/index
 """
 
-import json
 import os
-import sys
 
 from absl import app, flags
 
-from delf_tf.elfm import extraction as elfm_extraction
-from delf_tf.elfm import functional as elfm_functional
 from delf_tf.extraction import per_image
-from delf_tf.tools import common
+from delf_tf.tools import common, extraction_flags
 
 _METHOD = flags.DEFINE_enum(
     "method", "delg", sorted(per_image.JOBS),
@@ -47,82 +43,49 @@ _METHOD = flags.DEFINE_enum(
     "SavedModel with a local-only config (configs/how_r18_config.pbtxt); elfm: .elfm binary "
     "codes (and .elfm_float with --save_float_descriptors) from --model_path.")
 _DELF_CONFIG_PATH = flags.DEFINE_string(
-    "delf_config_path", None, "delf/delg/delg_star/how: DelfConfig pbtxt whose model_path is "
-    "the exported SavedModel.")
+    "delf_config_path", None,
+    "delf/delg/delg_star/how: DelfConfig pbtxt whose model_path is the exported SavedModel.")
 _MODEL_PATH = flags.DEFINE_string(
-    "model_path", None, "elfm: DELG checkpoint prefix (with its .json sidecar) or an ELFM "
-    "SavedModel directory written by export_elfm_model.py.")
-_IMAGE_SCALES = flags.DEFINE_list(
-    "image_scales", [f"{s:.6f}" for s in elfm_extraction.DEFAULT_SCALES],
-    "elfm: pyramid scales whose local vectors are merged (the paper's five).")
-_NUM_FEATURES = flags.DEFINE_integer(
-    "num_features", elfm_functional.DEFAULT_NUM_FEATURES,
-    "elfm: N, local vectors kept, by largest L2 norm over all scales.")
-_NUM_CLUSTERS = flags.DEFINE_integer(
-    "num_clusters", elfm_functional.DEFAULT_NUM_CLUSTERS, "elfm: K, k-means clusters per image.")
-_GEM_POWER = flags.DEFINE_float(
-    "gem_power", elfm_functional.DEFAULT_GEM_POWER, "elfm: GeM power p pooling each cluster.")
-_MAX_IMAGE_SIZE = flags.DEFINE_integer(
-    "max_image_size", elfm_extraction.DEFAULT_MAX_IMAGE_SIZE,
-    "elfm: images are shrunk so their longer side is at most this (-1: never); "
-    "query crops use this times crop size / image size.")
-_SAVE_FLOAT = flags.DEFINE_boolean(
-    "save_float_descriptors", False,
-    "elfm: also write <name>.elfm_float (float representatives, ~8 KB per cluster).")
+    "model_path", None,
+    "elfm: DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel directory "
+    "written by export_elfm_model.py.")
+_ELFM = extraction_flags.define_elfm_flags(prefix="elfm: ")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory of the feature files.")
-_LIST_IMAGES_PATH = flags.DEFINE_string(
-    "list_images_path", "", "Text file with one image path per line.")
-_DATASET_FILE_PATH = flags.DEFINE_string(
-    "dataset_file_path", "", "Revisited-format dataset file (.mat).")
-_IMAGE_SET = flags.DEFINE_enum("image_set", "index", ["query", "index"],
-                               "With --dataset_file_path: which images.")
+_IMAGES = extraction_flags.define_beam_image_flags(with_features=False)
 _IMAGE_EXTENSION = flags.DEFINE_string(
     "image_extension", ".jpg", "With --dataset_file_path: image file extension.")
 _GLDV2_CSV_PATH = flags.DEFINE_string(
     "gldv2_csv_path", "", "Google Landmarks v2 CSV with an id column.")
 _IMAGES_DIR = flags.DEFINE_string(
     "images_dir", "", "With --dataset_file_path or --gldv2_csv_path: the images' directory.")
-_RUNNER = flags.DEFINE_string(
-    "runner", "", "Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...); "
-    "empty: the DirectRunner.")
-_REPORT_PATH = flags.DEFINE_string(
-    "report_path", "", "JSON report of done/skipped/failed images "
-    "(default <output_dir>/beam_extraction_report.json).")
+_BEAM = extraction_flags.define_beam_flags("beam_extraction_report.json", "output_dir")
 
 
 def _tasks() -> list[per_image.ImageTask]:
-    sources = [bool(_LIST_IMAGES_PATH.value), bool(_DATASET_FILE_PATH.value),
-               bool(_GLDV2_CSV_PATH.value)]
-    if sum(sources) != 1:
+    list_images_path, dataset_file_path = (_IMAGES.list_images_path.value,
+                                           _IMAGES.dataset_file_path.value)
+    if sum(map(bool, (list_images_path, dataset_file_path, _GLDV2_CSV_PATH.value))) != 1:
         raise app.UsageError(
             "give exactly one of --list_images_path, --dataset_file_path, --gldv2_csv_path")
-    if _LIST_IMAGES_PATH.value:
-        return per_image.TasksFromImageList(_LIST_IMAGES_PATH.value)
+    if list_images_path:
+        return per_image.TasksFromImageList(list_images_path)
     if not _IMAGES_DIR.value:
         raise app.UsageError("--images_dir is required with --dataset_file_path/--gldv2_csv_path")
-    if _DATASET_FILE_PATH.value:
-        return per_image.TasksFromRevisited(_DATASET_FILE_PATH.value, _IMAGES_DIR.value,
-                                            _IMAGE_SET.value, _IMAGE_EXTENSION.value)
+    if dataset_file_path:
+        return per_image.TasksFromRevisited(dataset_file_path, _IMAGES_DIR.value,
+                                            _IMAGES.image_set.value, _IMAGE_EXTENSION.value)
     return per_image.TasksFromGldv2Csv(_GLDV2_CSV_PATH.value, _IMAGES_DIR.value)
 
 
 def _job() -> per_image.ExtractionJob:
-    if not _OUTPUT_DIR.value:
-        raise app.UsageError("--output_dir is required")
+    extraction_flags.require(_OUTPUT_DIR)
     if _METHOD.value != "elfm":
         if not _DELF_CONFIG_PATH.value:
             raise app.UsageError(f"--method={_METHOD.value} needs --delf_config_path")
         return per_image.MakeJob(_METHOD.value, _DELF_CONFIG_PATH.value, _OUTPUT_DIR.value)
     if not _MODEL_PATH.value:
         raise app.UsageError("--method=elfm needs --model_path")
-    try:
-        scales = [float(s) for s in _IMAGE_SCALES.value]
-    except ValueError as e:
-        raise app.UsageError(f"--image_scales: {e}") from e
-    return per_image.MakeJob(
-        "elfm", _MODEL_PATH.value, _OUTPUT_DIR.value, save_float=_SAVE_FLOAT.value,
-        scales=scales, num_features=_NUM_FEATURES.value, num_clusters=_NUM_CLUSTERS.value,
-        gem_power=_GEM_POWER.value, max_image_size=_MAX_IMAGE_SIZE.value)
+    return per_image.MakeJob("elfm", _MODEL_PATH.value, _OUTPUT_DIR.value, **_ELFM.options())
 
 
 def main(argv):
@@ -131,16 +94,9 @@ def main(argv):
     from delf_tf.beam import extraction  # needs the 'beam' extra
 
     os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-    report_path = _REPORT_PATH.value or os.path.join(
-        _OUTPUT_DIR.value, "beam_extraction_report.json")
-    pipeline_args = ([f"--runner={_RUNNER.value}"] if _RUNNER.value else []) + argv[1:]
-    report = extraction.RunExtraction(_tasks(), job, report_path, pipeline_args)
-    print(json.dumps({key: report[key] for key in ("done", "skipped", "failed")}))
-    if report["failed"]:
-        print("Failed images:\n" + "\n".join(f"  {r['name']}: {r['error']}"
-                                              for r in report["failed_images"]),
-              file=sys.stderr)
-        sys.exit(1)
+    report = extraction.RunExtraction(_tasks(), job, _BEAM.report_file(_OUTPUT_DIR.value),
+                                      _BEAM.pipeline_args(argv))
+    _BEAM.finish(report)
 
 
 if __name__ == "__main__":

@@ -25,68 +25,56 @@ import sys
 
 from absl import app, flags
 
-from delf_tf.tools import common
+from delf_tf.tools import common, extraction_flags
 
-_LIST_IMAGES_PATH = flags.DEFINE_string(
-    "list_images_path", "", "Text file with one image path per line (names: file names "
-    "without extension).")
-_DATASET_FILE_PATH = flags.DEFINE_string(
-    "dataset_file_path", "", "Revisited-format dataset file (.mat).")
-_IMAGE_SET = flags.DEFINE_enum("image_set", "index", ["query", "index"],
-                               "With --dataset_file_path: which images.")
-_FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", None, "Directory of the local feature files <name><feature_extension>.")
-_FEATURE_EXTENSION = flags.DEFINE_string(
-    "feature_extension", ".delf",
-    "Extension of the local feature files (.delf for DELF, .delg_local for DELG and HOW).")
+_IMAGES = extraction_flags.define_beam_image_flags(with_features=True)
 _DESCRIPTORS_PER_IMAGE = flags.DEFINE_integer(
     "descriptors_per_image", 100,
     "At most this many descriptors from each image (all of an image with fewer).")
 _OUTPUT_PATH = flags.DEFINE_string(
     "output_path", None, "Where the sample goes: .npy, float32 [M, D].")
 _CODEBOOK_PATH = flags.DEFINE_string(
-    "codebook_path", "", "If set, train a k-means codebook on the sample and write it here "
-    "(DatumProto float32 [num_clusters, D]).")
+    "codebook_path", "",
+    "If set, train a k-means codebook on the sample and write it here (DatumProto float32 "
+    "[num_clusters, D]).")
 _NUM_CLUSTERS = flags.DEFINE_integer(
     "num_clusters", 1024, "With --codebook_path: codebook size K (at most the sample size).")
 _NUM_ITERATIONS = flags.DEFINE_integer(
     "num_iterations", 50, "With --codebook_path: maximum k-means iterations.")
 _SEED = flags.DEFINE_integer(
     "seed", 0, "With --codebook_path: seed of the k-means initialisation.")
-_RUNNER = flags.DEFINE_string(
-    "runner", "", "Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...); "
-    "empty: the DirectRunner.")
+_BEAM = extraction_flags.define_beam_flags()
+
+
+def _sample(names: list[str], pipeline_args: list[str]):
+    from delf_tf.beam import aggregation  # needs the 'beam' extra
+
+    features_dir, extension = _IMAGES.features_dir.value, _IMAGES.feature_extension.value
+    missing = [n for n in names if not os.path.isfile(os.path.join(features_dir, n + extension))]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} feature file(s) missing in {features_dir}, "
+                                f"e.g. {missing[0]}{extension}")
+    sample = aggregation.RunCodebookSampling(names, features_dir, extension,
+                                             _DESCRIPTORS_PER_IMAGE.value, _OUTPUT_PATH.value,
+                                             pipeline_args)
+    print(f"Sampled {sample.shape[0]} descriptors of dimension {sample.shape[1]} from "
+          f"{len(names)} images -> {_OUTPUT_PATH.value}")
+    return sample
 
 
 def main(argv):
     common.configure_logging()
-    for flag in (_FEATURES_DIR, _OUTPUT_PATH):
-        if not flag.value:
-            raise app.UsageError(f"--{flag.name} is required")
+    extraction_flags.require(_IMAGES.features_dir, _OUTPUT_PATH)
     if _DESCRIPTORS_PER_IMAGE.value < 1:
         raise app.UsageError(
             f"--descriptors_per_image must be >= 1, got {_DESCRIPTORS_PER_IMAGE.value}")
     from delf_tf.aggregation import codebook as codebook_lib
-    from delf_tf.beam import aggregation  # needs the 'beam' extra
 
     for path in (_OUTPUT_PATH.value, _CODEBOOK_PATH.value):
         if path and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-    pipeline_args = ([f"--runner={_RUNNER.value}"] if _RUNNER.value else []) + argv[1:]
     try:
-        names = aggregation.ImageNames(_LIST_IMAGES_PATH.value, _DATASET_FILE_PATH.value,
-                                       _IMAGE_SET.value)
-        missing = [n for n in names if not os.path.isfile(
-            os.path.join(_FEATURES_DIR.value, n + _FEATURE_EXTENSION.value))]
-        if missing:
-            raise FileNotFoundError(
-                f"{len(missing)} feature file(s) missing in {_FEATURES_DIR.value}, e.g. "
-                f"{missing[0]}{_FEATURE_EXTENSION.value}")
-        sample = aggregation.RunCodebookSampling(
-            names, _FEATURES_DIR.value, _FEATURE_EXTENSION.value, _DESCRIPTORS_PER_IMAGE.value,
-            _OUTPUT_PATH.value, pipeline_args)
-        print(f"Sampled {sample.shape[0]} descriptors of dimension {sample.shape[1]} from "
-              f"{len(names)} images -> {_OUTPUT_PATH.value}")
+        sample = _sample(_IMAGES.names(), _BEAM.pipeline_args(argv))
         if _CODEBOOK_PATH.value:
             codebook = codebook_lib.TrainCodebook(sample, _NUM_CLUSTERS.value,
                                                   _NUM_ITERATIONS.value, _SEED.value)

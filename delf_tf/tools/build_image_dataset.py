@@ -9,54 +9,44 @@ Example:
 from absl import app, flags
 
 from delf_tf.data import builder
-from delf_tf.tools import common
+from delf_tf.tools import common, extraction_flags
 
 _TRAIN_DIRECTORY = flags.DEFINE_string(
-        "train_directory", "/tmp/", "Directory with the training images (<id>.jpg).")
+    "train_directory", "/tmp/", "Directory with the training images (<id>.jpg).")
 _TEST_DIRECTORY = flags.DEFINE_string(
-        "test_directory", None, "Directory with the test images (<id>.jpg).")
+    "test_directory", None, "Directory with the test images (<id>.jpg).")
 _OUTPUT_DIRECTORY = flags.DEFINE_string(
-        "output_directory", "/tmp/", "Directory for the TFRecord shards and relabeling.csv.")
+    "output_directory", "/tmp/", "Directory for the TFRecord shards and relabeling.csv.")
 _TRAIN_CSV_PATH = flags.DEFINE_string(
-        "train_csv_path", "/tmp/train.csv",
-        "GLDv2 train.csv (id,url,landmark_id); labels are used as they are.")
+    "train_csv_path", "/tmp/train.csv",
+    "GLDv2 train.csv (id,url,landmark_id); labels are used as they are.")
 _TRAIN_CLEAN_CSV_PATH = flags.DEFINE_string(
-        "train_clean_csv_path", None,
-        "GLDv2 train_clean.csv (landmark_id,images); if set, used instead of train_csv_path, "
-        "labels are relabelled to contiguous ids and relabeling.csv is written.")
+    "train_clean_csv_path", None,
+    "GLDv2 train_clean.csv (landmark_id,images); if set, used instead of train_csv_path, "
+    "labels are relabelled to contiguous ids and relabeling.csv is written.")
 _TEST_CSV_PATH = flags.DEFINE_string(
-        "test_csv_path", None, "Test CSV with an id column; the test set is written unlabelled.")
+    "test_csv_path", None, "Test CSV with an id column; the test set is written unlabelled.")
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 128, "Number of shards per split.")
 _GENERATE_SPLITS = flags.DEFINE_boolean(
-        "generate_train_validation_splits", False,
-        "Split the training images into train and validation shards (per label).")
+    "generate_train_validation_splits", False,
+    "Split the training images into train and validation shards (per label).")
 _VALIDATION_SPLIT_SIZE = flags.DEFINE_float(
-        "validation_split_size", 0.2,
-        "Fraction of each label's images that go to validation (at least one).")
+    "validation_split_size", 0.2,
+    "Fraction of each label's images that go to validation (at least one).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the split and of the shuffling.")
 _SKIP_MISSING_IMAGES = flags.DEFINE_boolean(
-        "skip_missing_images", False,
-        "Leave out missing or unreadable images (listed at the end) instead of failing.")
+    "skip_missing_images", False,
+    "Leave out missing or unreadable images (listed at the end) instead of failing.")
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    try:
-        builder.BuildImageDataset(
-                train_directory=_TRAIN_DIRECTORY.value,
-                test_directory=_TEST_DIRECTORY.value,
-                output_directory=_OUTPUT_DIRECTORY.value,
-                train_csv_path=_TRAIN_CSV_PATH.value,
-                train_clean_csv_path=_TRAIN_CLEAN_CSV_PATH.value,
-                test_csv_path=_TEST_CSV_PATH.value,
-                num_shards=_NUM_SHARDS.value,
-                generate_train_validation_splits=_GENERATE_SPLITS.value,
-                validation_split_size=_VALIDATION_SPLIT_SIZE.value,
-                seed=_SEED.value,
-                skip_missing_images=_SKIP_MISSING_IMAGES.value)
-    except (builder.ImageErrors, OSError, ValueError) as e:
-        raise SystemExit(f"Error: {e}") from None
+    with common.reported_errors(builder.ImageErrors, OSError):
+        builder.BuildImageDataset(**extraction_flags.values(
+            _TRAIN_DIRECTORY, _TEST_DIRECTORY, _OUTPUT_DIRECTORY, _TRAIN_CSV_PATH,
+            _TRAIN_CLEAN_CSV_PATH, _TEST_CSV_PATH, _NUM_SHARDS, _GENERATE_SPLITS,
+            _VALIDATION_SPLIT_SIZE, _SEED, _SKIP_MISSING_IMAGES))
 
 
 if __name__ == "__main__":

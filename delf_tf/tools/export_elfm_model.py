@@ -9,23 +9,20 @@ and Whiten (the model's whitening FC, float32 [k, D] -> [k, Dg]).
       --export_path=/tmp/elfm_export
 """
 
-from absl import app, flags
+from absl import app
 
 from delf_tf.elfm import extraction
-from delf_tf.tools import common
+from delf_tf.tools import common, extraction_flags
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("ckpt_path", "/tmp/delg/delf_weights",
-                    "Checkpoint prefix of a trained DELG model (with its .json sidecar).")
-flags.DEFINE_string("export_path", "/tmp/elfm_export", "Directory of the SavedModel to write.")
+_EXPORT = extraction_flags.define_export_flags(
+    "a trained DELG model's <logdir>/delf_weights (with its .json sidecar)",
+    ckpt_path="/tmp/delg/delf_weights", export_path="/tmp/elfm_export")
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    with common.reported_errors():
-        extraction.ExportElfmModel(FLAGS.ckpt_path, FLAGS.export_path)
+    _EXPORT.export_with(extraction.ExportElfmModel)
 
 
 if __name__ == "__main__":

@@ -12,40 +12,35 @@ input_global_scales_ind, output global_descriptors [S, D] (or global_descriptor
 from absl import app, flags
 
 from delf_tf.extraction import export
-from delf_tf.tools import common, export_flags
+from delf_tf.tools import common, extraction_flags
 
-FLAGS = flags.FLAGS
-
-export_flags.define_export_flags(with_iou_threshold=False)
-flags.adopt_module_key_flags(export_flags)
-flags.DEFINE_list("input_scales_list", None,
-                  "Optional comma-separated image scales fixed in the graph. If unset, the "
-                  "signature has an input_scales input instead.")
-flags.DEFINE_enum("multi_scale_pool_type", "None", ["None", "average", "sum"],
-                  "How per-scale descriptors are pooled: None outputs global_descriptors "
-                  "[S, D]; average/sum output one global_descriptor [D].", case_sensitive=False)
-flags.DEFINE_boolean("normalize_global_descriptor", False,
-                     "Whether to L2-normalise the output descriptor(s).")
+_FLAGS = extraction_flags.define_delf_export_flags(with_iou_threshold=False)
+_INPUT_SCALES_LIST = flags.DEFINE_list(
+    "input_scales_list", None,
+    "Optional comma-separated image scales fixed in the graph. If unset, the signature has an "
+    "input_scales input instead.")
+_MULTI_SCALE_POOL_TYPE = flags.DEFINE_enum(
+    "multi_scale_pool_type", "None", ["None", "average", "sum"],
+    "How per-scale descriptors are pooled: None outputs global_descriptors [S, D]; average and "
+    "sum output one global_descriptor [D].", case_sensitive=False)
+_NORMALIZE_GLOBAL_DESCRIPTOR = flags.DEFINE_boolean(
+    "normalize_global_descriptor", False, "Whether to L2-normalise the output descriptor(s).")
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     scales = None
-    if FLAGS.input_scales_list is not None:
+    if _INPUT_SCALES_LIST.value is not None:
         try:
-            scales = [float(value) for value in FLAGS.input_scales_list]
+            scales = [float(value) for value in _INPUT_SCALES_LIST.value]
         except ValueError as e:
             raise app.UsageError(
-                    f"--input_scales_list={','.join(FLAGS.input_scales_list)}: {e}") from e
-    architecture, explicit = export_flags.architecture_from_flags()
-    with common.reported_errors():
-        export.ExportGlobalModel(FLAGS.ckpt_path, FLAGS.export_path, architecture=architecture,
-                                 explicit=explicit, input_scales_list=scales,
-                                 multi_scale_pool_type=FLAGS.multi_scale_pool_type,
-                                 normalize_global_descriptor=FLAGS.normalize_global_descriptor,
-                                 overwrite=FLAGS.overwrite)
-    print(f"Exported DELG global model to {FLAGS.export_path}")
+                f"--input_scales_list={','.join(_INPUT_SCALES_LIST.value)}: {e}") from e
+    _FLAGS.export_with(export.ExportGlobalModel, input_scales_list=scales,
+                       **extraction_flags.values(_MULTI_SCALE_POOL_TYPE,
+                                                 _NORMALIZE_GLOBAL_DESCRIPTOR))
+    print(f"Exported DELG global model to {_FLAGS.export.export_path.value}")
 
 
 if __name__ == "__main__":

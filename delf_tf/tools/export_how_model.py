@@ -14,25 +14,21 @@ Example:
     --export_path=parameters/how_r18/model
 """
 
-from absl import app, flags
+from absl import app
 
 from delf_tf.how import extraction
-from delf_tf.tools import common
+from delf_tf.tools import common, extraction_flags
 
-_CKPT_PATH = flags.DEFINE_string(
-    "ckpt_path", "/tmp/how/how_weights",
-    "Checkpoint prefix of the HOW network written by train_how (with its .json description).")
-_EXPORT_PATH = flags.DEFINE_string(
-    "export_path", "/tmp/how_export", "Directory the SavedModel is written to.")
-_OVERWRITE = flags.DEFINE_bool(
-    "overwrite", False, "Replace an earlier SavedModel at --export_path.")
+_EXPORT = extraction_flags.define_export_flags(
+    "the HOW network written by train_how (with its .json description)",
+    ckpt_path="/tmp/how/how_weights", export_path="/tmp/how_export")
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    extraction.ExportHowModel(_CKPT_PATH.value, _EXPORT_PATH.value, overwrite=_OVERWRITE.value)
-    print(f"Exported {_CKPT_PATH.value} to {_EXPORT_PATH.value}")
+    _EXPORT.export_with(extraction.ExportHowModel)
+    print(f"Exported {_EXPORT.ckpt_path.value} to {_EXPORT.export_path.value}")
 
 
 if __name__ == "__main__":

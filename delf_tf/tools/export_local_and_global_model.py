@@ -8,27 +8,19 @@ as the original's.
       --export_path=/tmp/delg_export
 """
 
-from absl import app, flags
+from absl import app
 
 from delf_tf.extraction import export
-from delf_tf.tools import common, export_flags
+from delf_tf.tools import common, extraction_flags
 
-FLAGS = flags.FLAGS
-
-export_flags.define_export_flags(with_iou_threshold=True)
-flags.adopt_module_key_flags(export_flags)
+_FLAGS = extraction_flags.define_delf_export_flags(with_iou_threshold=True)
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    architecture, explicit = export_flags.architecture_from_flags()
-    with common.reported_errors():
-        export.ExportLocalAndGlobalModel(FLAGS.ckpt_path, FLAGS.export_path,
-                                         architecture=architecture, explicit=explicit,
-                                         iou_threshold=FLAGS.iou_threshold,
-                                 overwrite=FLAGS.overwrite)
-    print(f"Exported DELG local+global model to {FLAGS.export_path}")
+    _FLAGS.export_with(export.ExportLocalAndGlobalModel)
+    print(f"Exported DELG local+global model to {_FLAGS.export.export_path.value}")
 
 
 if __name__ == "__main__":

@@ -13,33 +13,19 @@ into --output_features_dir, as the config enables. Existing outputs are skipped
       --image_set=query --output_features_dir=features/roxford5k/query
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.extraction import batch
-from delf_tf.tools import common
+from delf_tf.tools import common, extraction_flags
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("delf_config_path", "/tmp/delf_config_example.pbtxt",
-                    "Path to the DelfConfig pbtxt of the DELG model.")
-flags.DEFINE_string("dataset_file_path", "/tmp/gnd_roxford5k.mat",
-                    "Revisited dataset ground-truth file (gnd_roxford5k.mat / gnd_rparis6k.mat).")
-flags.DEFINE_string("images_dir", "/tmp/images", "Directory holding the <name>.jpg images.")
-flags.DEFINE_enum("image_set", "query", list(batch.IMAGE_SETS),
-                  "Which images to extract: query (cropped to their box) or index.")
-flags.DEFINE_string("output_features_dir", "/tmp/features",
-                    "Directory where the .delg_global / .delg_local files are written.")
-flags.DEFINE_boolean("binarize_local_descriptors", False,
-                     "DELG*: store local descriptors as sign bits packed into uint8.")
-flags.DEFINE_integer("num_shards", 1,
-                     "Split the image set into this many shards (one per machine/process).")
-flags.DEFINE_integer("shard_index", 0, "Which shard this process extracts, in [0, num_shards).")
-flags.DEFINE_boolean("overwrite", False,
-                     "Extract every image again and replace existing outputs (atomically). "
-                     "Default: images whose outputs exist are skipped (resuming a run); a "
-                     "warning says how many.")
+_DELF_CONFIG_PATH = flags.DEFINE_string(
+    "delf_config_path", "/tmp/delf_config_example.pbtxt",
+    "Path to the DelfConfig pbtxt of the DELG model.")
+_IMAGES = extraction_flags.define_revisited_set_flags("/tmp/features", ".delg_global / .delg_local")
+_BINARIZE_LOCAL_DESCRIPTORS = flags.DEFINE_boolean(
+    "binarize_local_descriptors", False,
+    "DELG*: store local descriptors as sign bits packed into uint8.")
+_SHARDS = extraction_flags.define_shard_flags()
 
 
 def main(argv):
@@ -47,14 +33,9 @@ def main(argv):
     common.check_no_arguments(argv)
     with common.reported_errors(RuntimeError):
         failures = batch.ExtractDelgFeatures(
-                FLAGS.delf_config_path, FLAGS.dataset_file_path, FLAGS.images_dir,
-                FLAGS.image_set, FLAGS.output_features_dir,
-                binarize_local_descriptors=FLAGS.binarize_local_descriptors,
-                num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index,
-                overwrite=FLAGS.overwrite)
-    if failures:
-        sys.exit(f"{len(failures)} image(s) failed (see the log for why):\n"
-                 + "\n".join(failures))
+            _DELF_CONFIG_PATH.value, *_IMAGES.arguments(),
+            binarize_local_descriptors=_BINARIZE_LOCAL_DESCRIPTORS.value, **_SHARDS.options())
+    extraction_flags.exit_on_failures(failures)
 
 
 if __name__ == "__main__":

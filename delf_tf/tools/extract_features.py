@@ -10,41 +10,28 @@ basename stop the tool before anything is written. Existing outputs are skipped
       --list_images_path=list_images.txt --output_dir=features
 """
 
-import sys
-
 from absl import app, flags
 
 from delf_tf.extraction import batch
-from delf_tf.tools import common
+from delf_tf.tools import common, extraction_flags
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("config_path", "delf_config_example.pbtxt",
-                    "Path to the DelfConfig pbtxt (model_path, scales, thresholds, PCA).")
-flags.DEFINE_string("list_images_path", "list_images.txt",
-                    "Text file with one image path per line.")
-flags.DEFINE_string("output_dir", "test_features",
-                    "Directory where the .delf feature files are written.")
-flags.DEFINE_integer("num_shards", 1,
-                     "Split the image list into this many shards (one per machine/process).")
-flags.DEFINE_integer("shard_index", 0, "Which shard this process extracts, in [0, num_shards).")
-flags.DEFINE_boolean("overwrite", False,
-                     "Extract every image again and replace existing outputs (atomically). "
-                     "Default: images whose outputs exist are skipped (resuming a run); a "
-                     "warning says how many.")
+_CONFIG_PATH = flags.DEFINE_string(
+    "config_path", "delf_config_example.pbtxt",
+    "Path to the DelfConfig pbtxt (model_path, scales, thresholds, PCA).")
+_LIST_IMAGES_PATH = flags.DEFINE_string(
+    "list_images_path", "list_images.txt", "Text file with one image path per line.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", "test_features", "Directory where the .delf feature files are written.")
+_SHARDS = extraction_flags.define_shard_flags()
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(RuntimeError):
-        failures = batch.ExtractDelfFeatures(FLAGS.config_path, FLAGS.list_images_path,
-                                             FLAGS.output_dir, num_shards=FLAGS.num_shards,
-                                             shard_index=FLAGS.shard_index,
-                                             overwrite=FLAGS.overwrite)
-    if failures:
-        sys.exit(f"{len(failures)} image(s) failed (see the log for why):\n"
-                 + "\n".join(failures))
+        failures = batch.ExtractDelfFeatures(_CONFIG_PATH.value, _LIST_IMAGES_PATH.value,
+                                             _OUTPUT_DIR.value, **_SHARDS.options())
+    extraction_flags.exit_on_failures(failures)
 
 
 if __name__ == "__main__":

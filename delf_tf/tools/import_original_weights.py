@@ -20,40 +20,42 @@ import sys
 from absl import app, flags
 
 from delf_tf.models import original_weights
-from delf_tf.tools import common
+from delf_tf.tools import common, extraction_flags
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("source_path", None,
-                    "The original's weights: a checkpoint prefix (delf_weights, ckpt-N), a "
-                    "checkpoint directory (delf_tf2-ckpt) or a SavedModel directory.")
-flags.DEFINE_string("output_prefix", None,
-                    "delf_tf checkpoint prefix to write (plus <output_prefix>.json).")
-flags.DEFINE_boolean("block3_strides", True,
-                     "The original model's --block3_strides (not recorded in its weights).")
-flags.DEFINE_boolean("include_classifiers", True,
-                     "Import the training heads (attention classifier, desc classifier or "
-                     "cosine weights) when the source has them.")
-flags.DEFINE_boolean("allow_missing", False,
-                     "Write the checkpoint even if the source lacks some model variables "
-                     "(they keep their initial values).")
-flags.DEFINE_boolean("overwrite", False, "Replace an existing checkpoint at --output_prefix.")
+_SOURCE_PATH = flags.DEFINE_string(
+    "source_path", None,
+    "The original's weights: a checkpoint prefix (delf_weights, ckpt-N), a checkpoint "
+    "directory (delf_tf2-ckpt) or a SavedModel directory.")
+_OUTPUT_PREFIX = flags.DEFINE_string(
+    "output_prefix", None, "delf_tf checkpoint prefix to write (plus <output_prefix>.json).")
+_BLOCK3_STRIDES = flags.DEFINE_boolean(
+    "block3_strides", True, "The original model's --block3_strides (not recorded in its weights).")
+_INCLUDE_CLASSIFIERS = flags.DEFINE_boolean(
+    "include_classifiers", True,
+    "Import the training heads (attention classifier, desc classifier or cosine weights) when "
+    "the source has them.")
+_ALLOW_MISSING = flags.DEFINE_boolean(
+    "allow_missing", False,
+    "Write the checkpoint even if the source lacks some model variables (they keep their "
+    "initial values).")
+_OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False, "Replace an existing checkpoint at --output_prefix.")
 flags.mark_flags_as_required(["source_path", "output_prefix"])
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    if os.path.exists(FLAGS.output_prefix + ".index") and not FLAGS.overwrite:
-        sys.exit(f"Error: --output_prefix={FLAGS.output_prefix} already holds a checkpoint; "
+    output_prefix = _OUTPUT_PREFIX.value
+    if os.path.exists(output_prefix + ".index") and not _OVERWRITE.value:
+        sys.exit(f"Error: --output_prefix={output_prefix} already holds a checkpoint; "
                  "pass --overwrite to replace it")
     with common.reported_errors():
         _, report = original_weights.ImportOriginalWeights(
-                FLAGS.source_path, FLAGS.output_prefix, block3_strides=FLAGS.block3_strides,
-                include_classifiers=FLAGS.include_classifiers,
-                allow_missing=FLAGS.allow_missing)
+            _SOURCE_PATH.value, output_prefix,
+            **extraction_flags.values(_BLOCK3_STRIDES, _INCLUDE_CLASSIFIERS, _ALLOW_MISSING))
     print(report.summary())
-    print(f"Wrote {FLAGS.output_prefix} (+ .json)")
+    print(f"Wrote {output_prefix} (+ .json)")
 
 
 if __name__ == "__main__":

@@ -19,76 +19,45 @@ Example:
     --arch=ResNet101 --imagenet_checkpoint=resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5
 """
 
-
 from absl import app, flags
 
 from delf_tf.global_features import training
-from delf_tf.tools import common
+from delf_tf.tools import common, extraction_flags
 
 _D = training.TrainGlobalConfig()
 
-flags.DEFINE_string("data_root", _D.data_root,
-                    "Folder holding train/<training_dataset>/ and test/<name>/ (layout above).")
-flags.DEFINE_string("directory", _D.directory,
-                    "Output folder: checkpoints, TensorBoard logs, history and final weights.")
-flags.DEFINE_string("training_dataset", _D.training_dataset,
-                    "Training database name: reads train/<name>/<name>.pkl under --data_root.")
-flags.DEFINE_string("test_datasets", _D.test_datasets,
-                    "Comma-separated Revisited data sets under --data_root/test evaluated every "
-                    "--test_freq epochs ('' for none).")
-flags.DEFINE_string("multiscale", _D.multiscale,
-                    "Test-time scales, e.g. '[1, 1/2**(1/2), 1/2]'; per-scale descriptors are "
-                    "combined by their generalized mean (power = the GeM p without whitening).")
-flags.DEFINE_string("arch", _D.arch,
-                    "Backbone: ResNet18, ResNet34, ResNet50, ResNet101 (any case), resnet_tiny.")
-flags.DEFINE_enum("pool", _D.pool, ["mac", "spoc", "gem"], "Global pooling.")
-flags.DEFINE_bool("whitening", _D.whitening,
-                  "Train a fully connected whitening layer after pooling.")
-flags.DEFINE_enum("loss", _D.loss, ["contrastive", "triplet"], "Ranking loss.")
-flags.DEFINE_float("loss_margin", _D.loss_margin, "Margin of the ranking loss.")
-flags.DEFINE_integer("image_size", _D.image_size,
-                     "Images are shrunk so their longer side is at most this (pixels).")
-flags.DEFINE_integer("neg_num", _D.neg_num, "Negatives per training tuple.")
-flags.DEFINE_integer("query_size", _D.query_size, "Query/positive pairs drawn per epoch.")
-flags.DEFINE_integer("pool_size", _D.pool_size, "Images in the negative pool of each epoch.")
-flags.DEFINE_integer("batch_size", _D.batch_size, "Tuples per optimizer step.")
-flags.DEFINE_integer("update_every", _D.update_every,
-                     "Sum the gradients of this many batches before each optimizer step "
-                     "(effective batch = batch_size x update_every).")
-flags.DEFINE_enum("optimizer", _D.optimizer, ["adam", "sgd"],
-                  "adam (AdamW) or sgd (with --momentum); both with decoupled weight decay.")
-flags.DEFINE_float("lr", _D.lr, "Initial learning rate; multiplied by exp(-0.01) every epoch.")
-flags.DEFINE_float("momentum", _D.momentum, "SGD momentum.")
-flags.DEFINE_float("weight_decay", _D.weight_decay, "Decoupled weight decay.")
-flags.DEFINE_integer("epochs", _D.epochs, "Number of epochs.")
-flags.DEFINE_integer("test_freq", _D.test_freq,
-                     "Evaluate --test_datasets every this many epochs (and after the last; "
-                     "0: never).")
-flags.DEFINE_bool("resume", _D.resume, "Resume from the latest checkpoint in --directory.")
-flags.DEFINE_integer("seed", _D.seed, "Random seed (initialisation, pairs, pools, order).")
-flags.DEFINE_string("imagenet_checkpoint", None,
-                    "Addition: Keras HDF5 ImageNet weights for the backbone (the original "
-                    "downloaded them; --pretrained). Default: random initialisation.")
-flags.DEFINE_string("initial_weights", None,
-                    "Addition: start the backbone from a DELF/DELG or GlobalFeatureNet "
-                    "checkpoint prefix (e.g. <logdir>/delf_weights of tools/train.py).")
-flags.DEFINE_bool("drop_last_stage", _D.drop_last_stage,
-                  "Addition: leave out the backbone's last stage (HOW's ¬R50).")
-flags.DEFINE_float("gem_power", _D.gem_power, "Addition: initial GeM power p.")
-flags.DEFINE_bool("trainable_gem_power", _D.trainable_gem_power,
-                  "Addition: learn the GeM power p (cnnimageretrieval-pytorch does).")
-flags.DEFINE_integer("test_image_size", None,
-                     "Addition: image size for the test data sets (default --image_size).")
-
-FLAGS = flags.FLAGS
+_TUPLES = extraction_flags.define_tuple_training_flags(_D)
+_MULTISCALE = flags.DEFINE_string(
+    "multiscale", _D.multiscale,
+    "Test-time scales, e.g. '[1, 1/2**(1/2), 1/2]'; per-scale descriptors are combined by "
+    "their generalized mean (power = the GeM p without whitening).")
+_POOL = flags.DEFINE_enum("pool", _D.pool, ["mac", "spoc", "gem"], "Global pooling.")
+_WHITENING = flags.DEFINE_bool(
+    "whitening", _D.whitening, "Train a fully connected whitening layer after pooling.")
+_LOSS = flags.DEFINE_enum("loss", _D.loss, ["contrastive", "triplet"], "Ranking loss.")
+_UPDATE_EVERY = flags.DEFINE_integer(
+    "update_every", _D.update_every,
+    "Sum the gradients of this many batches before each optimizer step (effective batch = "
+    "batch_size x update_every).")
+_OPTIMIZER = flags.DEFINE_enum(
+    "optimizer", _D.optimizer, ["adam", "sgd"],
+    "adam (AdamW) or sgd (with --momentum); both with decoupled weight decay.")
+_MOMENTUM = flags.DEFINE_float("momentum", _D.momentum, "SGD momentum.")
+_GEM_POWER = flags.DEFINE_float("gem_power", _D.gem_power, "Addition: initial GeM power p.")
+_TRAINABLE_GEM_POWER = flags.DEFINE_bool(
+    "trainable_gem_power", _D.trainable_gem_power,
+    "Addition: learn the GeM power p (cnnimageretrieval-pytorch does).")
+_TEST_IMAGE_SIZE = flags.DEFINE_integer(
+    "test_image_size", None,
+    "Addition: image size for the test data sets (default --image_size).")
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    config = training.TrainGlobalConfig(**{
-            field: getattr(FLAGS, field)
-            for field in training.TrainGlobalConfig.__dataclass_fields__})
+    config = _TUPLES.config(training.TrainGlobalConfig, _MULTISCALE, _POOL, _WHITENING, _LOSS,
+                            _UPDATE_EVERY, _OPTIMIZER, _MOMENTUM, _GEM_POWER,
+                            _TRAINABLE_GEM_POWER, _TEST_IMAGE_SIZE)
     try:
         training.validate(config)
     except ValueError as error:
