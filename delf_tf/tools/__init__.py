@@ -28,7 +28,8 @@ The flag style of every tool:
   layout: the holder on the first line; the name, the default (and an enum's choices) on
   the second; the help text, a full sentence ending in a period, from the third.
 - Flags that several tools share are defined as a group by a function of a shared module
-  (`retrieval_flags.define_verification_flags(...)`, `export_flags.define_export_flags(...)`),
+  (`retrieval_flags.define_verification_flags(...)`,
+  `extraction_flags.define_export_flags(...)`),
   called at the tool module's import, never at the shared module's own import (tests import
   several tools in one process and delete each one's flags in between). The function returns
   a frozen object of the group's FlagHolders whose methods build the library's parameter

@@ -32,10 +32,11 @@ from delf_tf.tools import common, extraction_flags
 _IMAGES = extraction_flags.define_beam_image_flags(with_features=True)
 _AGGREGATION_CONFIG_PATH = flags.DEFINE_string(
     "aggregation_config_path", None,
-    "AggregationConfig pbtxt (whole-image: use_regional_aggregation false); its "
-    "codebook_path is read once per worker.")
+    "AggregationConfig pbtxt (whole-image: use_regional_aggregation false); its codebook_path is "
+    "read once per worker.")
 _OUTPUT_AGGREGATION_DIR = flags.DEFINE_string(
-    "output_aggregation_dir", None, "Directory where the aggregated representations go.")
+    "output_aggregation_dir", None,
+    "Directory where the aggregated representations go.")
 _BEAM = extraction_flags.define_beam_flags("beam_aggregation_report.json",
                                            "output_aggregation_dir")
 

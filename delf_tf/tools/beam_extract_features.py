@@ -38,10 +38,10 @@ from delf_tf.tools import common, extraction_flags
 
 _METHOD = flags.DEFINE_enum(
     "method", "delg", sorted(per_image.JOBS),
-    "delf: .delf local features; delg: .delg_global/.delg_local as the config enables; "
-    "delg_star: as delg with binarized local descriptors; how: .delg_local from a HOW "
-    "SavedModel with a local-only config (configs/how_r18_config.pbtxt); elfm: .elfm binary "
-    "codes (and .elfm_float with --save_float_descriptors) from --model_path.")
+    "delf: .delf local features; delg: .delg_global/.delg_local as the config enables; delg_star: "
+    "as delg with binarized local descriptors; how: .delg_local from a HOW SavedModel with a "
+    "local-only config (configs/how_r18_config.pbtxt); elfm: .elfm binary codes (and .elfm_float "
+    "with --save_float_descriptors) from --model_path.")
 _DELF_CONFIG_PATH = flags.DEFINE_string(
     "delf_config_path", None,
     "delf/delg/delg_star/how: DelfConfig pbtxt whose model_path is the exported SavedModel.")
@@ -49,15 +49,20 @@ _MODEL_PATH = flags.DEFINE_string(
     "model_path", None,
     "elfm: DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel directory "
     "written by export_elfm_model.py.")
-_ELFM = extraction_flags.define_elfm_flags(prefix="elfm: ")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory of the feature files.")
+_ELFM = extraction_flags.define_elfm_flags(note=" Used by --method=elfm.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None,
+    "Directory of the feature files.")
 _IMAGES = extraction_flags.define_beam_image_flags(with_features=False)
 _IMAGE_EXTENSION = flags.DEFINE_string(
-    "image_extension", ".jpg", "With --dataset_file_path: image file extension.")
+    "image_extension", ".jpg",
+    "With --dataset_file_path: image file extension.")
 _GLDV2_CSV_PATH = flags.DEFINE_string(
-    "gldv2_csv_path", "", "Google Landmarks v2 CSV with an id column.")
+    "gldv2_csv_path", "",
+    "Google Landmarks v2 CSV with an id column.")
 _IMAGES_DIR = flags.DEFINE_string(
-    "images_dir", "", "With --dataset_file_path or --gldv2_csv_path: the images' directory.")
+    "images_dir", "",
+    "With --dataset_file_path or --gldv2_csv_path: the images' directory.")
 _BEAM = extraction_flags.define_beam_flags("beam_extraction_report.json", "output_dir")
 
 

@@ -32,17 +32,21 @@ _DESCRIPTORS_PER_IMAGE = flags.DEFINE_integer(
     "descriptors_per_image", 100,
     "At most this many descriptors from each image (all of an image with fewer).")
 _OUTPUT_PATH = flags.DEFINE_string(
-    "output_path", None, "Where the sample goes: .npy, float32 [M, D].")
+    "output_path", None,
+    "Where the sample goes: .npy, float32 [M, D].")
 _CODEBOOK_PATH = flags.DEFINE_string(
     "codebook_path", "",
     "If set, train a k-means codebook on the sample and write it here (DatumProto float32 "
     "[num_clusters, D]).")
 _NUM_CLUSTERS = flags.DEFINE_integer(
-    "num_clusters", 1024, "With --codebook_path: codebook size K (at most the sample size).")
+    "num_clusters", 1024,
+    "With --codebook_path: codebook size K (at most the sample size).")
 _NUM_ITERATIONS = flags.DEFINE_integer(
-    "num_iterations", 50, "With --codebook_path: maximum k-means iterations.")
+    "num_iterations", 50,
+    "With --codebook_path: maximum k-means iterations.")
 _SEED = flags.DEFINE_integer(
-    "seed", 0, "With --codebook_path: seed of the k-means initialisation.")
+    "seed", 0,
+    "With --codebook_path: seed of the k-means initialisation.")
 _BEAM = extraction_flags.define_beam_flags()
 
 

@@ -25,27 +25,32 @@ from delf_tf.models import global_model
 from delf_tf.tools import common, extraction_flags
 
 _EXPORT = extraction_flags.define_export_flags(
-    "the model_weights written by train_global_features (with its .json description)",
+    "the model_weights written by train_global_features (with its .json description).",
     ckpt_path="/tmp/global_features/model_weights", export_path="/tmp/global_features_export")
 _POOL_SCALES = flags.DEFINE_bool(
     "pool_scales", True,
     "Output one pooled global_descriptor; otherwise per-scale global_descriptors.")
 _MULTISCALE = flags.DEFINE_string(
-    "multiscale", "[1]", "Scales written into --config_path, e.g. '[1, 1/2**(1/2)]'.")
+    "multiscale", "[1]",
+    "Scales written into --config_path, e.g. '[1, 1/2**(1/2)]'.")
 _IMAGE_SIZE = flags.DEFINE_integer(
     "image_size", 1024,
     "Longer image side for whitening learning and max_image_size of --config_path.")
 _WHITENING = flags.DEFINE_enum(
     "whitening", "none", ["none", "learned", "pca"],
     "Whitening learned on --training_dataset after training.")
-_DATA_ROOT = flags.DEFINE_string("data_root", "", "As train_global_features' --data_root.")
+_DATA_ROOT = flags.DEFINE_string(
+    "data_root", "",
+    "As train_global_features' --data_root.")
 _TRAINING_DATASET = flags.DEFINE_string(
     "training_dataset", "retrieval-SfM-30k",
     "SfM database whose pairs/images learn the whitening (train/<name>/<name>.pkl).")
 _WHITENING_SPLIT = flags.DEFINE_string(
-    "whitening_split", "train", "Split of the database used for whitening.")
+    "whitening_split", "train",
+    "Split of the database used for whitening.")
 _CONFIG_PATH = flags.DEFINE_string(
-    "config_path", None, "Where to write a DelfConfig pbtxt for extraction (optional).")
+    "config_path", None,
+    "Where to write a DelfConfig pbtxt for extraction (optional).")
 
 
 def _export(ckpt_path: str, export_path: str, overwrite: bool) -> global_model.GlobalFeatureNet:
@@ -77,7 +82,6 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     model = _EXPORT.export_with(_export)
     export_path = os.path.abspath(_EXPORT.export_path.value)
-    print(f"Exported {_EXPORT.ckpt_path.value} to {_EXPORT.export_path.value}")
     parameters = None if _WHITENING.value == "none" else _learn_whitening(model, export_path)
     if _CONFIG_PATH.value:
         extraction.WriteGlobalDelfConfig(_CONFIG_PATH.value, export_path, scales,

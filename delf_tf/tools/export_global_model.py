@@ -24,7 +24,8 @@ _MULTI_SCALE_POOL_TYPE = flags.DEFINE_enum(
     "How per-scale descriptors are pooled: None outputs global_descriptors [S, D]; average and "
     "sum output one global_descriptor [D].", case_sensitive=False)
 _NORMALIZE_GLOBAL_DESCRIPTOR = flags.DEFINE_boolean(
-    "normalize_global_descriptor", False, "Whether to L2-normalise the output descriptor(s).")
+    "normalize_global_descriptor", False,
+    "Whether to L2-normalise the output descriptor(s).")
 
 
 def main(argv):
@@ -37,10 +38,9 @@ def main(argv):
         except ValueError as e:
             raise app.UsageError(
                 f"--input_scales_list={','.join(_INPUT_SCALES_LIST.value)}: {e}") from e
-    _FLAGS.export_with(export.ExportGlobalModel, input_scales_list=scales,
+    _FLAGS.export_with(export.ExportGlobalModel, "DELG global model", input_scales_list=scales,
                        **extraction_flags.values(_MULTI_SCALE_POOL_TYPE,
                                                  _NORMALIZE_GLOBAL_DESCRIPTOR))
-    print(f"Exported DELG global model to {_FLAGS.export.export_path.value}")
 
 
 if __name__ == "__main__":

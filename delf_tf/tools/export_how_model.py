@@ -20,7 +20,7 @@ from delf_tf.how import extraction
 from delf_tf.tools import common, extraction_flags
 
 _EXPORT = extraction_flags.define_export_flags(
-    "the HOW network written by train_how (with its .json description)",
+    "the HOW network written by train_how (with its .json description).",
     ckpt_path="/tmp/how/how_weights", export_path="/tmp/how_export")
 
 
@@ -28,7 +28,6 @@ def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     _EXPORT.export_with(extraction.ExportHowModel)
-    print(f"Exported {_EXPORT.ckpt_path.value} to {_EXPORT.export_path.value}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ _FLAGS = extraction_flags.define_delf_export_flags(with_iou_threshold=True)
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    _FLAGS.export_with(export.ExportLocalAndGlobalModel)
-    print(f"Exported DELG local+global model to {_FLAGS.export.export_path.value}")
+    _FLAGS.export_with(export.ExportLocalAndGlobalModel, "DELG local+global model")
 
 
 if __name__ == "__main__":

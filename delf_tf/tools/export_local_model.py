@@ -18,8 +18,7 @@ _FLAGS = extraction_flags.define_delf_export_flags(with_iou_threshold=True)
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    _FLAGS.export_with(export.ExportLocalModel)
-    print(f"Exported DELF local-feature model to {_FLAGS.export.export_path.value}")
+    _FLAGS.export_with(export.ExportLocalModel, "DELF local-feature model")
 
 
 if __name__ == "__main__":

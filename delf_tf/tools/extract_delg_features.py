@@ -21,7 +21,8 @@ from delf_tf.tools import common, extraction_flags
 _DELF_CONFIG_PATH = flags.DEFINE_string(
     "delf_config_path", "/tmp/delf_config_example.pbtxt",
     "Path to the DelfConfig pbtxt of the DELG model.")
-_IMAGES = extraction_flags.define_revisited_set_flags("/tmp/features", ".delg_global / .delg_local")
+_IMAGES = extraction_flags.define_revisited_set_flags(
+    "/tmp/features", "<name>.delg_global and <name>.delg_local.")
 _BINARIZE_LOCAL_DESCRIPTORS = flags.DEFINE_boolean(
     "binarize_local_descriptors", False,
     "DELG*: store local descriptors as sign bits packed into uint8.")
@@ -31,11 +32,9 @@ _SHARDS = extraction_flags.define_shard_flags()
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    with common.reported_errors(RuntimeError):
-        failures = batch.ExtractDelgFeatures(
-            _DELF_CONFIG_PATH.value, *_IMAGES.arguments(),
-            binarize_local_descriptors=_BINARIZE_LOCAL_DESCRIPTORS.value, **_SHARDS.options())
-    extraction_flags.exit_on_failures(failures)
+    _SHARDS.extract_with(batch.ExtractDelgFeatures, _DELF_CONFIG_PATH.value,
+                         *_IMAGES.arguments(),
+                         binarize_local_descriptors=_BINARIZE_LOCAL_DESCRIPTORS.value)
 
 
 if __name__ == "__main__":

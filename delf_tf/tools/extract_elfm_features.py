@@ -20,10 +20,10 @@ from delf_tf.tools import common, extraction_flags
 
 _MODEL_PATH = flags.DEFINE_string(
     "model_path", "/tmp/delg/delf_weights",
-    "DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel directory written "
-    "by export_elfm_model.py.")
+    "DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel directory written by "
+    "export_elfm_model.py.")
 _IMAGES = extraction_flags.define_revisited_set_flags(
-    "/tmp/elfm_features", ".elfm (and .elfm_float)")
+    "/tmp/elfm_features", "<name>.elfm (and <name>.elfm_float).")
 _ELFM = extraction_flags.define_elfm_flags()
 _SHARDS = extraction_flags.define_shard_flags(with_overwrite=False)
 
@@ -31,10 +31,8 @@ _SHARDS = extraction_flags.define_shard_flags(with_overwrite=False)
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    with common.reported_errors():
-        failures = batch.ExtractElfmFeatures(_MODEL_PATH.value, *_IMAGES.arguments(),
-                                             **_ELFM.options(), **_SHARDS.options())
-    extraction_flags.exit_on_failures(failures, "could not be read")
+    _SHARDS.extract_with(batch.ExtractElfmFeatures, _MODEL_PATH.value, *_IMAGES.arguments(),
+                         failed="could not be read", **_ELFM.options())
 
 
 if __name__ == "__main__":

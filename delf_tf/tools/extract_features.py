@@ -19,19 +19,19 @@ _CONFIG_PATH = flags.DEFINE_string(
     "config_path", "delf_config_example.pbtxt",
     "Path to the DelfConfig pbtxt (model_path, scales, thresholds, PCA).")
 _LIST_IMAGES_PATH = flags.DEFINE_string(
-    "list_images_path", "list_images.txt", "Text file with one image path per line.")
+    "list_images_path", "list_images.txt",
+    "Text file with one image path per line.")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", "test_features", "Directory where the .delf feature files are written.")
+    "output_dir", "test_features",
+    "Directory where the .delf feature files are written.")
 _SHARDS = extraction_flags.define_shard_flags()
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    with common.reported_errors(RuntimeError):
-        failures = batch.ExtractDelfFeatures(_CONFIG_PATH.value, _LIST_IMAGES_PATH.value,
-                                             _OUTPUT_DIR.value, **_SHARDS.options())
-    extraction_flags.exit_on_failures(failures)
+    _SHARDS.extract_with(batch.ExtractDelfFeatures, _CONFIG_PATH.value,
+                         _LIST_IMAGES_PATH.value, _OUTPUT_DIR.value)
 
 
 if __name__ == "__main__":

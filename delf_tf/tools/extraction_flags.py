@@ -21,7 +21,7 @@ __all__ = [
     "define_architecture_flags", "define_beam_flags", "define_beam_image_flags",
     "define_delf_export_flags", "define_elfm_flags", "define_export_flags",
     "define_revisited_set_flags", "define_shard_flags", "define_tuple_training_flags",
-    "exit_on_failures", "require", "values",
+    "require", "values",
 ]
 
 # The DEFINE calls below are made for the tool that calls a define_* function: absl attributes
@@ -43,12 +43,6 @@ def require(*holders: flags.FlagHolder) -> None:
             raise app.UsageError(f"--{holder.name} is required")
 
 
-def exit_on_failures(failures: Sequence[str], what: str = "failed (see the log for why)") -> None:
-    """Exit status 1 listing the images a batch tool could not do (the rest are written)."""
-    if failures:
-        sys.exit(f"{len(failures)} image(s) {what}:\n" + "\n".join(failures))
-
-
 @dataclasses.dataclass(frozen=True)
 class ExportFlags:
     """Which checkpoint is exported where: --ckpt_path, --export_path, --overwrite."""
@@ -56,31 +50,37 @@ class ExportFlags:
     export_path: flags.FlagHolder
     overwrite: flags.FlagHolder
 
-    def export_with(self, export_function: Callable[..., Any], **options) -> Any:
+    def export_with(self, export_function: Callable[..., Any], what: str = "", **options) -> Any:
         """export_function(ckpt_path, export_path, overwrite=..., **options), input errors
-        reported as `Error: ...` (exit status 1)."""
+        reported as `Error: ...` (exit status 1); says that `what` (default: --ckpt_path) was
+        exported where and returns what export_function returns."""
         from delf_tf.tools import common
 
         with common.reported_errors():
-            return export_function(self.ckpt_path.value, self.export_path.value,
-                                   overwrite=self.overwrite.value, **options)
+            result = export_function(self.ckpt_path.value, self.export_path.value,
+                                     overwrite=self.overwrite.value, **options)
+        print(f"Exported {what or self.ckpt_path.value} to {self.export_path.value}")
+        return result
 
 
 def define_export_flags(checkpoint: str, ckpt_path: str | None = None,
                         export_path: str | None = None) -> ExportFlags:
-    """The export tools' destination flags; `checkpoint` says what --ckpt_path names. A flag
-    without a default is required."""
+    """The export tools' destination flags; `checkpoint` says what --ckpt_path names (a
+    sentence's end). A flag without a default is required."""
     group = ExportFlags(
-        flags.DEFINE_string("ckpt_path", ckpt_path, f"Checkpoint prefix to export: {checkpoint}."),
-        flags.DEFINE_string("export_path", export_path,
-                            "Directory the SavedModel is written to; it must not exist or be "
-                            "empty unless --overwrite is given."),
-        flags.DEFINE_boolean("overwrite", False,
-                             "Replace an earlier export at --export_path (an addition to the "
-                             "original, which always refuses an existing path). Only a "
-                             "directory holding nothing but a SavedModel is replaced; the new "
-                             "export is swapped in whole, so the old one survives an "
-                             "interrupted export."))
+        flags.DEFINE_string(
+            "ckpt_path", ckpt_path,
+            "Checkpoint prefix to export: " + checkpoint),
+        flags.DEFINE_string(
+            "export_path", export_path,
+            "Directory the SavedModel is written to; it must not exist or be empty unless "
+            "--overwrite is given."),
+        flags.DEFINE_boolean(
+            "overwrite", False,
+            "Replace an earlier export at --export_path (an addition to the original, which "
+            "always refuses an existing path). Only a directory holding nothing but a SavedModel "
+            "is replaced; the new export is swapped in whole, so the old one survives an "
+            "interrupted export."))
     flags.mark_flags_as_required(
         [holder.name for holder in (group.ckpt_path, group.export_path) if holder.default is None])
     return group
@@ -110,19 +110,23 @@ def define_architecture_flags(when_exporting: bool) -> ArchitectureFlags:
     note = (" When exporting, the checkpoint's <ckpt_path>.json sidecar decides unless this flag "
             "is given." if when_exporting else "")
     return ArchitectureFlags((
-        flags.DEFINE_enum("backbone", d.backbone, _BACKBONES,
-                          "Backbone network (resnet_tiny: one block per stage, for tests)." + note),
-        flags.DEFINE_boolean("block3_strides", d.block3_strides,
-                             "Stride 32 at block3 (a 1x1 max-pool after stage 4), as the "
-                             "original; --noblock3_strides keeps stride 16." + note),
-        flags.DEFINE_boolean("use_autoencoder", d.use_autoencoder,
-                             "Whether the model has the local-feature autoencoder (dimension "
-                             "reduction)." + note),
-        flags.DEFINE_integer("autoencoder_dimensions", d.autoencoder_dimensions,
-                             "Local descriptor dimension after the autoencoder." + note),
-        flags.DEFINE_integer("local_feature_map_channels", d.local_feature_map_channels,
-                             "Channels of the autoencoder's reconstruction (block3's depth)."
-                             + note)))
+        flags.DEFINE_enum(
+            "backbone", d.backbone, _BACKBONES,
+            "Backbone network (resnet_tiny: one block per stage, for tests)." + note),
+        flags.DEFINE_boolean(
+            "block3_strides", d.block3_strides,
+            "Stride 32 at block3 (a 1x1 max-pool after stage 4), as the "
+            "original; --noblock3_strides keeps stride 16." + note),
+        flags.DEFINE_boolean(
+            "use_autoencoder", d.use_autoencoder,
+            "Whether the model has the local-feature autoencoder (dimension "
+            "reduction)." + note),
+        flags.DEFINE_integer(
+            "autoencoder_dimensions", d.autoencoder_dimensions,
+            "Local descriptor dimension after the autoencoder." + note),
+        flags.DEFINE_integer(
+            "local_feature_map_channels", d.local_feature_map_channels,
+            "Channels of the autoencoder's reconstruction (block3's depth)." + note)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,23 +136,26 @@ class DelfExportFlags:
     architecture: ArchitectureFlags
     iou_threshold: flags.FlagHolder | None
 
-    def export_with(self, export_function: Callable[..., None], **options) -> None:
+    def export_with(self, export_function: Callable[..., None], what: str, **options) -> None:
         """Calls one of delf_tf.extraction.export's Export*Model functions with the flags'
-        checkpoint, destination and architecture (input errors: `Error: ...`, status 1)."""
+        checkpoint, destination and architecture (input errors: `Error: ...`, status 1) and
+        says that `what` was exported where."""
         if self.iou_threshold is not None:
             options["iou_threshold"] = self.iou_threshold.value
-        self.export.export_with(export_function, architecture=self.architecture.values(),
+        self.export.export_with(export_function, what, architecture=self.architecture.values(),
                                 explicit=self.architecture.explicit(), **options)
 
 
 def define_delf_export_flags(with_iou_threshold: bool) -> DelfExportFlags:
     """Required --ckpt_path and --export_path, --overwrite, the architecture flags and (for
     local features) --iou_threshold."""
+    iou_threshold = flags.DEFINE_float(
+        "iou_threshold", 1.0,
+        "NMS IoU threshold baked into the graph; 1.0 suppresses nothing.",
+    ) if with_iou_threshold else None
     return DelfExportFlags(
-        define_export_flags("the <logdir>/delf_weights written by training"),
-        define_architecture_flags(when_exporting=True),
-        flags.DEFINE_float("iou_threshold", 1.0, "NMS IoU threshold baked into the graph; 1.0 "
-                           "suppresses nothing.") if with_iou_threshold else None)
+        define_export_flags("the <logdir>/delf_weights written by training."),
+        define_architecture_flags(when_exporting=True), iou_threshold)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,20 +167,35 @@ class ShardFlags:
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments of the batch extraction calls."""
-        return values(*(h for h in (self.num_shards, self.shard_index, self.overwrite) if h))
+        return values(*(h for h in (self.num_shards, self.shard_index, self.overwrite)
+                         if h is not None))
+
+    def extract_with(self, extract_function: Callable[..., Sequence[str]], *arguments,
+                     failed: str = "failed (see the log for why)", **options) -> None:
+        """Runs a batch extraction call on this process's shard inside the tools' error
+        wrapper (a RuntimeError too: a model that does not load); exit status 1 listing the
+        images it returns as failed (the others are written)."""
+        from delf_tf.tools import common
+
+        with common.reported_errors(RuntimeError):
+            failures = extract_function(*arguments, **options, **self.options())
+        if failures:
+            sys.exit(f"{len(failures)} image(s) {failed}:\n" + "\n".join(failures))
 
 
 def define_shard_flags(with_overwrite: bool = True) -> ShardFlags:
     """--num_shards, --shard_index and (when the tool can redo outputs) --overwrite."""
     return ShardFlags(
-        flags.DEFINE_integer("num_shards", 1, "Split the image list into this many shards (one "
-                             "per machine or process)."),
-        flags.DEFINE_integer("shard_index", 0,
-                             "Which shard this process extracts, in [0, num_shards)."),
-        flags.DEFINE_boolean("overwrite", False,
-                             "Extract every image again and replace existing outputs "
-                             "(atomically). Default: images whose outputs exist are skipped "
-                             "(resuming a run); a warning says how many.")
+        flags.DEFINE_integer(
+            "num_shards", 1,
+            "Split the image list into this many shards (one per machine or process)."),
+        flags.DEFINE_integer(
+            "shard_index", 0,
+            "Which shard this process extracts, in [0, num_shards)."),
+        flags.DEFINE_boolean(
+            "overwrite", False,
+            "Extract every image again and replace existing outputs (atomically). Default: images "
+            "whose outputs exist are skipped (resuming a run); a warning says how many.")
         if with_overwrite else None)
 
 
@@ -194,17 +216,20 @@ class RevisitedSetFlags:
 
 def define_revisited_set_flags(output_features_dir: str, outputs: str) -> RevisitedSetFlags:
     """--dataset_file_path, --images_dir, --image_set, --output_features_dir (where the
-    `outputs` files are written)."""
+    files `outputs` names are written; a sentence's end)."""
     return RevisitedSetFlags(
-        flags.DEFINE_string("dataset_file_path", "/tmp/gnd_roxford5k.mat",
-                            "Revisited data set ground-truth file (gnd_roxford5k.mat or "
-                            "gnd_rparis6k.mat)."),
-        flags.DEFINE_string("images_dir", "/tmp/images",
-                            "Directory holding the <name>.jpg images."),
-        flags.DEFINE_enum("image_set", "query", ["query", "index"],
-                          "Which images to extract: query (cropped to their box) or index."),
-        flags.DEFINE_string("output_features_dir", output_features_dir,
-                            f"Directory where the {outputs} files are written."))
+        flags.DEFINE_string(
+            "dataset_file_path", "/tmp/gnd_roxford5k.mat",
+            "Revisited data set ground-truth file (gnd_roxford5k.mat or gnd_rparis6k.mat)."),
+        flags.DEFINE_string(
+            "images_dir", "/tmp/images",
+            "Directory holding the <name>.jpg images."),
+        flags.DEFINE_enum(
+            "image_set", "query", ["query", "index"],
+            "Which images to extract: query (cropped to their box) or index."),
+        flags.DEFINE_string(
+            "output_features_dir", output_features_dir,
+            "Directory where the feature files are written: " + outputs))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,29 +254,32 @@ class ElfmFlags:
                              self.max_image_size))
 
 
-def define_elfm_flags(prefix: str = "") -> ElfmFlags:
-    """The ELFM extraction flags with the paper's defaults; `prefix` starts every help text
-    (e.g. 'elfm: ' in a tool serving several methods)."""
+def define_elfm_flags(note: str = "") -> ElfmFlags:
+    """The ELFM extraction flags with the paper's defaults; `note` ends every help text
+    (e.g. ' With --method=elfm.' in a tool serving several methods)."""
     from delf_tf.elfm import extraction
     from delf_tf.elfm import functional as F
 
     return ElfmFlags(
-        flags.DEFINE_list("image_scales", [f"{s:.6f}" for s in extraction.DEFAULT_SCALES],
-                          prefix + "Pyramid scales whose local vectors are merged (the paper's "
-                          "five)."),
-        flags.DEFINE_integer("num_features", F.DEFAULT_NUM_FEATURES,
-                             prefix + "N, the local vectors kept, by largest L2 norm over all "
-                             "scales."),
-        flags.DEFINE_integer("num_clusters", F.DEFAULT_NUM_CLUSTERS,
-                             prefix + "K, the k-means clusters per image."),
-        flags.DEFINE_float("gem_power", F.DEFAULT_GEM_POWER,
-                           prefix + "GeM power p pooling each cluster."),
-        flags.DEFINE_integer("max_image_size", extraction.DEFAULT_MAX_IMAGE_SIZE,
-                             prefix + "Images are shrunk so their longer side is at most this "
-                             "(-1: never); query crops use this times crop size / image size."),
-        flags.DEFINE_boolean("save_float_descriptors", False,
-                             prefix + "Also write <name>.elfm_float (float representatives, "
-                             "~8 KB per cluster)."))
+        flags.DEFINE_list(
+            "image_scales", [f"{s:.6f}" for s in extraction.DEFAULT_SCALES],
+            "Pyramid scales whose local vectors are merged (the paper's five)." + note),
+        flags.DEFINE_integer(
+            "num_features", F.DEFAULT_NUM_FEATURES,
+            "N, the local vectors kept, by largest L2 norm over all scales." + note),
+        flags.DEFINE_integer(
+            "num_clusters", F.DEFAULT_NUM_CLUSTERS,
+            "K, the k-means clusters per image." + note),
+        flags.DEFINE_float(
+            "gem_power", F.DEFAULT_GEM_POWER,
+            "GeM power p pooling each cluster." + note),
+        flags.DEFINE_integer(
+            "max_image_size", extraction.DEFAULT_MAX_IMAGE_SIZE,
+            "Images are shrunk so their longer side is at most this (-1: never); query crops "
+            "use this times crop size / image size." + note),
+        flags.DEFINE_boolean(
+            "save_float_descriptors", False,
+            "Also write <name>.elfm_float (float representatives, ~8 KB per cluster)." + note))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,11 +312,13 @@ def define_beam_flags(report_name: str = "", output_flag: str = "") -> BeamFlags
     """--runner and, when `report_name` is given, --report_path (default
     <--output_flag>/<report_name>)."""
     runner = flags.DEFINE_string(
-        "runner", "", "Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, "
-        "...); empty: the DirectRunner.")
+        "runner", "",
+        "Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...); empty: the "
+        "DirectRunner.")
     report_path = flags.DEFINE_string(
-        "report_path", "", "JSON report of the done, skipped and failed images (default "
-        f"<{output_flag}>/{report_name}).") if report_name else None
+        "report_path", "",
+        "JSON report of the done, skipped and failed images; default "
+        + f"<{output_flag}>/{report_name}.") if report_name else None
     return BeamFlags(runner, report_path, report_name)
 
 
@@ -312,19 +342,27 @@ class BeamImageFlags:
 def define_beam_image_flags(with_features: bool) -> BeamImageFlags:
     """--list_images_path, --dataset_file_path, --image_set and (`with_features`)
     --features_dir, --feature_extension."""
-    features = (
-        flags.DEFINE_string("features_dir", None,
-                            "Directory of the local feature files <name><feature_extension>."),
-        flags.DEFINE_string("feature_extension", ".delf",
-                            "Extension of the local feature files (.delf for DELF, .delg_local "
-                            "for DELG and HOW).")) if with_features else (None, None)
+    features = (None, None)
+    if with_features:
+        features = (
+            flags.DEFINE_string(
+                "features_dir", None,
+                "Directory of the local feature files <name><feature_extension>."),
+            flags.DEFINE_string(
+                "feature_extension", ".delf",
+                "Extension of the local feature files (.delf for DELF, .delg_local for DELG "
+                "and HOW)."))
     return BeamImageFlags(
-        flags.DEFINE_string("list_images_path", "",
-                            "Text file with one image path per line (images are named by file "
-                            "name without extension)."),
-        flags.DEFINE_string("dataset_file_path", "", "Revisited-format data set file (.mat)."),
-        flags.DEFINE_enum("image_set", "index", ["query", "index"],
-                          "With --dataset_file_path: which images."),
+        flags.DEFINE_string(
+            "list_images_path", "",
+            "Text file with one image path per line (images are named by file name without "
+            "extension)."),
+        flags.DEFINE_string(
+            "dataset_file_path", "",
+            "Revisited-format data set file (.mat)."),
+        flags.DEFINE_enum(
+            "image_set", "index", ["query", "index"],
+            "With --dataset_file_path: which images."),
         *features)
 
 
@@ -348,45 +386,72 @@ def define_tuple_training_flags(defaults, test_datasets: str | None = None) -> T
 
 def _tuple_data_flags(d, test_datasets: str | None) -> tuple[flags.FlagHolder, ...]:
     return (
-        flags.DEFINE_string("data_root", d.data_root, "Folder holding train/<training_dataset>/ "
-                            "and test/<name>/ (layout in the tool's description)."),
-        flags.DEFINE_string("directory", d.directory, "Output folder: checkpoints, TensorBoard "
-                            "logs, history and final weights."),
-        flags.DEFINE_string("training_dataset", d.training_dataset, "Training database name: "
-                            "reads train/<name>/<name>.pkl under --data_root."),
-        flags.DEFINE_string("test_datasets", d.test_datasets if test_datasets is None
-                            else test_datasets, "Comma-separated Revisited data sets under "
-                            "--data_root/test evaluated every --test_freq epochs ('' for none)."),
-        flags.DEFINE_integer("test_freq", d.test_freq, "Evaluate --test_datasets every this "
-                             "many epochs (and after the last; 0: never)."),
-        flags.DEFINE_string("arch", d.arch, "Backbone: ResNet18, ResNet34, ResNet50, "
-                            "ResNet101 (any case), resnet_tiny."),
-        flags.DEFINE_bool("drop_last_stage", d.drop_last_stage,
-                          "Leave out the backbone's last stage (HOW's ¬R50)."),
-        flags.DEFINE_string("imagenet_checkpoint", None, "Keras HDF5 ImageNet weights for the "
-                            "backbone (the original downloaded them). Default: random "
-                            "initialisation."),
-        flags.DEFINE_string("initial_weights", None, "Start the backbone from a DELF/DELG or "
-                            "GlobalFeatureNet checkpoint prefix (e.g. <logdir>/delf_weights of "
-                            "tools/train.py)."))
+        flags.DEFINE_string(
+            "data_root", d.data_root,
+            "Folder holding train/<training_dataset>/ and test/<name>/ (layout in the tool's "
+            "description)."),
+        flags.DEFINE_string(
+            "directory", d.directory,
+            "Output folder: checkpoints, TensorBoard logs, history and final weights."),
+        flags.DEFINE_string(
+            "training_dataset", d.training_dataset,
+            "Training database name: reads train/<name>/<name>.pkl under --data_root."),
+        flags.DEFINE_string(
+            "test_datasets", d.test_datasets if test_datasets is None
+                            else test_datasets,
+            "Comma-separated Revisited data sets under --data_root/test evaluated every "
+            "--test_freq epochs ('' for none)."),
+        flags.DEFINE_integer(
+            "test_freq", d.test_freq,
+            "Evaluate --test_datasets every this many epochs (and after the last; 0: never)."),
+        flags.DEFINE_string(
+            "arch", d.arch,
+            "Backbone: ResNet18, ResNet34, ResNet50, ResNet101 (any case), resnet_tiny."),
+        flags.DEFINE_bool(
+            "drop_last_stage", d.drop_last_stage,
+            "Leave out the backbone's last stage (HOW's ¬R50)."),
+        flags.DEFINE_string(
+            "imagenet_checkpoint", None,
+            "Keras HDF5 ImageNet weights for the backbone (the original downloaded them). "
+            "Default: random initialisation."),
+        flags.DEFINE_string(
+            "initial_weights", None,
+            "Start the backbone from a DELF/DELG or GlobalFeatureNet checkpoint prefix (e.g. "
+            "<logdir>/delf_weights of tools/train.py)."))
 
 
 def _tuple_schedule_flags(d) -> tuple[flags.FlagHolder, ...]:
     return (
-        flags.DEFINE_float("loss_margin", d.loss_margin, "Margin of the ranking loss."),
-        flags.DEFINE_integer("image_size", d.image_size, "Training images are shrunk so their "
-                             "longer side is at most this (pixels)."),
-        flags.DEFINE_integer("neg_num", d.neg_num, "Hard negatives per training tuple."),
-        flags.DEFINE_integer("query_size", d.query_size,
-                             "Query/positive pairs drawn per epoch."),
-        flags.DEFINE_integer("pool_size", d.pool_size,
-                             "Images in the hard-negative pool of each epoch."),
-        flags.DEFINE_integer("batch_size", d.batch_size, "Tuples per optimizer step."),
-        flags.DEFINE_float("lr", d.lr,
-                           "Initial learning rate; multiplied by exp(-0.01) every epoch."),
-        flags.DEFINE_float("weight_decay", d.weight_decay, "Decoupled weight decay."),
-        flags.DEFINE_integer("epochs", d.epochs, "Number of epochs."),
-        flags.DEFINE_bool("resume", d.resume, "Resume from the latest checkpoint in "
-                          "--directory."),
-        flags.DEFINE_integer("seed", d.seed, "Random seed (initialisation, pairs, pools, "
-                             "order)."))
+        flags.DEFINE_float(
+            "loss_margin", d.loss_margin,
+            "Margin of the ranking loss."),
+        flags.DEFINE_integer(
+            "image_size", d.image_size,
+            "Training images are shrunk so their longer side is at most this (pixels)."),
+        flags.DEFINE_integer(
+            "neg_num", d.neg_num,
+            "Hard negatives per training tuple."),
+        flags.DEFINE_integer(
+            "query_size", d.query_size,
+            "Query/positive pairs drawn per epoch."),
+        flags.DEFINE_integer(
+            "pool_size", d.pool_size,
+            "Images in the hard-negative pool of each epoch."),
+        flags.DEFINE_integer(
+            "batch_size", d.batch_size,
+            "Tuples per optimizer step."),
+        flags.DEFINE_float(
+            "lr", d.lr,
+            "Initial learning rate; multiplied by exp(-0.01) every epoch."),
+        flags.DEFINE_float(
+            "weight_decay", d.weight_decay,
+            "Decoupled weight decay."),
+        flags.DEFINE_integer(
+            "epochs", d.epochs,
+            "Number of epochs."),
+        flags.DEFINE_bool(
+            "resume", d.resume,
+            "Resume from the latest checkpoint in --directory."),
+        flags.DEFINE_integer(
+            "seed", d.seed,
+            "Random seed (initialisation, pairs, pools, order)."))

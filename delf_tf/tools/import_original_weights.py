@@ -24,22 +24,25 @@ from delf_tf.tools import common, extraction_flags
 
 _SOURCE_PATH = flags.DEFINE_string(
     "source_path", None,
-    "The original's weights: a checkpoint prefix (delf_weights, ckpt-N), a checkpoint "
-    "directory (delf_tf2-ckpt) or a SavedModel directory.")
+    "The original's weights: a checkpoint prefix (delf_weights, ckpt-N), a checkpoint directory "
+    "(delf_tf2-ckpt) or a SavedModel directory.")
 _OUTPUT_PREFIX = flags.DEFINE_string(
-    "output_prefix", None, "delf_tf checkpoint prefix to write (plus <output_prefix>.json).")
+    "output_prefix", None,
+    "delf_tf checkpoint prefix to write (plus <output_prefix>.json).")
 _BLOCK3_STRIDES = flags.DEFINE_boolean(
-    "block3_strides", True, "The original model's --block3_strides (not recorded in its weights).")
+    "block3_strides", True,
+    "The original model's --block3_strides (not recorded in its weights).")
 _INCLUDE_CLASSIFIERS = flags.DEFINE_boolean(
     "include_classifiers", True,
-    "Import the training heads (attention classifier, desc classifier or cosine weights) when "
-    "the source has them.")
+    "Import the training heads (attention classifier, desc classifier or cosine weights) when the "
+    "source has them.")
 _ALLOW_MISSING = flags.DEFINE_boolean(
     "allow_missing", False,
-    "Write the checkpoint even if the source lacks some model variables (they keep their "
-    "initial values).")
+    "Write the checkpoint even if the source lacks some model variables (they keep their initial "
+    "values).")
 _OVERWRITE = flags.DEFINE_boolean(
-    "overwrite", False, "Replace an existing checkpoint at --output_prefix.")
+    "overwrite", False,
+    "Replace an existing checkpoint at --output_prefix.")
 flags.mark_flags_as_required(["source_path", "output_prefix"])
 
 

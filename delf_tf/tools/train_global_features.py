@@ -29,12 +29,17 @@ _D = training.TrainGlobalConfig()
 _TUPLES = extraction_flags.define_tuple_training_flags(_D)
 _MULTISCALE = flags.DEFINE_string(
     "multiscale", _D.multiscale,
-    "Test-time scales, e.g. '[1, 1/2**(1/2), 1/2]'; per-scale descriptors are combined by "
-    "their generalized mean (power = the GeM p without whitening).")
-_POOL = flags.DEFINE_enum("pool", _D.pool, ["mac", "spoc", "gem"], "Global pooling.")
+    "Test-time scales, e.g. '[1, 1/2**(1/2), 1/2]'; per-scale descriptors are combined by their "
+    "generalized mean (power = the GeM p without whitening).")
+_POOL = flags.DEFINE_enum(
+    "pool", _D.pool, ["mac", "spoc", "gem"],
+    "Global pooling.")
 _WHITENING = flags.DEFINE_bool(
-    "whitening", _D.whitening, "Train a fully connected whitening layer after pooling.")
-_LOSS = flags.DEFINE_enum("loss", _D.loss, ["contrastive", "triplet"], "Ranking loss.")
+    "whitening", _D.whitening,
+    "Train a fully connected whitening layer after pooling.")
+_LOSS = flags.DEFINE_enum(
+    "loss", _D.loss, ["contrastive", "triplet"],
+    "Ranking loss.")
 _UPDATE_EVERY = flags.DEFINE_integer(
     "update_every", _D.update_every,
     "Sum the gradients of this many batches before each optimizer step (effective batch = "
@@ -42,8 +47,12 @@ _UPDATE_EVERY = flags.DEFINE_integer(
 _OPTIMIZER = flags.DEFINE_enum(
     "optimizer", _D.optimizer, ["adam", "sgd"],
     "adam (AdamW) or sgd (with --momentum); both with decoupled weight decay.")
-_MOMENTUM = flags.DEFINE_float("momentum", _D.momentum, "SGD momentum.")
-_GEM_POWER = flags.DEFINE_float("gem_power", _D.gem_power, "Addition: initial GeM power p.")
+_MOMENTUM = flags.DEFINE_float(
+    "momentum", _D.momentum,
+    "SGD momentum.")
+_GEM_POWER = flags.DEFINE_float(
+    "gem_power", _D.gem_power,
+    "Addition: initial GeM power p.")
 _TRAINABLE_GEM_POWER = flags.DEFINE_bool(
     "trainable_gem_power", _D.trainable_gem_power,
     "Addition: learn the GeM power p (cnnimageretrieval-pytorch does).")

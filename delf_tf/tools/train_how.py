@@ -27,9 +27,11 @@ _DEFAULTS = training.TrainHowConfig()
 
 _TUPLES = extraction_flags.define_tuple_training_flags(_DEFAULTS, test_datasets="")
 _OUTPUT_DIM = flags.DEFINE_integer(
-    "output_dim", _DEFAULTS.output_dim, "d, the local descriptor dimension after whitening.")
+    "output_dim", _DEFAULTS.output_dim,
+    "d, the local descriptor dimension after whitening.")
 _SMOOTHING_SIZE = flags.DEFINE_integer(
-    "smoothing_size", _DEFAULTS.smoothing_size, "M of the M x M average-pool smoothing (1: none).")
+    "smoothing_size", _DEFAULTS.smoothing_size,
+    "M of the M x M average-pool smoothing (1: none).")
 _WHITENING_IMAGES = flags.DEFINE_integer(
     "whitening_images", _DEFAULTS.whitening_images,
     "Training images whose single-scale descriptors learn the PCA whitening.")

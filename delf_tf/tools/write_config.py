@@ -20,27 +20,32 @@ from delf_tf.tools import common
 
 _TEMPLATE = flags.DEFINE_string(
     "template", "r50delg_gldv2clean_config",
-    "Template DelfConfig: the name of a shipped config (delf_config_example, "
-    "r50delg_gld_config, r50delg_gldv2clean_config, r101delg_gld_config, "
-    "r101delg_gldv2clean_config, delg_gld_config) or a pbtxt path.")
+    "Template DelfConfig: the name of a shipped config (delf_config_example, r50delg_gld_config, "
+    "r50delg_gldv2clean_config, r101delg_gld_config, r101delg_gldv2clean_config, delg_gld_config) "
+    "or a pbtxt path.")
 _MODEL_PATH = flags.DEFINE_string(
-    "model_path", None, "Exported SavedModel directory (from delf-export-*-model).")
+    "model_path", None,
+    "Exported SavedModel directory (from delf-export-*-model).")
 _ATTENTION_STATS_PATH = flags.DEFINE_string(
     "attention_stats_path", None,
     "attention_stats.json written by delf-train into its --logdir; sets score_threshold.")
 _ATTENTION_PERCENTILE = flags.DEFINE_enum(
     "attention_percentile", "50", ["1", "5", "10", "25", "50", "75", "90", "95", "99"],
-    "Percentile of the recorded attention scores used as score_threshold (DELG: the median; "
-    "the DELG paper's local feature ablation used the 75th).")
+    "Percentile of the recorded attention scores used as score_threshold (DELG: the median; the "
+    "DELG paper's local feature ablation used the 75th).")
 _SCORE_THRESHOLD = flags.DEFINE_float(
-    "score_threshold", None, "Attention threshold to set directly (instead of "
-    "--attention_stats_path).")
+    "score_threshold", None,
+    "Attention threshold to set directly (instead of --attention_stats_path).")
 _MAX_FEATURE_NUM = flags.DEFINE_integer(
-    "max_feature_num", None, "Maximum number of local features per image (template's if unset).")
+    "max_feature_num", None,
+    "Maximum number of local features per image (template's if unset).")
 _USE_PCA = flags.DEFINE_boolean(
-    "use_pca", None, "Whether descriptors are PCA-projected (the template's setting if unset; "
-    "--nouse_pca for one's own model, whose autoencoder already reduces the local descriptors).")
-_OUTPUT_PATH = flags.DEFINE_string("output_path", None, "Where to write the DelfConfig pbtxt.")
+    "use_pca", None,
+    "Whether descriptors are PCA-projected (the template's setting if unset; --nouse_pca for "
+    "one's own model, whose autoencoder already reduces the local descriptors).")
+_OUTPUT_PATH = flags.DEFINE_string(
+    "output_path", None,
+    "Where to write the DelfConfig pbtxt.")
 
 flags.mark_flags_as_required(["model_path", "output_path"])
 

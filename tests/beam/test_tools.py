@@ -32,11 +32,25 @@ def _image_list(path, names):
     return str(path)
 
 
+def _flag_sources(tool):
+    """The tool's module and the shared flag-group modules (delf_tf/tools/*_flags.py) it uses."""
+    tools_dir = os.path.join(_REPO, "delf_tf", "tools")
+    with open(os.path.join(tools_dir, f"{tool}.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    shared = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+              and node.module == "delf_tf.tools" for alias in node.names
+              if alias.name.endswith("_flags")}
+    trees = [tree]
+    for module in sorted(shared):
+        with open(os.path.join(tools_dir, f"{module}.py"), encoding="utf-8") as f:
+            trees.append(ast.parse(f.read()))
+    return trees
+
+
 @pytest.mark.parametrize("tool", _TOOLS)
 def test_every_flag_has_help_text(tool):
-    with open(os.path.join(_REPO, "delf_tf", "tools", f"{tool}.py"), encoding="utf-8") as f:
-        tree = ast.parse(f.read())
-    defines = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+    defines = [node for tree in _flag_sources(tool) for node in ast.walk(tree)
+               if isinstance(node, ast.Call)
                and getattr(node.func, "attr", "").startswith("DEFINE_")]
     assert len(defines) >= 8
     for call in defines:
