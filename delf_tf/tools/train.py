@@ -117,17 +117,20 @@ _DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic and single-threaded TensorFlow kernels; slower).")
 
 
+def _config() -> trainer.TrainConfig:
+    return trainer.TrainConfig(**extraction_flags.values(
+        _DEBUG, _LOGDIR, _TRAIN_FILE_PATTERN, _VALIDATION_FILE_PATTERN, _DATASET_VERSION,
+        _NUM_CLASSES, _SEED, _INITIAL_LR, _BATCH_SIZE, _MAX_ITERS, _USE_AUGMENTATION,
+        _IMAGENET_CHECKPOINT, _IMAGE_SIZE, *_ARCHITECTURE.holders, *_LOSSES, *_DELG,
+        _LR_SCHEDULE, _WEIGHT_DECAY, _DISTRIBUTION_STRATEGY, _TPU, _MIXED_PRECISION,
+        *_INTERVALS, _DETERMINISTIC))
+
+
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors(OSError):
-        config = trainer.TrainConfig(**extraction_flags.values(
-            _DEBUG, _LOGDIR, _TRAIN_FILE_PATTERN, _VALIDATION_FILE_PATTERN, _DATASET_VERSION,
-            _NUM_CLASSES, _SEED, _INITIAL_LR, _BATCH_SIZE, _MAX_ITERS, _USE_AUGMENTATION,
-            _IMAGENET_CHECKPOINT, _IMAGE_SIZE, *_ARCHITECTURE.holders, *_LOSSES, *_DELG,
-            _LR_SCHEDULE, _WEIGHT_DECAY, _DISTRIBUTION_STRATEGY, _TPU, _MIXED_PRECISION,
-            *_INTERVALS, _DETERMINISTIC))
-        trainer.Train(config)
+        trainer.Train(_config())
 
 
 if __name__ == "__main__":

@@ -61,12 +61,16 @@ _TEST_IMAGE_SIZE = flags.DEFINE_integer(
     "Addition: image size for the test data sets (default --image_size).")
 
 
+def _config() -> training.TrainGlobalConfig:
+    return _TUPLES.config(training.TrainGlobalConfig, _MULTISCALE, _POOL, _WHITENING, _LOSS,
+                          _UPDATE_EVERY, _OPTIMIZER, _MOMENTUM, _GEM_POWER,
+                          _TRAINABLE_GEM_POWER, _TEST_IMAGE_SIZE)
+
+
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    config = _TUPLES.config(training.TrainGlobalConfig, _MULTISCALE, _POOL, _WHITENING, _LOSS,
-                            _UPDATE_EVERY, _OPTIMIZER, _MOMENTUM, _GEM_POWER,
-                            _TRAINABLE_GEM_POWER, _TEST_IMAGE_SIZE)
+    config = _config()
     try:
         training.validate(config)
     except ValueError as error:

@@ -40,12 +40,15 @@ _WHITENING_FEATURES = flags.DEFINE_integer(
     "Strongest descriptors per image used for the whitening.")
 
 
+def _config() -> training.TrainHowConfig:
+    return _TUPLES.config(training.TrainHowConfig, _OUTPUT_DIM, _SMOOTHING_SIZE,
+                          _WHITENING_IMAGES, _WHITENING_FEATURES)
+
+
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    config = _TUPLES.config(training.TrainHowConfig, _OUTPUT_DIM, _SMOOTHING_SIZE,
-                            _WHITENING_IMAGES, _WHITENING_FEATURES)
-    result = training.TrainHow(config)
+    result = training.TrainHow(_config())
     print(json.dumps({"model_weights": result["model_weights"],
                       "last_epoch": result["epochs"][-1] if result["epochs"] else None},
                      indent=1))
