@@ -23,7 +23,6 @@ Example:
 """
 
 import os
-import sys
 
 from absl import app, flags
 
@@ -47,14 +46,12 @@ def main(argv):
                              _OUTPUT_AGGREGATION_DIR)
     from delf_tf.beam import aggregation  # needs the 'beam' extra
 
-    try:
+    with common.reported_errors():
         names = _IMAGES.names()
         job = aggregation.AggregationJob(_AGGREGATION_CONFIG_PATH.value,
                                          _IMAGES.features_dir.value,
                                          _OUTPUT_AGGREGATION_DIR.value,
                                          _IMAGES.feature_extension.value)
-    except (OSError, ValueError) as e:
-        sys.exit(f"Error: {e}")
     os.makedirs(_OUTPUT_AGGREGATION_DIR.value, exist_ok=True)
     report = aggregation.RunAggregation(names, job,
                                         _BEAM.report_file(_OUTPUT_AGGREGATION_DIR.value),

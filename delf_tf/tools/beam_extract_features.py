@@ -34,7 +34,7 @@ import os
 from absl import app, flags
 
 from delf_tf.extraction import per_image
-from delf_tf.tools import common, extraction_flags
+from delf_tf.tools import common, extraction_flags, retrieval_flags
 
 _METHOD = flags.DEFINE_enum(
     "method", "delg", sorted(per_image.JOBS),
@@ -45,11 +45,12 @@ _METHOD = flags.DEFINE_enum(
 _DELF_CONFIG_PATH = flags.DEFINE_string(
     "delf_config_path", None,
     "delf/delg/delg_star/how: DelfConfig pbtxt whose model_path is the exported SavedModel.")
-_MODEL_PATH = flags.DEFINE_string(
-    "model_path", None,
-    "elfm: DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel directory "
-    "written by export_elfm_model.py.")
-_ELFM = extraction_flags.define_elfm_flags(note=" Used by --method=elfm.")
+# --method=elfm only: the ELFM model and its settings.
+_ELFM = retrieval_flags.define_elfm_model_flags(model_path=None)
+_SAVE_FLOAT_DESCRIPTORS = flags.DEFINE_boolean(
+    "save_float_descriptors", False,
+    "With --method=elfm: also write <name>.elfm_float (float representatives, ~8 KB per "
+    "cluster).")
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None,
     "Directory of the feature files.")
@@ -88,9 +89,14 @@ def _job() -> per_image.ExtractionJob:
         if not _DELF_CONFIG_PATH.value:
             raise app.UsageError(f"--method={_METHOD.value} needs --delf_config_path")
         return per_image.MakeJob(_METHOD.value, _DELF_CONFIG_PATH.value, _OUTPUT_DIR.value)
-    if not _MODEL_PATH.value:
+    if not _ELFM.model_path.value:
         raise app.UsageError("--method=elfm needs --model_path")
-    return per_image.MakeJob("elfm", _MODEL_PATH.value, _OUTPUT_DIR.value, **_ELFM.options())
+    try:
+        options = _ELFM.options()
+    except ValueError as e:
+        raise app.UsageError(f"--image_scales: {e}") from e
+    return per_image.MakeJob("elfm", _ELFM.model_path.value, _OUTPUT_DIR.value,
+                             save_float=_SAVE_FLOAT_DESCRIPTORS.value, **options)
 
 
 def main(argv):

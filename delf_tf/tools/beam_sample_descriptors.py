@@ -21,7 +21,6 @@ Example:
 """
 
 import os
-import sys
 
 from absl import app, flags
 
@@ -77,15 +76,13 @@ def main(argv):
     for path in (_OUTPUT_PATH.value, _CODEBOOK_PATH.value):
         if path and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-    try:
+    with common.reported_errors():
         sample = _sample(_IMAGES.names(), _BEAM.pipeline_args(argv))
         if _CODEBOOK_PATH.value:
             codebook = codebook_lib.TrainCodebook(sample, _NUM_CLUSTERS.value,
                                                   _NUM_ITERATIONS.value, _SEED.value)
             codebook_lib.WriteCodebook(codebook, _CODEBOOK_PATH.value)
             print(f"Codebook of {len(codebook)} words -> {_CODEBOOK_PATH.value}")
-    except (OSError, ValueError) as e:
-        sys.exit(f"Error: {e}")
 
 
 if __name__ == "__main__":

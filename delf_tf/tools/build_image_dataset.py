@@ -50,7 +50,7 @@ _SKIP_MISSING_IMAGES = flags.DEFINE_boolean(
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    with common.reported_errors(builder.ImageErrors, OSError):
+    with common.reported_errors():
         builder.BuildImageDataset(**extraction_flags.values(
             _TRAIN_DIRECTORY, _TEST_DIRECTORY, _OUTPUT_DIRECTORY, _TRAIN_CSV_PATH,
             _TRAIN_CLEAN_CSV_PATH, _TEST_CSV_PATH, _NUM_SHARDS, _GENERATE_SPLITS,

@@ -16,23 +16,25 @@ whitened, L2-normalised cluster representatives (for the cosine ablation).
 from absl import app, flags
 
 from delf_tf.elfm import batch
-from delf_tf.tools import common, extraction_flags
+from delf_tf.tools import common, extraction_flags, retrieval_flags
 
-_MODEL_PATH = flags.DEFINE_string(
-    "model_path", "/tmp/delg/delf_weights",
-    "DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel directory written by "
-    "export_elfm_model.py.")
+_MODEL = retrieval_flags.define_elfm_model_flags()
 _IMAGES = extraction_flags.define_revisited_set_flags(
     "/tmp/elfm_features", "<name>.elfm (and <name>.elfm_float).")
-_ELFM = extraction_flags.define_elfm_flags()
+_SAVE_FLOAT_DESCRIPTORS = flags.DEFINE_boolean(
+    "save_float_descriptors", False,
+    "Also write <name>.elfm_float (float representatives, ~8 KB per cluster).")
 _SHARDS = extraction_flags.define_shard_flags(with_overwrite=False)
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    _SHARDS.extract_with(batch.ExtractElfmFeatures, _MODEL_PATH.value, *_IMAGES.arguments(),
-                         failed="could not be read", **_ELFM.options())
+    with common.reported_errors():
+        options = _MODEL.options()
+    _SHARDS.extract_with(batch.ExtractElfmFeatures, _MODEL.model_path.value,
+                         *_IMAGES.arguments(), failed="could not be read",
+                         save_float=_SAVE_FLOAT_DESCRIPTORS.value, **options)
 
 
 if __name__ == "__main__":

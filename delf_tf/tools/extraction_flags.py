@@ -16,10 +16,10 @@ from typing import Any
 from absl import app, flags
 
 __all__ = [
-    "ArchitectureFlags", "BeamFlags", "BeamImageFlags", "DelfExportFlags", "ElfmFlags",
+    "ArchitectureFlags", "BeamFlags", "BeamImageFlags", "DelfExportFlags",
     "ExportFlags", "RevisitedSetFlags", "ShardFlags", "TupleTrainingFlags",
     "define_architecture_flags", "define_beam_flags", "define_beam_image_flags",
-    "define_delf_export_flags", "define_elfm_flags", "define_export_flags",
+    "define_delf_export_flags", "define_export_flags",
     "define_revisited_set_flags", "define_shard_flags", "define_tuple_training_flags",
     "require", "values",
 ]
@@ -230,56 +230,6 @@ def define_revisited_set_flags(output_features_dir: str, outputs: str) -> Revisi
         flags.DEFINE_string(
             "output_features_dir", output_features_dir,
             "Directory where the feature files are written: " + outputs))
-
-
-@dataclasses.dataclass(frozen=True)
-class ElfmFlags:
-    """ELFM extraction settings: pyramid, N, K, GeM power, image size, float copies."""
-    image_scales: flags.FlagHolder
-    num_features: flags.FlagHolder
-    num_clusters: flags.FlagHolder
-    gem_power: flags.FlagHolder
-    max_image_size: flags.FlagHolder
-    save_float_descriptors: flags.FlagHolder
-
-    def options(self) -> dict[str, Any]:
-        """save_float and ElfmExtractor's keyword arguments, as the ELFM batch and Beam jobs
-        take them."""
-        try:
-            scales = [float(s) for s in self.image_scales.value]
-        except ValueError as e:
-            raise app.UsageError(f"--image_scales: {e}") from e
-        return dict(save_float=self.save_float_descriptors.value, scales=scales,
-                    **values(self.num_features, self.num_clusters, self.gem_power,
-                             self.max_image_size))
-
-
-def define_elfm_flags(note: str = "") -> ElfmFlags:
-    """The ELFM extraction flags with the paper's defaults; `note` ends every help text
-    (e.g. ' With --method=elfm.' in a tool serving several methods)."""
-    from delf_tf.elfm import extraction
-    from delf_tf.elfm import functional as F
-
-    return ElfmFlags(
-        flags.DEFINE_list(
-            "image_scales", [f"{s:.6f}" for s in extraction.DEFAULT_SCALES],
-            "Pyramid scales whose local vectors are merged (the paper's five)." + note),
-        flags.DEFINE_integer(
-            "num_features", F.DEFAULT_NUM_FEATURES,
-            "N, the local vectors kept, by largest L2 norm over all scales." + note),
-        flags.DEFINE_integer(
-            "num_clusters", F.DEFAULT_NUM_CLUSTERS,
-            "K, the k-means clusters per image." + note),
-        flags.DEFINE_float(
-            "gem_power", F.DEFAULT_GEM_POWER,
-            "GeM power p pooling each cluster." + note),
-        flags.DEFINE_integer(
-            "max_image_size", extraction.DEFAULT_MAX_IMAGE_SIZE,
-            "Images are shrunk so their longer side is at most this (-1: never); query crops "
-            "use this times crop size / image size." + note),
-        flags.DEFINE_boolean(
-            "save_float_descriptors", False,
-            "Also write <name>.elfm_float (float representatives, ~8 KB per cluster)." + note))
 
 
 @dataclasses.dataclass(frozen=True)

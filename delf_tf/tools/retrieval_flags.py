@@ -314,15 +314,15 @@ class ElfmModelFlags:
         return extraction.ElfmExtractor(self.model_path.value, **self.options())
 
 
-def define_elfm_model_flags() -> ElfmModelFlags:
-    """Defines --model_path, --image_scales, --num_features, --num_clusters, --gem_power and
-    --max_image_size with the ELFM paper's defaults."""
+def define_elfm_model_flags(model_path: str | None = "/tmp/delg/delf_weights") -> ElfmModelFlags:
+    """Defines --model_path (default `model_path`), --image_scales, --num_features,
+    --num_clusters, --gem_power and --max_image_size with the ELFM paper's defaults."""
     from delf_tf.elfm import extraction  # the defaults; the calling tools load TF anyway
     from delf_tf.elfm import functional as F
 
     return ElfmModelFlags(
         flags.DEFINE_string(
-            "model_path", "/tmp/delg/delf_weights",
+            "model_path", model_path,
             "DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel directory "
             "written by export_elfm_model.py."),
         flags.DEFINE_list(

@@ -129,7 +129,7 @@ def _config() -> trainer.TrainConfig:
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    with common.reported_errors(OSError):
+    with common.reported_errors():
         trainer.Train(_config())
 
 
