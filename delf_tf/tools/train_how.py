@@ -48,7 +48,8 @@ def _config() -> training.TrainHowConfig:
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    result = training.TrainHow(_config())
+    with common.reported_errors():
+        result = training.TrainHow(_config())
     print(json.dumps({"model_weights": result["model_weights"],
                       "last_epoch": result["epochs"][-1] if result["epochs"] else None},
                      indent=1))
