@@ -14,6 +14,7 @@ import os
 
 from absl import flags
 
+from delf_tf import checks
 from delf_tf.matching import ransac
 from delf_tf.matching.params import VerificationParams
 
@@ -137,7 +138,11 @@ class VerificationFlags:
     ransac_backend: flags.FlagHolder
 
     def params(self) -> VerificationParams:
-        """The flags' values as the library's VerificationParams (checked there)."""
+        """The flags' values as the library's VerificationParams (checked there; the
+        thresholds first here, so an error names the tool's own flag)."""
+        for holder in (self.descriptor_matching_threshold, self.ransac_residual_threshold,
+                       self.ransac_max_trials):
+            checks.positive(f"--{holder.name}", holder.value)
         return VerificationParams(
             descriptor_matching_threshold=self.descriptor_matching_threshold.value,
             ransac_residual_threshold=self.ransac_residual_threshold.value,

@@ -58,3 +58,17 @@ def test_verification_group_builds_the_library_params():
         "use_ratio_test": True, "ransac_seed": 0, "max_trials": 7, "ransac_backend": "skimage"}
     assert out["module"] == "-c"  # the caller's flags, not retrieval_flags'
     assert out["list"] == "x.txt" and out["set"] == "query"
+
+
+def test_invalid_verification_values_name_the_tools_flag():
+    script = (
+        "from absl import flags\n"
+        "from delf_tf.tools import retrieval_flags\n"
+        "group = retrieval_flags.define_verification_flags(descriptor_matching_threshold=0.9,"
+        " ransac_residual_threshold=20.0, threshold_name='local_descriptor_matching_threshold')\n"
+        "flags.FLAGS(['prog', '--local_descriptor_matching_threshold=nan'])\n"
+        "group.params()\n")
+    result = _python("-c", script)
+    assert result.returncode != 0
+    assert ("ValueError: --local_descriptor_matching_threshold must be a finite number, got nan"
+            in result.stderr)
