@@ -12,7 +12,8 @@ import pytest
 
 from delf_tf.aggregation import aggregation_extraction
 from delf_tf.aggregation import codebook as codebook_lib
-from tests.beam.test_aggregation import _NAMES, _files, features  # noqa: F401 (fixture)
+from tests.beam.test_aggregation import _NAMES, features  # noqa: F401 (fixture)
+from tests.conftest import read_files
 
 pytest.importorskip("apache_beam")
 
@@ -74,7 +75,7 @@ def test_aggregation_tool_writes_the_single_machine_files(tmp_path, features):  
     assert "missing" in result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
         "done": 6, "skipped": 0, "failed": 1}
-    assert _files(tmp_path / "beam") == _files(tmp_path / "tool")
+    assert read_files(tmp_path / "beam") == read_files(tmp_path / "tool")
     report = json.loads((tmp_path / "report.json").read_text())
     assert [r["name"] for r in report["failed_images"]] == ["missing"]
 
