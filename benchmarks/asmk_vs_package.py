@@ -2,7 +2,11 @@
 
 Same descriptors, same parameters (alpha 3, tau 0, queries on 5 words,
 database on 1, binary residuals, no idf), in one process:
-  codebook  k-means of the training descriptors (both through faiss, 10 iterations);
+  codebook  k-means of the training descriptors: asmk runs 10 iterations of faiss's
+            k-means; delf_tf train_asmk_codebook's default (--kmeans auto: at most 10
+            Lloyd iterations with faiss assignment, stopped once converged, approximate
+            assignment from 32768 words); the codebooks' mean squared quantization error on
+            held-out descriptors (20 more images) is printed next to the times;
   build     quantize + aggregate + inverted file of the database images,
             delf_tf on the asmk-trained codebook, so both index the same words;
   query     quantize (5 words) + aggregate + inverted-file search per query;
@@ -13,7 +17,7 @@ shows a random subset of "object parts" (shared across images) with noise,
 plus background clutter.
 
 Usage: python benchmarks/asmk_vs_package.py [--num_words 8192] [--num_index 300]
-       [--num_queries 20] [--descriptors_per_image 1000]
+       [--num_queries 20] [--descriptors_per_image 1000] [--kmeans auto]
 Needs `pip install asmk faiss-cpu`.
 """
 
@@ -23,7 +27,7 @@ import numpy as np
 from _results import flag_parser, timed, write_result
 
 from delf_tf.aggregation import codebook as codebook_lib
-from delf_tf.aggregation.asmk_index import AsmkIndex, AsmkParams
+from delf_tf.aggregation.asmk_index import KMEANS_ALGORITHMS, AsmkIndex, AsmkParams, CodebookParams
 
 _RESULT = os.path.join(os.path.dirname(__file__), "results", "asmk_vs_package.json")
 _DIM = 128
@@ -40,11 +44,20 @@ def _images(rng, parts, num_images, per_image):
     return images
 
 
+def _quantization_error(descriptors, codebook) -> float:
+    """Mean squared distance of each descriptor to its nearest codeword."""
+    import faiss
+
+    return float(faiss.knn(descriptors, np.ascontiguousarray(codebook), 1)[0].mean())
+
+
 def main() -> None:
     parser = flag_parser(__doc__, num_words=8192, num_index=300, num_queries=20,
                          descriptors_per_image=1000)
     parser.add_argument("--num_train", type=int, default=100,
                         help="images whose descriptors train the codebook")
+    parser.add_argument("--kmeans", default="auto", choices=KMEANS_ALGORITHMS,
+                        help="delf_tf's k-means (train_asmk_codebook --kmeans)")
     args = parser.parse_args()
 
     from asmk import asmk_method
@@ -54,6 +67,7 @@ def main() -> None:
     train = np.concatenate(_images(rng, parts, args.num_train, args.descriptors_per_image))
     database = _images(rng, parts, args.num_index, args.descriptors_per_image)
     queries = _images(rng, parts, args.num_queries, args.descriptors_per_image)
+    held_out = np.concatenate(_images(rng, parts, 20, args.descriptors_per_image))
 
     params = {
         "index": {"gpu_id": None},
@@ -65,13 +79,19 @@ def main() -> None:
                       "similarity": {"similarity_threshold": 0.0, "alpha": 3}},
     }
     times = {"theirs": {}, "ours": {}}
+    cpu_times = {"theirs": {}, "ours": {}}
 
     # Codebook.
     run = timed(lambda: asmk_method.ASMKMethod.initialize_untrained(params).train_codebook(train))
     theirs, times["theirs"]["codebook"] = run.result, run.wall
-    times["ours"]["codebook"] = timed(
-        lambda: codebook_lib.TrainCodebook(train, args.num_words, 10, algorithm="faiss")).wall
+    cpu_times["theirs"]["codebook"] = run.cpu
+    algorithm = CodebookParams(num_words=args.num_words, kmeans=args.kmeans).algorithm()
+    run = timed(lambda: codebook_lib.TrainCodebook(train, args.num_words, 10,
+                                                   algorithm=algorithm))
+    times["ours"]["codebook"], cpu_times["ours"]["codebook"] = run.wall, run.cpu
     codebook = theirs.codebook.centroids
+    quantization_error = {"theirs": _quantization_error(held_out, codebook),
+                          "ours": _quantization_error(held_out, run.result)}
 
     # Build.
     vectors = np.concatenate(database)
@@ -98,6 +118,9 @@ def main() -> None:
         "args": vars(args),
         "seconds": times,
         "ours_over_theirs": ratios,
+        "codebook_cpu_seconds": cpu_times,
+        "codebook_algorithm": algorithm,
+        "held_out_quantization_error": quantization_error,
         "max_abs_score_difference": max_difference,
         "vectors_per_image": ours.Stats()["vectors_per_image"],
         "their_vectors_per_image": float(theirs.inverted_file.stats["vectors_per_image"]),
@@ -107,6 +130,9 @@ def main() -> None:
     for stage in ratios:
         print(f"{stage:9s} ours {times['ours'][stage]:8.3f} s  asmk {times['theirs'][stage]:8.3f} s"
               f"  ratio {ratios[stage]:.3f}")
+    print(f"codebook ({algorithm}): CPU ours {cpu_times['ours']['codebook']:.1f} s, asmk "
+          f"{cpu_times['theirs']['codebook']:.1f} s; held-out mean squared quantization error "
+          f"ours {quantization_error['ours']:.5f}, asmk {quantization_error['theirs']:.5f}")
     print(f"query times are per query; max |score difference| {max_difference:.2e}; "
           f"{result['vectors_per_image']:.1f} vectors per image (asmk "
           f"{result['their_vectors_per_image']:.1f})")
