@@ -37,6 +37,7 @@ The flag style of every tool:
   once here and passed whole. A shared module calls `flags.disclaim_key_flags()` at its top,
   which makes the group's flags the calling tool's own (its key flags, listed by `--help`).
 - A flag keeps its name and default when it moves into a group: users' scripts use them.
+  tests/tools/test_flag_style.py checks the holders, the layout and the help sentences.
 - `main(argv)` starts with `common.configure_logging()` and `common.check_no_arguments(argv)`
   and runs its work inside `with common.reported_errors():`, the one error wrapper: input
   errors (missing or broken files, bad values) end the tool with one `Error: ...` line and
