@@ -91,6 +91,7 @@ def RunExtraction(tasks: Sequence[per_image.ImageTask], job: per_image.Extractio
         [path for task in tasks for path in job.outputs(task)])
     if removed:
         logger.info("Removed %d temporary file(s) left by an interrupted run", removed)
+    job.record_source()
     options = pipeline_options.PipelineOptions(list(pipeline_args))
     # The job's paths and config travel to the workers; the main session does not.
     options.view_as(pipeline_options.SetupOptions).save_main_session = False

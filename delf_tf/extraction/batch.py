@@ -183,7 +183,7 @@ def _run(jobs: Iterable[tuple[str, Sequence[str], object]], total: int, what: st
     return failures
 
 
-def _record_source(output_dir: str, config_path: str, config, overwrite: bool,
+def record_source(output_dir: str, config_path: str, config, overwrite: bool,
                    **options) -> None:
     """Records the model and config in the output directory; warns if earlier outputs
     there came from others (see delf_tf.extraction.provenance)."""
@@ -215,7 +215,7 @@ def ExtractDelfFeatures(config_path: str, list_images_path: str, output_dir: str
     check_distinct_outputs({path: _delf_output(output_dir, path) for path in image_paths})
     selected = shard(image_paths, num_shards, shard_index)
     os.makedirs(output_dir, exist_ok=True)
-    _record_source(output_dir, config_path, config, overwrite)
+    record_source(output_dir, config_path, config, overwrite)
     extract = extractor_lib.MakeExtractor(config)
 
     def load_one(image_path):
@@ -261,7 +261,7 @@ def ExtractDelgFeatures(delf_config_path: str, dataset_file_path: str, images_di
                                   "image name")
     selected = shard(names, num_shards, shard_index)
     os.makedirs(output_features_dir, exist_ok=True)
-    _record_source(output_features_dir, delf_config_path, config, overwrite,
+    record_source(output_features_dir, delf_config_path, config, overwrite,
                    binarize_local_descriptors=binarize_local_descriptors)
     extract = extractor_lib.MakeExtractor(
             config, binarize_local_descriptors=binarize_local_descriptors)

@@ -18,6 +18,7 @@ tools/extract_elfm_features.py writes them).
 
 import abc
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -72,6 +73,17 @@ class ExtractionJob(abc.ABC):
     @abc.abstractmethod
     def outputs(self, task: ImageTask) -> list[str]:
         """The files `process` writes for `task`."""
+
+    def record_source(self) -> None:
+        """Records the model and config in `output_dir` (run once, before the workers); warns
+        if earlier outputs there came from others (delf_tf.extraction.provenance)."""
+        os.makedirs(self.output_dir, exist_ok=True)
+        batch.record_source(self.output_dir, self.delf_config_path, self.config, False,
+                            **self._source_options())
+
+    def _source_options(self) -> dict:
+        """Options besides model and config that change the outputs."""
+        return {}
 
     @abc.abstractmethod
     def _make_extractor(self):
@@ -135,6 +147,9 @@ class DelgJob(ExtractionJob):
         super().__init__(delf_config_path, output_dir)
         self.binarize = binarize
 
+    def _source_options(self):
+        return {"binarize_local_descriptors": self.binarize}
+
     def outputs(self, task):
         paths = []
         if self.config.use_global_features:
@@ -187,6 +202,15 @@ class ElfmJob(ExtractionJob):
         self.model_path = model_path
         self.save_float = save_float
         self.extractor_options = extractor_options
+
+    def record_source(self):
+        from delf_tf.extraction import provenance
+
+        os.makedirs(self.output_dir, exist_ok=True)
+        options = json.dumps(self.extractor_options, sort_keys=True, default=str)
+        provenance.record_source(
+                self.output_dir, provenance.describe_source(self.model_path, "", options),
+                overwrite=False)
 
     def _paths(self, task):
         from delf_tf.elfm import descriptor

@@ -43,7 +43,7 @@ def describe_source(model_path: str, config_path: str, config_text: str, **optio
     """The source record of a run: model, config and the options that change outputs."""
     return {"model_path": os.path.abspath(model_path) if model_path else "",
             "model_fingerprint": _model_fingerprint(model_path) if model_path else "",
-            "config_path": os.path.abspath(config_path),
+            "config_path": os.path.abspath(config_path) if config_path else "",
             "config_sha256": hashlib.sha256(config_text.encode()).hexdigest()[:16],
             **options}
 

@@ -63,6 +63,11 @@ def test_pipeline_writes_the_single_machine_files(tmp_path, demo_run):
     assert [r["name"] for r in report["failed_images"]] == ["missing"]
     assert "missing.jpg" in report["failed_images"][0]["error"]
     assert _files(tmp_path / "beam") == tool["query"]
+    from delf_tf.extraction import provenance
+
+    (source,) = json.loads((tmp_path / "beam" / provenance.SIDECAR_NAME).read_text())["sources"]
+    assert source["config_path"] == config_path
+    assert source["binarize_local_descriptors"] is False
     # Everything exists now: a second run skips every image.
     again = extraction.RunExtraction(tasks[:-1], job, report_path)
     assert again["skipped"] == len(tasks) - 1 and again["done"] == 0
