@@ -15,14 +15,22 @@ from delf_tf import binary_codes
 from delf_tf.binary_codes import hamming_distance  # the one Hamming distance, re-exported
 from delf_tf.extraction.postprocess import l2_normalize
 
+__all__ = [
+    "WORD_NORM_THRESHOLD", "assign", "residuals", "sum_by_key", "sum_residuals_by_word",
+    "vlad_from_word_sums", "select_and_normalize_words", "binarize", "packed_row_size",
+    "hamming_similarity", "hamming_to_similarity", "selectivity",
+]
+
 # A visual word is kept in ASMK only if its aggregated residual is longer than
 # this, so words whose residuals cancel out are not normalised into noise.
 WORD_NORM_THRESHOLD = 1e-6
-# Up to this codebook size the assignment's matrix products are too small for
-# multi-threaded BLAS to pay off: threads spent their time synchronising (on a
-# busy 2-core machine, 450 x 128 features against 256 words took 105 ms with
-# 2 OpenBLAS threads and 4 ms with 1), so they run single-threaded.
-_SINGLE_THREAD_MAX_WORDS = 8192
+# Up to this many features x words per matrix product, multi-threaded BLAS does
+# not pay off: threads spend their time synchronising (on a busy 2-core machine,
+# 450 x 128 features against 256 words took 105 ms with 2 OpenBLAS threads and
+# 4 ms with 1), so such products run single-threaded. Larger ones use every
+# core (1000 features in batches of 100 against 8192 words: 32 ms with 2
+# threads, 38 ms with 1).
+_SINGLE_THREAD_MAX_PRODUCT = 2**19
 # Up to this many words per feature, assignment takes repeated argmax passes.
 _MAX_REPEATED_ARGMAX = 8
 
@@ -57,7 +65,8 @@ def assign(
     # every word of a feature); computed in place on the product matrix.
     half_sq_norms = 0.5 * np.einsum("kd,kd->k", codebook, codebook)
     assignments = np.empty([num_features, num_assignments], dtype=np.int64)
-    blas_threads = 1 if num_words <= _SINGLE_THREAD_MAX_WORDS else None
+    product = min(batch_size, num_features) * num_words
+    blas_threads = 1 if product <= _SINGLE_THREAD_MAX_PRODUCT else None
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         for start in range(0, num_features, batch_size):
             batch = np.asarray(features[start:start + batch_size], dtype=codebook.dtype)
