@@ -8,6 +8,8 @@ available here so user code ports by changing an import, e.g.
 import importlib
 from typing import Any
 
+__all__: list[str] = []
+
 __version__ = "0.1.0"
 
 # Public name -> module path, resolved on first attribute access.

@@ -4,6 +4,8 @@ import sys
 
 from delf_tf import tools
 
+__all__: list[str] = []
+
 
 def _main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help", "help"):

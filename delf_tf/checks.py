@@ -9,6 +9,11 @@ import math
 import os
 from collections.abc import Iterable
 
+__all__ = [
+    "finite", "positive", "non_negative", "in_range", "positive_list", "relative_name",
+    "relative_names",
+]
+
 
 def _number(value) -> float:
     try:

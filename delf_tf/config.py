@@ -10,6 +10,12 @@ from delf_tf import checks
 from delf_tf.io import atomic
 from delf_tf.protos import aggregation_config_pb2, delf_config_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "PackagedConfigDir", "ListPackagedConfigs", "ResolveConfigPath", "ReadConfig",
+    "ReadDelfConfig", "ValidateDelfConfig", "ReadAggregationConfig", "WriteConfig",
+]
+
 ProtoT = TypeVar("ProtoT", bound=message.Message)
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

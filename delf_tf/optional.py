@@ -3,6 +3,8 @@
 import importlib
 from types import ModuleType
 
+__all__ = ["import_optional"]
+
 
 def import_optional(module: str, extra: str) -> ModuleType:
     """Imports `module`; if it is not installed, raises ImportError naming the extra to install.

@@ -9,6 +9,11 @@ from PIL import Image, UnidentifiedImageError
 
 from delf_tf.protos import delf_config_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "OpenImage", "RgbLoader", "ResizeImage",
+]
+
 _HIGH_BIT_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 

@@ -1,6 +1,7 @@
 """Shape rules of the library code: no function in delf_tf/ longer than 60 lines
 (split longer ones into named steps), and no reference to a private design document
-("SPEC §N") in code, docstrings or --help."""
+("SPEC §N") in code, docstrings or --help, and a declared public surface (`__all__`)
+in every module."""
 
 import ast
 import importlib
@@ -42,6 +43,41 @@ def test_no_private_spec_references(root):
     hits = [f"{p}:{i}" for p in sorted((PACKAGE.parent / root).rglob("*.py"))
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, hits
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def test_every_module_declares_its_public_names():
+    """Each module's `__all__` exists, lists only names the module defines or imports,
+    and leaves out no public function or class defined there."""
+    problems = []
+    for path in _sources():
+        tree = ast.parse(path.read_text(), str(path))
+        declared = [node for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+                    and "__all__" in _top_level_names(ast.Module([node], []))]
+        where = path.relative_to(PACKAGE.parent)
+        if not declared:
+            problems.append(f"{where}: no __all__")
+            continue
+        listed = set(ast.literal_eval(declared[0].value))
+        problems += [f"{where}: __all__ names undefined {n}"
+                     for n in sorted(listed - _top_level_names(tree))]
+        public = {node.name for node in tree.body
+                  if isinstance(node, ast.FunctionDef | ast.ClassDef)
+                  and not node.name.startswith("_")}
+        problems += [f"{where}: public {n} not in __all__" for n in sorted(public - listed)]
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("module", [

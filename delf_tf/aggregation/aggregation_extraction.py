@@ -33,6 +33,15 @@ from delf_tf.io.files import require_files
 from delf_tf.progress import Progress
 from delf_tf.protos import aggregation_config_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "OutputExtension", "ReadMappingBasenameToBoxNames", "ReadImageFeatures",
+    "ComputeAggregatedRepresentations", "ExtractAggregatedRepresentationsToFiles",
+    "FileVisualWords", "AggregationFiles", "ReadAggregatedRepresentations",
+    # delf_tf's own API.
+    "AggregationSettings", "FeatureFiles", "check_feature_files", "aggregate_images",
+]
+
 logger = logging.getLogger(__name__)
 
 # An AggregationConfig or its typed AggregationParams.

@@ -23,6 +23,14 @@ from delf_tf.aggregation.params import AggregationParams
 from delf_tf.io import atomic, feature_io
 from delf_tf.protos import aggregation_config_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "TrainAsmkCodebook", "ReadDescriptors",
+    # delf_tf's own API.
+    "AsmkParams", "KMEANS_ALGORITHMS", "APPROXIMATE_MIN_WORDS", "CodebookParams",
+    "train_codebook", "AsmkIndex",
+]
+
 logger = logging.getLogger(__name__)
 
 _FORMAT = "delf_tf-asmk-index-v1"

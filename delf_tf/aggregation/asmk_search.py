@@ -27,6 +27,14 @@ from delf_tf.io import atomic
 from delf_tf.progress import Progress
 from delf_tf.retrieval import dataset, evaluation, knn_classification
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ReadImageNames", "FeaturePaths", "TrainCodebookFromFeatures", "BuildIndexFromFeatures",
+    "ReadLabels", "QueryIndexWithFeatures",
+    # delf_tf's own API.
+    "PR_RANKS", "IMAGE_SETS", "train_codebook_from_features",
+]
+
 logger = logging.getLogger(__name__)
 
 PR_RANKS = (1, 5, 10)

@@ -25,6 +25,14 @@ from delf_tf.io import datum_io, feature_io, revisited
 from delf_tf.io.files import require_files
 from delf_tf.progress import Progress
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "TrainCodebook", "SampleDescriptors", "WriteCodebook", "ReadCodebook",
+    "ClusterDatasetFeatures",
+    # delf_tf's own API.
+    "CODEBOOK_FILENAME", "MAX_POINTS_PER_WORD", "NUM_CANDIDATE_WORDS", "CONVERGENCE_TOLERANCE",
+]
+
 logger = logging.getLogger(__name__)
 
 CODEBOOK_FILENAME = "codebook.datum"

@@ -8,6 +8,8 @@ variable-byte (LEB128) code stores a value below 128 in one byte, below
 
 import numpy as np
 
+__all__ = ["varint_encode", "varint_decode", "delta_encode_lists", "delta_decode_lists"]
+
 _MAX_BYTES = 10  # a uint64 needs at most ten 7-bit groups
 
 

@@ -12,6 +12,8 @@ from delf_tf.aggregation.params import AggregationTypeName as AggregationTypeNam
 from delf_tf.extraction.postprocess import l2_normalize
 from delf_tf.protos import aggregation_config_pb2
 
+__all__ = ["VLAD_VISUAL_WORDS", "ExtractAggregatedRepresentation"]
+
 # Extract's second output for VLAD, which has no visual words (as the original).
 VLAD_VISUAL_WORDS = -1
 

@@ -19,6 +19,8 @@ from delf_tf.aggregation.similarity import AsmkWordSimilarities, ReshapeAsmkData
 from delf_tf.io import atomic
 from delf_tf.protos import aggregation_config_pb2
 
+__all__ = ["AsmkInvertedFile"]
+
 # Posting entries compared at once in a query (bounds temporary memory).
 _ENTRIES_PER_CHUNK = 1 << 16
 # Version of the saved layout (delta + variable-byte coded image ids).

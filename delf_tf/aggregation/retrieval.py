@@ -20,6 +20,14 @@ from delf_tf.io.files import require_files
 from delf_tf.protos import aggregation_config_pb2
 from delf_tf.retrieval import dataset, evaluation, search
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "RankIndexImages", "RepresentationBytes", "PerformAggregatedRetrieval",
+    # delf_tf's own API.
+    "PR_RANKS", "METRICS_FILENAME", "Representations", "AggregationSide",
+    "retrieve_aggregated",
+]
+
 logger = logging.getLogger(__name__)
 
 PR_RANKS = (1, 5, 10)

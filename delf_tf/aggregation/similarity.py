@@ -7,6 +7,13 @@ from delf_tf.aggregation import functional
 from delf_tf.aggregation.params import AggregationParams
 from delf_tf.protos import aggregation_config_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ReshapeAsmkData", "AsmkWordSimilarities",
+    # delf_tf's own API.
+    "SimilarityAggregatedRepresentation",
+]
+
 
 def ReshapeAsmkData(
     data: np.ndarray, visual_words: np.ndarray, aggregation_type: str, dim: int

@@ -4,3 +4,5 @@
 as a pipeline: the DirectRunner by default, or Dataflow, Flink, Spark through the usual
 pipeline options. Beam is the optional extra `beam` (pip install 'delf_tf[beam]').
 """
+
+__all__: list[str] = []

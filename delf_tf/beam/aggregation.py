@@ -25,6 +25,14 @@ from delf_tf.extraction import per_image
 from delf_tf.io import atomic, datum_io
 from delf_tf.optional import import_optional
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ImageNames", "RunAggregation", "SampleImageDescriptors", "SampleDescriptors",
+    "RunCodebookSampling",
+    # delf_tf's own API.
+    "AggregationJob",
+]
+
 beam = import_optional("apache_beam", "beam")
 pipeline_options = import_optional("apache_beam.options.pipeline_options", "beam")
 

@@ -21,6 +21,13 @@ from delf_tf.extraction import per_image
 from delf_tf.io import atomic
 from delf_tf.optional import import_optional
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "Report", "ExtractionPipeline", "RunExtraction",
+    # delf_tf's own API.
+    "ExtractDoFn",
+]
+
 beam = import_optional("apache_beam", "beam")
 pipeline_options = import_optional("apache_beam.options.pipeline_options", "beam")
 

@@ -3,3 +3,5 @@
 Submodules are imported explicitly (`from delf_tf.data import gld`), so importing the package
 stays cheap.
 """
+
+__all__: list[str] = []

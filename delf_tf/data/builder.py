@@ -38,6 +38,14 @@ from delf_tf import checks, utils
 from delf_tf.data import swap
 from delf_tf.io import atomic
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ReadTrainCsv", "ReadCleanTrainCsv", "ReadTestCsv", "WriteRelabelingFile",
+    "SplitTrainValidation", "MakeExample", "ShardNames", "WriteShards", "BuildImageDataset",
+    # delf_tf's own API.
+    "RELABELING_FILENAME", "ImageErrors", "ImageEntry", "image_path",
+]
+
 RELABELING_FILENAME = "relabeling.csv"
 _MAX_REPORTED_IDS = 1000
 

@@ -15,6 +15,15 @@ import tensorflow as tf
 from delf_tf.data import swap
 from delf_tf.models import normalize_images
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "GetNumberOfClasses", "ParseExample", "DecodeImage", "AugmentImage", "PreprocessImage",
+    "CreateDataset", "CorruptRecordsError",
+    # delf_tf's own API.
+    "DATASET_NUM_CLASSES", "MIN_OBJECT_COVERED", "ASPECT_RATIO_RANGE", "AREA_RANGE",
+    "MAX_ATTEMPTS",
+]
+
 # Number of classes of each known dataset version (GLDv1, GLDv2 full and clean).
 DATASET_NUM_CLASSES = {
         "gld_v1": 14951,

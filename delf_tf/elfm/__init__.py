@@ -4,3 +4,5 @@ functional: pure maths (selection, deterministic k-means, GeM per cluster, codes
 descriptor: one image's descriptor and its `.elfm` file; index: search over many images.
 Importing this package does not import TensorFlow.
 """
+
+__all__: list[str] = []

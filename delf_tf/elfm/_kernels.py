@@ -6,6 +6,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+__all__ = ["elfm_scores"]
+
 _NO_CODE = 1 << 30
 
 

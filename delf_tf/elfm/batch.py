@@ -16,6 +16,13 @@ from delf_tf.elfm import functional as F
 from delf_tf.elfm import index as elfm_index
 from delf_tf.io import datum_io
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ExtractElfmFeatures", "BuildElfmIndex", "EvaluateElfm",
+    # delf_tf's own API.
+    "PROTOCOLS",
+]
+
 logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("medium", "hard")

@@ -17,6 +17,14 @@ import numpy as np
 from delf_tf.elfm import functional as F
 from delf_tf.io import atomic, datum_io
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "SerializeCodes", "ParseCodes", "WriteCodesToFile", "ReadCodesFromFile",
+    # delf_tf's own API.
+    "CODES_EXTENSION", "FLOAT_EXTENSION", "WhitenFn", "ElfmDescriptor", "describe",
+    "codes_to_words", "words_to_codes",
+]
+
 CODES_EXTENSION = ".elfm"
 FLOAT_EXTENSION = ".elfm_float"
 

@@ -23,6 +23,13 @@ from delf_tf.elfm import descriptor
 from delf_tf.elfm import functional as F
 from delf_tf.extraction import export, feature_extractor, pyramid
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ExportElfmModel",
+    # delf_tf's own API.
+    "DEFAULT_SCALES", "DEFAULT_MAX_IMAGE_SIZE", "ElfmModule", "ElfmExtractor",
+]
+
 logger = logging.getLogger(__name__)
 
 # The paper's local-feature pyramid: 1/(2 sqrt 2), 1/2, 1/sqrt 2, 1, sqrt 2.

@@ -14,6 +14,14 @@ import numpy as np
 
 from delf_tf import binary_codes
 
+__all__ = [
+    "DEFAULT_NUM_FEATURES", "DEFAULT_NUM_CLUSTERS", "DEFAULT_GEM_POWER",
+    "DEFAULT_MAX_ITERATIONS", "WORD_BITS", "select_by_norm", "init_centers", "kmeans",
+    "cluster_gem", "l2_normalize", "binarize", "num_words", "pack_codes", "unpack_codes",
+    "hamming_matrix", "match_matrix", "cosine_matrix", "aggregate_matches", "elfm_similarity",
+    "float_similarity",
+]
+
 DEFAULT_NUM_FEATURES = 500
 DEFAULT_NUM_CLUSTERS = 10
 DEFAULT_GEM_POWER = 3.0

@@ -22,6 +22,11 @@ import numpy as np
 from delf_tf.elfm import functional as F
 from delf_tf.io import atomic
 
+__all__ = [
+    "MAGIC", "DEFAULT_MAX_BATCH_ELEMENTS", "QUERY_BATCH", "BACKENDS", "resolve_backend",
+    "hammings", "nearest_distances", "as_words", "pad_codes", "score_block", "ElfmIndex",
+]
+
 MAGIC = b"ELFMIDX1"
 _HEADER = struct.Struct("<8sIIIQ")
 # Hamming-distance entries computed at once (int32): 2^24 -> 64 MiB.

@@ -11,6 +11,8 @@ import numpy as np
 
 from delf_tf.elfm import functional as F
 
+__all__ = ["cluster_contributions", "splat", "colourize", "match_map_picture", "save_match_map"]
+
 
 def cluster_contributions(query_codes: np.ndarray, target_codes: np.ndarray,
                           dim: int) -> tuple[np.ndarray, np.ndarray]:

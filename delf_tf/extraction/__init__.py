@@ -5,3 +5,5 @@ the original's names), postprocess (L2, PCA files, binarize), pyramid (the
 in-graph multi-scale algorithm), export (SavedModel wrappers), extractor
 (`MakeExtractor`), batch (the extract_features jobs).
 """
+
+__all__: list[str] = []

@@ -25,6 +25,15 @@ from delf_tf.extraction import provenance
 from delf_tf.io import atomic, datum_io, feature_io
 from delf_tf.progress import Progress
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ExtractDelfFeatures", "ExtractDelgFeatures",
+    # delf_tf's own API.
+    "DELF_EXTENSION", "DELG_GLOBAL_EXTENSION", "DELG_LOCAL_EXTENSION", "IMAGE_SETS", "shard",
+    "crop_query_image", "SYSTEMATIC_FAILURES", "check_distinct_outputs", "PREFETCH_IMAGES",
+    "DECODE_THREADS", "record_source",
+]
+
 logger = logging.getLogger(__name__)
 
 DELF_EXTENSION = ".delf"

@@ -27,6 +27,16 @@ from delf_tf import checks
 from delf_tf.extraction import feature_extractor, pyramid
 from delf_tf.models import resnet
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ExportLocalModel", "ExportGlobalModel", "ExportLocalAndGlobalModel",
+    # delf_tf's own API.
+    "POOL_TYPES", "model_block3_strides", "attach_model", "LocalFeatureModule",
+    "LocalAndGlobalFeatureModule", "GlobalFeatureModule", "SAVED_MODEL_ENTRIES",
+    "ExportPathError", "check_export_path", "save_module", "ARCHITECTURE_FLAGS",
+    "load_model_for_export",
+]
+
 POOL_TYPES = ("none", "average", "sum")
 
 _IMAGE = tf.TensorSpec([None, None, 3], tf.uint8, name="input_image")

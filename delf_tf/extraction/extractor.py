@@ -20,6 +20,13 @@ from delf_tf.extraction import feature_extractor, postprocess
 from delf_tf.local_features import LocalFeatures
 from delf_tf.protos import delf_config_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "MakeExtractor",
+    # delf_tf's own API.
+    "MIN_IMAGE_SIDE", "Features", "ExtractorFn", "as_rgb_array",
+]
+
 logger = logging.getLogger(__name__)
 
 # Smaller images (after resizing, on either side) yield empty features.

@@ -15,6 +15,15 @@ import tensorflow as tf
 
 from delf_tf.extraction import postprocess
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "CalculateReceptiveBoxes", "NormalizePixelValues", "CalculateKeypointCenters",
+    "ApplyPcaAndWhitening", "PostProcessDescriptors", "DelfFeaturePostProcessing",
+    # delf_tf's own API.
+    "RECEPTIVE_FIELD", "RECEPTIVE_PADDING", "STRIDE_WITH_BLOCK3_STRIDES",
+    "STRIDE_WITHOUT_BLOCK3_STRIDES", "feature_stride",
+]
+
 # Receptive field of a block3 cell of ResNet-50 (the original's constants), in input pixels.
 RECEPTIVE_FIELD = 291
 RECEPTIVE_PADDING = 145

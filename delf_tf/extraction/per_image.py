@@ -28,6 +28,14 @@ from delf_tf import utils
 from delf_tf.extraction import batch, extractor
 from delf_tf.io import datum_io, feature_io
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "MakeJob", "TasksFromImageList", "TasksFromRevisited", "TasksFromGldv2Csv",
+    # delf_tf's own API.
+    "ImageTask", "UnreadableImage", "TaskResult", "ExtractionJob", "DelfJob", "DelgJob",
+    "HowJob", "ElfmJob", "JOBS",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageTask:

@@ -10,6 +10,13 @@ from delf_tf import binary_codes
 from delf_tf.io import datum_io
 from delf_tf.protos import delf_config_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "LoadPcaParameters",
+    # delf_tf's own API.
+    "PcaParameters", "l2_normalize", "binarize",
+]
+
 # Guards the division for all-zero descriptors (they stay zero).
 _L2_EPSILON = 1e-12
 

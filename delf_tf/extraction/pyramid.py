@@ -18,6 +18,11 @@ import tensorflow as tf
 from delf_tf.extraction import feature_extractor
 from delf_tf.models import preprocessing
 
+__all__ = [
+    "ModelFn", "scaled_size", "resize_to_scale", "select_top_features", "PyramidParams",
+    "extract_features", "run_pyramid",
+]
+
 # images float32 [1, H, W, 3] (normalised) ->
 #   (global_descriptor [1, Dg], attention_prob [1, h, w, 1], local_features [1, h, w, C])
 ModelFn = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]

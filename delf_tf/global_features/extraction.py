@@ -15,6 +15,13 @@ from delf_tf.global_features import images as image_lib
 from delf_tf.models.normalization import l2_normalize
 from delf_tf.models.preprocessing import normalize_images
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ExportGlobalFeatureNet", "WriteGlobalDelfConfig",
+    # delf_tf's own API.
+    "per_scale_descriptors", "combine_scales", "extract_vectors", "GlobalFeatureNetModule",
+]
+
 _IMAGE = tf.TensorSpec([None, None, 3], tf.uint8, name="input_image")
 _SCALES = tf.TensorSpec([None], tf.float32, name="input_scales")
 _GLOBAL_SCALES_IND = tf.TensorSpec([None], tf.int32, name="input_global_scales_ind")

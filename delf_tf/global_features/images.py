@@ -12,6 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ImagesFromList",
+    # delf_tf's own API.
+    "DEFAULT_IMAGE_SIZE", "NO_BOX", "BOX_OUTSIDE_TAG", "box_outside_error", "boxes_array",
+    "load_image", "resize_max_side",
+]
+
 DEFAULT_IMAGE_SIZE = 1024
 NO_BOX = (-1.0, -1.0, -1.0, -1.0)
 # Tags the error of a box that lies wholly outside its image; `box_outside_error` turns

@@ -23,6 +23,14 @@ import numpy as np
 
 from delf_tf.io import atomic
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "SafeLoad", "ReadSfmDatabase", "WriteSfmDatabase", "ReadGroundTruthPickle",
+    "ReadGroundTruth", "SplitFromClusters",
+    # delf_tf's own API.
+    "UnsafePickleError", "cid2filename", "id2filename", "SfmSplit",
+]
+
 # (module, name) a pickle may reference: builtin containers and what NumPy needs to rebuild
 # arrays and scalars (numpy.core before NumPy 2, numpy._core after; protocol 2 writes array
 # buffers as _codecs.encode(text, "latin1")).

@@ -36,6 +36,15 @@ from delf_tf.models.preprocessing import normalize_images
 from delf_tf.progress import Progress
 from delf_tf.training import summaries
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "TrainGlobalFeatures",
+    # delf_tf's own API.
+    "LR_DECAY_PER_EPOCH", "TrainGlobalConfig", "parse_scales", "validate", "make_optimizer",
+    "build_model", "init_backbone", "TupleStep", "tuples_loss", "train_epoch",
+    "evaluate_revisited",
+]
+
 logger = logging.getLogger(__name__)
 
 LR_DECAY_PER_EPOCH = 0.01  # lr_epoch = lr * exp(-0.01 * epoch)

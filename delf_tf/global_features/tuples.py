@@ -19,6 +19,8 @@ import tensorflow as tf
 from delf_tf.global_features import images as image_lib
 from delf_tf.global_features import sfm
 
+__all__ = ["mine_hard_negatives", "TuplesConfig", "TuplesDataset"]
+
 logger = logging.getLogger(__name__)
 
 

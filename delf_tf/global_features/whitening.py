@@ -20,6 +20,14 @@ import numpy as np
 from delf_tf.io import datum_io
 from delf_tf.protos import delf_config_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "LearnWhiteningFromDatabase",
+    # delf_tf's own API.
+    "Whitening", "learn_pca_whitening", "learn_whitening", "whitenlearn", "pcawhitenlearn",
+    "whitenapply", "save_whitening",
+]
+
 
 @dataclasses.dataclass
 class Whitening:

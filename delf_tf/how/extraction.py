@@ -22,6 +22,13 @@ from delf_tf.local_features import LocalFeatures
 from delf_tf.models import resnet
 from delf_tf.protos import delf_config_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ExtractHowFeatures", "WriteHowFeatures", "ExportHowModel",
+    # delf_tf's own API.
+    "HOW_SCALES", "HOW_MAX_IMAGE_SIZE", "HOW_MAX_FEATURE_NUM", "HowFeatureModule",
+]
+
 HOW_SCALES = (0.25, 0.3535534, 0.5, 0.7071068, 1.0, 1.4142135, 2.0)
 HOW_MAX_IMAGE_SIZE = 1024
 HOW_MAX_FEATURE_NUM = 1000

@@ -21,6 +21,14 @@ import tensorflow as tf
 
 from delf_tf.models import checkpoint, lazy_build, normalization, resnet
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "LearnPcaWhitening",
+    # delf_tf's own API.
+    "smooth", "strength", "how_pool", "receptive_field", "HowNet", "save_how_model",
+    "load_how_model",
+]
+
 _BUILD_IMAGE_SIZE = 64
 # How the whitening treats directions of (almost) no variance: eigenvalues
 # are floored at this fraction of the largest.

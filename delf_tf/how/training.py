@@ -26,6 +26,13 @@ from delf_tf.how import whitening
 from delf_tf.how.model import HowNet, save_how_model
 from delf_tf.models import global_model
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "TrainHow",
+    # delf_tf's own API.
+    "TrainHowConfig", "build_how_model",
+]
+
 logger = logging.getLogger(__name__)
 
 

@@ -10,6 +10,11 @@ import tensorflow as tf
 from delf_tf.how.model import HowNet, LearnPcaWhitening
 from delf_tf.models.preprocessing import normalize_images
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "StrongestSmoothedDescriptors", "InitializeWhitening",
+]
+
 logger = logging.getLogger(__name__)
 
 

@@ -1,1 +1,3 @@
 """Bytes <-> arrays for the protobuf file formats (datum, feature, box)."""
+
+__all__: list[str] = []

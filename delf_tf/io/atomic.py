@@ -6,6 +6,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
+__all__ = ["write_bytes_atomic", "read_bytes", "open_atomic", "remove_stale_temporaries"]
+
 
 def _current_umask() -> int:
     mask = os.umask(0)

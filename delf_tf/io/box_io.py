@@ -9,6 +9,14 @@ from google.protobuf import message
 from delf_tf.io import atomic
 from delf_tf.protos import box_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ArraysToBoxes", "BoxesToArrays", "SerializeToString", "ParseFromString", "WriteToFile",
+    "ReadFromFile",
+    # delf_tf's own API.
+    "BoxArrays",
+]
+
 BoxArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 

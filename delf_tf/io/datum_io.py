@@ -12,6 +12,15 @@ from google.protobuf import message
 from delf_tf.io import atomic, wire_format
 from delf_tf.protos import datum_pb2
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ArrayToDatum", "DatumToArray", "ArraysToDatumPair", "DatumPairToArrays",
+    "SerializeToString", "SerializePairToString", "ParseFromString", "ParsePairFromString",
+    "WriteToFile", "WritePairToFile", "ReadFromFile", "ReadPairFromFile",
+    # delf_tf's own API.
+    "check_finite",
+]
+
 _FLOAT_TYPES = (np.float16, np.float32, np.float64)
 _UINT_TYPES = (np.uint8, np.uint16, np.uint32, np.uint64)
 

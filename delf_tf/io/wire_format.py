@@ -23,6 +23,13 @@ import functools
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ParseDelfFeatures", "ParseDatum", "PeekFirstFeature",
+    # delf_tf's own API.
+    "FeatureArrays",
+]
+
 # Wire tags (field number << 3 | wire type).
 _TAG_LEN_1 = 0x0A  # field 1, length-delimited: DelfFeatures.feature, DelfFeature.descriptor,
                    # DatumProto.shape, DatumShape.dim, FloatList.value, Uint32List.value

@@ -3,6 +3,8 @@
 import numba
 import numpy as np
 
+__all__ = ["score_hypotheses"]
+
 
 @numba.njit(cache=True, nogil=True)
 def score_hypotheses(models, valid, src, dst, threshold, counts, sums):

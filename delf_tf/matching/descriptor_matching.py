@@ -26,6 +26,11 @@ import numpy as np
 
 from delf_tf import binary_codes
 
+__all__ = [
+    "PreparedDescriptors", "is_binary", "prepare_descriptors", "nearest_neighbors",
+    "putative_matches",
+]
+
 # Bounds the float32 score matrix of one batch to 64 MiB.
 _MAX_BATCH_ELEMENTS = 1 << 24
 

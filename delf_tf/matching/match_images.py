@@ -11,6 +11,12 @@ from delf_tf.io import atomic, feature_io
 from delf_tf.matching import reranking, visualization
 from delf_tf.matching.params import VerificationParams
 
+__all__ = [
+    "DEFAULT_VERIFICATION", "DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD",
+    "DEFAULT_RANSAC_RESIDUAL_THRESHOLD", "match_images", "draw_visual_words", "picture_format",
+    "describe_features",
+]
+
 # The original match_images example's thresholds.
 DEFAULT_VERIFICATION = VerificationParams(
     descriptor_matching_threshold=0.8, ransac_residual_threshold=20.0, ransac_seed=0)

@@ -39,6 +39,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+__all__ = [
+    "MIN_SAMPLES", "DEFAULT_MAX_TRIALS", "BACKENDS", "DEFAULT_BACKEND", "RansacResult",
+    "check_backend", "estimate_affine", "choice_samples",
+]
+
 MIN_SAMPLES = 3
 DEFAULT_MAX_TRIALS = 1000
 BACKENDS = ("numpy", "opencv", "skimage")

@@ -7,6 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+__all__ = [
+    "draw_matches", "match_caption", "add_caption", "draw_attention", "encode_image",
+    "assign_visual_words", "draw_visual_words",
+]
+
 _LINE_COLOR = (0, 96, 255)
 _POINT_COLOR = (255, 200, 0)
 

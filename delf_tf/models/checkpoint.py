@@ -15,6 +15,11 @@ from delf_tf.io import atomic
 from delf_tf.models.delf import Delf
 from delf_tf.models.registry import MODEL_CLASSES, create_model
 
+__all__ = [
+    "write_with_sidecar", "read_sidecar", "restore_matching", "save_described",
+    "load_described", "save_weights", "restore_weights", "load_model",
+]
+
 _BUILD_IMAGE_SIZE = 64
 
 

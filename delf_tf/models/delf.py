@@ -8,6 +8,8 @@ import tensorflow as tf
 from delf_tf.models import layers as delf_layers
 from delf_tf.models import resnet
 
+__all__ = ["Delf"]
+
 
 class Delf(keras.Model):
     """DELF model (Noh et al. 2017), TF2 layout of the original.

@@ -5,6 +5,8 @@ import keras
 from delf_tf.models import delf
 from delf_tf.models import layers as delf_layers
 
+__all__ = ["Delg"]
+
 
 class Delg(delf.Delf):
     """DELG model (Cao et al. 2020).

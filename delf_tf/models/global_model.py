@@ -11,6 +11,8 @@ import keras
 from delf_tf.models import checkpoint, lazy_build, normalization, resnet
 from delf_tf.models import pooling as pooling_lib
 
+__all__ = ["backbone_name", "GlobalFeatureNet", "save_global_model", "load_global_model"]
+
 
 def backbone_name(architecture: str) -> str:
     """'ResNet101' / 'resnet101' -> 'resnet101' (the original's --arch spelling accepted)."""

@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from delf_tf.models.pooling import GEM_EPSILON, GeM, gem  # noqa: F401  (re-exported)
 
+__all__ = ["ARCFACE_COS_EPSILON", "cosine_logits", "arcface_logits", "Attention", "Autoencoder"]
+
 # Cosines are clamped into [-1 + eps, 1 - eps] before acos: d acos / dx is infinite at +-1.
 ARCFACE_COS_EPSILON = 1e-6
 

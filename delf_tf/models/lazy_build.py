@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+__all__ = ["BUILD_IMAGE_SIZE", "BuiltOnFirstCall"]
+
 BUILD_IMAGE_SIZE = 64
 
 

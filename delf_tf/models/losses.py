@@ -7,6 +7,8 @@ by the global batch size, so summing over replicas under tf.distribute gives the
 
 import tensorflow as tf
 
+__all__ = ["compute_losses"]
+
 
 def _average(per_example, global_batch_size: int):
     return tf.reduce_sum(per_example) / tf.cast(global_batch_size, per_example.dtype)

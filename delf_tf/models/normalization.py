@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+__all__ = ["L2_EPSILON", "l2_normalize", "L2Normalization"]
+
 # tf.math.l2_normalize divides by sqrt(max(sum x^2, epsilon)); 1e-12 keeps an all-zero row 0.
 L2_EPSILON = 1e-12
 

@@ -31,6 +31,13 @@ from delf_tf.models import checkpoint as model_checkpoint
 from delf_tf.models import registry, resnet
 from delf_tf.models.delf import Delf
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ReadOriginalWeights", "InferArchitecture", "ImportOriginalWeights",
+    # delf_tf's own API.
+    "original_key", "delf_tf_key", "model_variables_by_key", "SourceWeights", "ImportReport",
+]
+
 logger = logging.getLogger(__name__)
 
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"

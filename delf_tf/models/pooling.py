@@ -10,6 +10,11 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+__all__ = [
+    "GEM_EPSILON", "mac", "spoc", "gem", "MAC", "SPoC", "GeM", "GeMPooling2D",
+    "POOLING_LAYERS", "make_pooling",
+]
+
 GEM_EPSILON = 1e-6
 _SPATIAL = (1, 2)
 

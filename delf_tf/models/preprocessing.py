@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+__all__ = ["normalize_images"]
+
 
 def normalize_images(images) -> tf.Tensor:
     """uint8 (or float in [0, 255]) [..., 3] -> float32 (x - 128) / 128, in [-1, 1)."""

@@ -8,6 +8,11 @@ the original's (so the loss of a batch of tuples grows with the batch size).
 import keras
 import tensorflow as tf
 
+__all__ = [
+    "DISTANCE_EPSILON", "contrastive_loss", "triplet_loss", "ContrastiveLoss", "TripletLoss",
+    "RANKING_LOSSES", "ranking_loss",
+]
+
 # Added to each difference before the norm, as torch's pairwise_distance (the original port
 # keeps it): the gradient of ||x|| is undefined at x = 0 (a query equal to its positive).
 DISTANCE_EPSILON = 1e-6

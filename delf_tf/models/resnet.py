@@ -15,6 +15,12 @@ import tensorflow as tf
 
 from delf_tf.models import layers as delf_layers
 
+__all__ = [
+    "BackboneSpec", "BOTTLENECK_FILTERS", "BASIC_FILTERS", "STAGE_FILTERS", "BACKBONE_SPECS",
+    "BACKBONES", "FeatureGeometry", "stage_geometry", "MIN_INPUT_SIZE", "BN_EPSILON",
+    "BN_MOMENTUM", "POOLINGS", "block_letter", "Bottleneck", "BasicBlock", "ResNet",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class BackboneSpec:

@@ -16,6 +16,11 @@ import tensorflow as tf
 
 from delf_tf.models import resnet
 
+__all__ = [
+    "applications_name", "original_name", "read_classic_h5", "load_imagenet_weights",
+    "save_classic_h5",
+]
+
 _BRANCH_TO_INDEX = {"branch2a": "1", "branch2b": "2", "branch2c": "3", "branch1": "0"}
 _ORIGINAL_NAME = re.compile(r"^(res|bn)(\d)([a-z])_(branch2a|branch2b|branch2c|branch1)$")
 _APPLICATIONS_NAME = re.compile(r"^conv(\d)_block(\d+)_(\d)_(conv|bn)$")

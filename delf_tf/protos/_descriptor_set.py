@@ -19,6 +19,8 @@ from typing import Any
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from google.protobuf.internal import builder
 
+__all__ = ["build_messages"]
+
 _SET_PATH = Path(__file__).with_name("descriptor_set.pb")
 
 

@@ -40,6 +40,8 @@ delf_tf itself is elsewhere (see README.md); these are for porting code unchange
 import importlib
 import sys
 
+__all__ = ["alias_module"]
+
 
 def alias_module(name: str, target: str) -> None:
     """Makes the module being imported as `name` be the module `target`."""

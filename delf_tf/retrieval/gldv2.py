@@ -25,6 +25,17 @@ import numpy as np
 
 from delf_tf import checks
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ReadSolution", "ReadPredictions", "GlobalAveragePrecision", "Top1Accuracy",
+    "MeanAveragePrecision", "MeanPrecisions", "MeanMedianPosition",
+    "WriteRetrievalPredictions", "WriteRecognitionPredictions",
+    # delf_tf's own API.
+    "RECOGNITION_TASK_ID", "RETRIEVAL_TASK_ID", "DEFAULT_MAX_PREDICTIONS",
+    "RecognitionPredictions", "RetrievalPredictions", "Solution", "recognition_report",
+    "retrieval_report",
+]
+
 RECOGNITION_TASK_ID = "recognition"
 RETRIEVAL_TASK_ID = "retrieval"
 _TASKS = (RECOGNITION_TASK_ID, RETRIEVAL_TASK_ID)

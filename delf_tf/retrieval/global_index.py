@@ -33,6 +33,13 @@ from delf_tf.io import atomic
 from delf_tf.optional import import_optional
 from delf_tf.retrieval import search
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "RecallAtK", "BuildFromFiles", "QueryFromFiles",
+    # delf_tf's own API.
+    "KINDS", "MANIFEST", "GlobalIndexParams", "GlobalIndex",
+]
+
 logger = logging.getLogger(__name__)
 
 KINDS = ("exact", "ivf", "ivf_sq8", "hnsw")

@@ -33,6 +33,15 @@ import numpy as np
 from delf_tf.io import atomic
 from delf_tf.matching.params import VerificationParams
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ListImages", "ImageNames", "ExtractFeatures", "ExtractElfmFeatures", "Rank",
+    "TrainCodebook", "WriteResults", "Search",
+    # delf_tf's own API.
+    "METHODS", "IMAGE_EXTENSIONS", "GLOBAL_EXTENSION", "LOCAL_EXTENSION", "ELFM_EXTENSION",
+    "DEFAULT_NUM_TO_RERANK", "SEARCH_VERIFICATION", "Match", "SearchRequest", "SearchOutcome",
+]
+
 logger = logging.getLogger(__name__)
 
 METHODS = ("delg_global", "delg", "delg_star", "delf", "asmk", "elfm")

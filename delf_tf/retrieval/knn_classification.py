@@ -20,6 +20,13 @@ import dataclasses
 
 import numpy as np
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "ClassWeights", "Classify",
+    # delf_tf's own API.
+    "KnnClassifier", "CLASSIFIERS",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class KnnClassifier:

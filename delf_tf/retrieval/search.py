@@ -9,6 +9,8 @@ best k per query are kept between chunks.
 
 import numpy as np
 
+__all__ = ["DEFAULT_MAX_BATCH_ELEMENTS", "global_search"]
+
 # 2^25 float32 scores: 128 MiB per batch.
 DEFAULT_MAX_BATCH_ELEMENTS = 1 << 25
 

@@ -49,6 +49,8 @@ import importlib
 import sys
 from typing import NoReturn
 
+__all__ = ["TOOLS", "script_name", "run_tool"]
+
 # One line per tool (module name in delf_tf/tools/; console script delf-<name-with-dashes>).
 TOOLS = (
     "build_image_dataset",

@@ -28,6 +28,8 @@ from absl import app, flags
 
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _IMAGES = extraction_flags.define_beam_image_flags(with_features=True)
 _AGGREGATION_CONFIG_PATH = flags.DEFINE_string(
     "aggregation_config_path", None,

@@ -36,6 +36,8 @@ from absl import app, flags
 from delf_tf.extraction import per_image
 from delf_tf.tools import common, extraction_flags, retrieval_flags
 
+__all__ = ["main"]
+
 _METHOD = flags.DEFINE_enum(
     "method", "delg", sorted(per_image.JOBS),
     "delf: .delf local features; delg: .delg_global/.delg_local as the config enables; delg_star: "

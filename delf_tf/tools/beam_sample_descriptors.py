@@ -26,6 +26,8 @@ from absl import app, flags
 
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _IMAGES = extraction_flags.define_beam_image_flags(with_features=True)
 _DESCRIPTORS_PER_IMAGE = flags.DEFINE_integer(
     "descriptors_per_image", 100,

@@ -18,6 +18,8 @@ from delf_tf.aggregation import asmk_search
 from delf_tf.aggregation.asmk_index import AsmkParams
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _IMAGES = retrieval_flags.define_image_flags(image_set="index")
 _CODEBOOK_PATH = flags.DEFINE_string(
     "codebook_path", "codebook.datum",

@@ -13,6 +13,8 @@ from absl import app, flags
 from delf_tf.elfm import batch
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _IMAGES = retrieval_flags.define_image_flags(
     image_set=None, features_dir="/tmp/elfm_features/index", feature_extension=".elfm",
     extension_flag=False)

@@ -20,6 +20,8 @@ from absl import app, flags
 from delf_tf.retrieval import global_index
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _IMAGES = retrieval_flags.define_image_flags(
     image_set="index", features_dir=None, feature_extension=".delg_global",
     every_file_by_default=True)

@@ -11,6 +11,8 @@ from absl import app, flags
 from delf_tf.data import builder
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _TRAIN_DIRECTORY = flags.DEFINE_string(
     "train_directory", "/tmp/",
     "Directory with the training images (<id>.jpg).")

@@ -15,6 +15,8 @@ from absl import app, flags
 from delf_tf.aggregation import codebook
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _IMAGES = retrieval_flags.define_image_flags(
     dataset_file_path="/tmp/gnd_roxford5k.mat", image_set=None, list_file=False,
     features_dir="/tmp/features")

@@ -13,6 +13,8 @@ from absl import app, flags
 from delf_tf.retrieval import gldv2
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _FILES = retrieval_flags.define_metric_file_flags(
     solution_columns="id,images,Usage (images space separated; Usage Public/Private/Ignored)",
     predictions_columns="id,images (space separated, best first)")

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from delf_tf import tools
 
+__all__: list[str] = []
+
 
 def __getattr__(name: str) -> Callable[[], None]:
     if name not in tools.TOOLS:

@@ -13,6 +13,8 @@ from delf_tf import utils
 from delf_tf.elfm import visualization
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _MODEL = retrieval_flags.define_elfm_model_flags()
 _QUERY_IMAGE = flags.DEFINE_string(
     "query_image", "",

@@ -15,6 +15,8 @@ from absl import app, flags
 
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _PAIR = retrieval_flags.define_image_pair_flags(
     images=(None, None), features=(None, None), output_image="visual_words.png")
 _CODEBOOK_PATH = flags.DEFINE_string(

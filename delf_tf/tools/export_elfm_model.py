@@ -14,6 +14,8 @@ from absl import app
 from delf_tf.elfm import extraction
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _EXPORT = extraction_flags.define_export_flags(
     "a trained DELG model's <logdir>/delf_weights (with its .json sidecar).",
     ckpt_path="/tmp/delg/delf_weights", export_path="/tmp/elfm_export")

@@ -24,6 +24,8 @@ from delf_tf.global_features import extraction, training, whitening
 from delf_tf.models import global_model
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _EXPORT = extraction_flags.define_export_flags(
     "the model_weights written by train_global_features (with its .json description).",
     ckpt_path="/tmp/global_features/model_weights", export_path="/tmp/global_features_export")

@@ -14,6 +14,8 @@ from absl import app, flags
 from delf_tf.extraction import export
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _FLAGS = extraction_flags.define_delf_export_flags(with_iou_threshold=False)
 _INPUT_SCALES_LIST = flags.DEFINE_list(
     "input_scales_list", None,

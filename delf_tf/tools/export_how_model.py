@@ -19,6 +19,8 @@ from absl import app
 from delf_tf.how import extraction
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _EXPORT = extraction_flags.define_export_flags(
     "the HOW network written by train_how (with its .json description).",
     ckpt_path="/tmp/how/how_weights", export_path="/tmp/how_export")

@@ -12,6 +12,8 @@ from absl import app
 from delf_tf.extraction import export
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _FLAGS = extraction_flags.define_delf_export_flags(with_iou_threshold=True)
 
 

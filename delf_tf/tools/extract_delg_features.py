@@ -18,6 +18,8 @@ from absl import app, flags
 from delf_tf.extraction import batch
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _DELF_CONFIG_PATH = flags.DEFINE_string(
     "delf_config_path", "/tmp/delf_config_example.pbtxt",
     "Path to the DelfConfig pbtxt of the DELG model.")

@@ -18,6 +18,8 @@ from absl import app, flags
 from delf_tf.elfm import batch
 from delf_tf.tools import common, extraction_flags, retrieval_flags
 
+__all__ = ["main"]
+
 _MODEL = retrieval_flags.define_elfm_model_flags()
 _IMAGES = extraction_flags.define_revisited_set_flags(
     "/tmp/elfm_features", "<name>.elfm (and <name>.elfm_float).")

@@ -15,6 +15,8 @@ from absl import app, flags
 from delf_tf.extraction import batch
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _CONFIG_PATH = flags.DEFINE_string(
     "config_path", "delf_config_example.pbtxt",
     "Path to the DelfConfig pbtxt (model_path, scales, thresholds, PCA).")

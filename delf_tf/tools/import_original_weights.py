@@ -22,6 +22,8 @@ from absl import app, flags
 from delf_tf.models import original_weights
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _SOURCE_PATH = flags.DEFINE_string(
     "source_path", None,
     "The original's weights: a checkpoint prefix (delf_weights, ckpt-N), a checkpoint directory "

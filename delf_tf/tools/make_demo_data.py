@@ -14,6 +14,8 @@ from absl import app, flags
 from delf_tf.data import demo
 from delf_tf.tools import common
 
+__all__ = ["main"]
+
 _DEFAULTS = demo.DemoConfig()
 
 _OUTPUT_DIR = flags.DEFINE_string(

@@ -15,6 +15,8 @@ from absl import app, flags
 from delf_tf.matching import match_images
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _PAIR = retrieval_flags.define_image_pair_flags(
     images=("test_images/image_1.jpg", "test_images/image_2.jpg"),
     features=("test_features/image_1.delf", "test_features/image_2.delf"),

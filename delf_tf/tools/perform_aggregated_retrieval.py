@@ -19,6 +19,8 @@ from absl import app, flags
 from delf_tf.aggregation import retrieval
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _FILES = retrieval_flags.define_evaluation_flags(
     files="local feature files (read when its --*_aggregation_dir is empty)",
     query_features_dir="", index_features_dir="", output_dir="/tmp/retrieval")

@@ -17,6 +17,8 @@ from delf_tf.elfm import batch
 from delf_tf.elfm import index as elfm_index
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _FILES = retrieval_flags.define_evaluation_flags(
     files=".elfm (.elfm_float) files", query_features_dir="/tmp/elfm_features/query",
     index_features_dir="", output_dir="/tmp/elfm_retrieval",

@@ -20,6 +20,8 @@ from delf_tf.matching import reranking
 from delf_tf.retrieval import evaluation
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _FILES = retrieval_flags.define_evaluation_flags(
     files="<name>.delg_global / .delg_local files", query_features_dir="/tmp/features/query",
     index_features_dir="/tmp/features/index", output_dir="/tmp/retrieval")

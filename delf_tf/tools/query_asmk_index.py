@@ -17,6 +17,8 @@ from delf_tf.aggregation import asmk_search
 from delf_tf.retrieval import knn_classification
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _INDEX_PATH = flags.DEFINE_string(
     "index_path", "index.asmk",
     "Index from build_asmk_index.py.")

@@ -20,6 +20,8 @@ from absl import app, flags
 from delf_tf.retrieval import global_index
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _INDEX_DIR = flags.DEFINE_string(
     "index_dir", None,
     "Index directory to query (from build_global_index).")

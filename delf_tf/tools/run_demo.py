@@ -33,6 +33,8 @@ from absl import app, flags
 from delf_tf.data import demo
 from delf_tf.tools import common, demo_workflow
 
+__all__ = ["main"]
+
 # One set of defaults: the demo data set's and the workflow's.
 _DATA = demo.DemoConfig()
 _RUN = demo_workflow.DemoRunConfig()

@@ -33,6 +33,8 @@ from absl import app, flags
 from delf_tf.retrieval import image_search
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _QUERY_IMAGES = flags.DEFINE_string(
     "query_images", None,
     "Query images: a folder (searched recursively), a text file with one image path per "

@@ -12,6 +12,8 @@ from absl import app, flags
 from delf_tf.tools import common, extraction_flags
 from delf_tf.training import strategy, trainer
 
+__all__ = ["main"]
+
 _D = trainer.TrainConfig()
 
 _DEBUG = flags.DEFINE_boolean(

@@ -14,6 +14,8 @@ from delf_tf.aggregation import asmk_search
 from delf_tf.aggregation.asmk_index import APPROXIMATE_MIN_WORDS, KMEANS_ALGORITHMS, CodebookParams
 from delf_tf.tools import common, retrieval_flags
 
+__all__ = ["main"]
+
 _IMAGES = retrieval_flags.define_image_flags(image_set="index")
 _OUTPUT_PATH = flags.DEFINE_string(
     "output_path", "codebook.datum",

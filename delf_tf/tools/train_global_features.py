@@ -24,6 +24,8 @@ from absl import app, flags
 from delf_tf.global_features import training
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _D = training.TrainGlobalConfig()
 
 _TUPLES = extraction_flags.define_tuple_training_flags(_D)

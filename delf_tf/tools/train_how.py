@@ -23,6 +23,8 @@ from absl import app, flags
 from delf_tf.how import training
 from delf_tf.tools import common, extraction_flags
 
+__all__ = ["main"]
+
 _DEFAULTS = training.TrainHowConfig()
 
 _TUPLES = extraction_flags.define_tuple_training_flags(_DEFAULTS, test_datasets="")

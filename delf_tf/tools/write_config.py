@@ -18,6 +18,8 @@ from absl import app, flags
 
 from delf_tf.tools import common
 
+__all__ = ["main"]
+
 _TEMPLATE = flags.DEFINE_string(
     "template", "r50delg_gldv2clean_config",
     "Template DelfConfig: the name of a shipped config (delf_config_example, r50delg_gld_config, "

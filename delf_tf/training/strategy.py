@@ -4,6 +4,13 @@ import os
 
 import tensorflow as tf
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "GetStrategy", "WorkerRole", "WorkerDirectory",
+    # delf_tf's own API.
+    "STRATEGIES",
+]
+
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
 
 

@@ -7,6 +7,14 @@ import numpy as np
 
 from delf_tf.io import atomic
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "WriteAttentionStats", "ReadAttentionStats", "ActivationSparsity", "WriteScalar",
+    "WriteImages",
+    # delf_tf's own API.
+    "ATTENTION_STATS_FILENAME", "PERCENTILES", "AttentionStats",
+]
+
 ATTENTION_STATS_FILENAME = "attention_stats.json"
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
 

@@ -30,6 +30,15 @@ from delf_tf.progress import Progress
 from delf_tf.training import strategy as strategy_lib
 from delf_tf.training import summaries
 
+__all__ = [
+    # The original's names (the compatibility surface).
+    "BuildModel", "LearningRateSchedule", "BuildOptimizer", "CheckTrainConfig", "Train",
+    # delf_tf's own API.
+    "CHECKPOINT_SUBDIR", "WEIGHTS_NAME", "SUMMARY_SUBDIR", "MAX_CHECKPOINTS_TO_KEEP",
+    "MOMENTUM", "CLIP_NORM", "ATTENTION_STATS_STEPS", "NUM_SUMMARY_IMAGES", "TrainConfig",
+    "LR_SCHEDULES",
+]
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_SUBDIR = "delf_tf2-ckpt"

@@ -3,4 +3,6 @@ this module is `delf_tf.global_features.tuples`."""
 
 from delf_tf.python import alias_module
 
+__all__: list[str] = []
+
 alias_module(__name__, "delf_tf.global_features.tuples")

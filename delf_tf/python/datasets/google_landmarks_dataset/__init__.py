@@ -1,2 +1,4 @@
 """The original's `delf.python.datasets.google_landmarks_dataset` package path:
 aliases only, see delf_tf/python/__init__.py."""
+
+__all__: list[str] = []
