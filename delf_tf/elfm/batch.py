@@ -15,6 +15,7 @@ from delf_tf.elfm import descriptor
 from delf_tf.elfm import functional as F
 from delf_tf.elfm import index as elfm_index
 from delf_tf.io import datum_io
+from delf_tf.progress import Progress
 
 __all__ = [
     # The original's names (the compatibility surface).
@@ -30,51 +31,67 @@ PROTOCOLS = ("medium", "hard")
 
 def ExtractElfmFeatures(model_path: str, dataset_file_path: str, images_dir: str,
                         image_set: str, output_features_dir: str, *, save_float: bool = False,
-                        num_shards: int = 1, shard_index: int = 0,
+                        num_shards: int = 1, shard_index: int = 0, overwrite: bool = False,
                         image_extension: str = ".jpg", **extractor_options) -> list[str]:
     """ELFM files of a Revisited dataset's query (cropped to their box) or index images.
 
     model_path: DELG checkpoint prefix or ELFM SavedModel; extractor_options go to
     ElfmExtractor (scales, num_features, num_clusters, gem_power, max_image_size). Existing
-    outputs are skipped. Returns the names of images that could not be read.
+    outputs are skipped unless `overwrite` (then replaced atomically). The model and options
+    are recorded in the output directory (extraction_source.json, as the Beam job does); a
+    rerun with others warns. Returns the names of images that could not be read.
     """
-    from delf_tf import utils
     from delf_tf.elfm import extraction
-    from delf_tf.extraction import batch
+    from delf_tf.extraction import batch, per_image
     from delf_tf.retrieval import dataset
 
     if image_set not in batch.IMAGE_SETS:
         raise ValueError(f"image_set must be one of {batch.IMAGE_SETS}, got {image_set!r}")
     query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
     names = query_list if image_set == "query" else index_list
-    os.makedirs(output_features_dir, exist_ok=True)
+    per_image.ElfmJob(model_path, output_features_dir, save_float,
+                      **extractor_options).record_source(overwrite)
     extractor = extraction.ElfmExtractor(model_path, **extractor_options)
-    failures = []
     selected = batch.shard(names, num_shards, shard_index)
-    start = time.perf_counter()
-    for done, (position, name) in enumerate(selected, 1):
-        codes_path = os.path.join(output_features_dir, name + descriptor.CODES_EXTENSION)
-        float_path = os.path.join(output_features_dir, name + descriptor.FLOAT_EXTENSION)
-        if os.path.exists(codes_path) and (not save_float or os.path.exists(float_path)):
-            continue
-        try:
-            image = utils.RgbLoader(os.path.join(images_dir, name + image_extension))
-            resize_factor = 1.0
-            if image_set == "query":
-                image, resize_factor = batch.crop_query_image(image, ground_truth[position]["bbx"])
-        except (FileNotFoundError, ValueError) as e:
-            logger.error("Skipping %s: %s", name, e)
-            failures.append(name)
-            continue
-        result, _, _ = extractor(np.asarray(image), resize_factor)
-        if save_float:
-            datum_io.WriteToFile(result.representatives, float_path)
-        # Codes last: the .elfm file marks the image as done.
-        descriptor.WriteCodesToFile(result.codes, result.dim, codes_path)
-        if done % 50 == 0 or done == len(selected):
-            elapsed = time.perf_counter() - start
-            logger.info("ELFM extraction: %d/%d images, %.1f s", done, len(selected), elapsed)
+    progress = Progress(len(selected), "ELFM extraction:", unit="images", every=50)
+    failures = []
+    for position, name in selected:
+        paths = _elfm_paths(output_features_dir, name, save_float)
+        if overwrite or not all(os.path.exists(p) for p in paths):
+            box = ground_truth[position]["bbx"] if image_set == "query" else None
+            image_path = os.path.join(images_dir, name + image_extension)
+            if not _extract_one(extractor, image_path, box, paths):
+                failures.append(name)
+        progress.step()
     return failures
+
+
+def _elfm_paths(output_dir: str, name: str, save_float: bool) -> list[str]:
+    """[codes path] or [codes path, float path]."""
+    stem = os.path.join(output_dir, name)
+    return [stem + descriptor.CODES_EXTENSION] + (
+        [stem + descriptor.FLOAT_EXTENSION] if save_float else [])
+
+
+def _extract_one(extractor, image_path: str, box, paths: Sequence[str]) -> bool:
+    """Extracts one image (cropped to `box` if given) into `paths`; False if unreadable."""
+    from delf_tf import utils
+    from delf_tf.extraction import batch
+
+    try:
+        image = utils.RgbLoader(image_path)
+        resize_factor = 1.0
+        if box is not None:
+            image, resize_factor = batch.crop_query_image(image, box)
+    except (FileNotFoundError, ValueError) as e:
+        logger.error("Skipping %s: %s", image_path, e)
+        return False
+    result, _, _ = extractor(np.asarray(image), resize_factor)
+    if len(paths) > 1:
+        datum_io.WriteToFile(result.representatives, paths[1])
+    # Codes last: the .elfm file marks the image as done.
+    descriptor.WriteCodesToFile(result.codes, result.dim, paths[0])
+    return True
 
 
 def _read_codes(features_dir: str, names: Sequence[str]):

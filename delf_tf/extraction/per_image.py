@@ -211,14 +211,14 @@ class ElfmJob(ExtractionJob):
         self.save_float = save_float
         self.extractor_options = extractor_options
 
-    def record_source(self):
+    def record_source(self, overwrite: bool = False):
         from delf_tf.extraction import provenance
 
         os.makedirs(self.output_dir, exist_ok=True)
         options = json.dumps(self.extractor_options, sort_keys=True, default=str)
         provenance.record_source(
                 self.output_dir, provenance.describe_source(self.model_path, "", options),
-                overwrite=False)
+                overwrite=overwrite)
 
     def _paths(self, task):
         from delf_tf.elfm import descriptor

@@ -26,7 +26,7 @@ _IMAGES = extraction_flags.define_revisited_set_flags(
 _SAVE_FLOAT_DESCRIPTORS = flags.DEFINE_boolean(
     "save_float_descriptors", False,
     "Also write <name>.elfm_float (float representatives, ~8 KB per cluster).")
-_SHARDS = extraction_flags.define_shard_flags(with_overwrite=False)
+_SHARDS = extraction_flags.define_shard_flags()
 
 
 def main(argv):

@@ -163,12 +163,11 @@ class ShardFlags:
     """Which part of an image list this process extracts, and whether outputs are redone."""
     num_shards: flags.FlagHolder
     shard_index: flags.FlagHolder
-    overwrite: flags.FlagHolder | None
+    overwrite: flags.FlagHolder
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments of the batch extraction calls."""
-        return values(*(h for h in (self.num_shards, self.shard_index, self.overwrite)
-                         if h is not None))
+        return values(self.num_shards, self.shard_index, self.overwrite)
 
     def extract_with(self, extract_function: Callable[..., Sequence[str]], *arguments,
                      failed: str = "failed (see the log for why)", **options) -> None:
@@ -183,8 +182,8 @@ class ShardFlags:
             sys.exit(f"{len(failures)} image(s) {failed}:\n" + "\n".join(failures))
 
 
-def define_shard_flags(with_overwrite: bool = True) -> ShardFlags:
-    """--num_shards, --shard_index and (when the tool can redo outputs) --overwrite."""
+def define_shard_flags() -> ShardFlags:
+    """--num_shards, --shard_index and --overwrite."""
     return ShardFlags(
         flags.DEFINE_integer(
             "num_shards", 1,
@@ -195,8 +194,7 @@ def define_shard_flags(with_overwrite: bool = True) -> ShardFlags:
         flags.DEFINE_boolean(
             "overwrite", False,
             "Extract every image again and replace existing outputs (atomically). Default: images "
-            "whose outputs exist are skipped (resuming a run); a warning says how many.")
-        if with_overwrite else None)
+            "whose outputs exist are skipped (resuming a run); a warning says how many."))
 
 
 @dataclasses.dataclass(frozen=True)

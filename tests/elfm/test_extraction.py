@@ -77,6 +77,15 @@ def test_dataset_workflow(checkpoint, tmp_path):
                                              str(tmp_path / image_set), save_float=True,
                                              **options)
         assert failures == []
+    # A rerun skips existing outputs; --overwrite replaces them; the source is recorded.
+    assert (tmp_path / "index" / "extraction_source.json").is_file()
+    done = tmp_path / "index" / "i0.elfm"
+    for overwrite, rewritten in ((False, False), (True, True)):
+        os.utime(done, (0, 0))
+        batch.ExtractElfmFeatures(checkpoint, dataset_path, str(images), "index",
+                                  str(tmp_path / "index"), save_float=True,
+                                  overwrite=overwrite, **options)
+        assert (done.stat().st_mtime > 0) == rewritten
     codes, dim = descriptor.ReadCodesFromFile(str(tmp_path / "index" / "i0.elfm"))
     assert 1 <= len(codes) <= 4
     index_path = str(tmp_path / "db.elfmidx")
