@@ -60,6 +60,10 @@ class AggregationJob:
     def outputs(self, task: per_image.ImageTask) -> list[str]:
         return [os.path.join(self.output_dir, task.name + self._extension)]
 
+    def record_source(self) -> None:
+        """Nothing to record: aggregated files follow from the feature files (whose folder
+        records their model) and the aggregation config named by the run."""
+
     def setup(self) -> None:
         if self._extractor is None:
             os.makedirs(self.output_dir, exist_ok=True)
