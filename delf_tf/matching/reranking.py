@@ -200,7 +200,7 @@ def verify(
 def _loose_params(descriptor_matching_threshold: float, ransac_residual_threshold: float,
                   use_ratio_test: bool, ransac_seed: int | None,
                   max_trials: int = ransac.DEFAULT_MAX_TRIALS,
-                  backend: str = "opencv") -> VerificationParams:
+                  backend: str = ransac.DEFAULT_BACKEND) -> VerificationParams:
     """The VerificationParams of the loose-argument wrappers (the original's signatures)."""
     return VerificationParams(
         descriptor_matching_threshold=descriptor_matching_threshold,
