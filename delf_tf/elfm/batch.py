@@ -38,60 +38,28 @@ def ExtractElfmFeatures(model_path: str, dataset_file_path: str, images_dir: str
     model_path: DELG checkpoint prefix or ELFM SavedModel; extractor_options go to
     ElfmExtractor (scales, num_features, num_clusters, gem_power, max_image_size). Existing
     outputs are skipped unless `overwrite` (then replaced atomically). The model and options
-    are recorded in the output directory (extraction_source.json, as the Beam job does); a
-    rerun with others warns. Returns the names of images that could not be read.
+    are recorded in the output directory (extraction_source.json); a rerun with others
+    warns. Each image is extracted by the Beam job's ElfmJob, so both write the same files.
+    Returns the names of images that could not be read.
     """
-    from delf_tf.elfm import extraction
     from delf_tf.extraction import batch, per_image
-    from delf_tf.retrieval import dataset
 
-    if image_set not in batch.IMAGE_SETS:
-        raise ValueError(f"image_set must be one of {batch.IMAGE_SETS}, got {image_set!r}")
-    query_list, index_list, ground_truth = dataset.ReadDatasetFile(dataset_file_path)
-    names = query_list if image_set == "query" else index_list
-    per_image.ElfmJob(model_path, output_features_dir, save_float,
-                      **extractor_options).record_source(overwrite)
-    extractor = extraction.ElfmExtractor(model_path, **extractor_options)
-    selected = batch.shard(names, num_shards, shard_index)
+    tasks = per_image.TasksFromRevisited(dataset_file_path, images_dir, image_set,
+                                         image_extension)
+    job = per_image.ElfmJob(model_path, output_features_dir, save_float, **extractor_options)
+    job.record_source(overwrite)
+    selected = batch.shard(tasks, num_shards, shard_index)
     progress = Progress(len(selected), "ELFM extraction:", unit="images", every=50)
     failures = []
-    for position, name in selected:
-        paths = _elfm_paths(output_features_dir, name, save_float)
-        if overwrite or not all(os.path.exists(p) for p in paths):
-            box = ground_truth[position]["bbx"] if image_set == "query" else None
-            image_path = os.path.join(images_dir, name + image_extension)
-            if not _extract_one(extractor, image_path, box, paths):
-                failures.append(name)
+    for _, task in selected:
+        if overwrite or not all(os.path.exists(p) for p in job.outputs(task)):
+            try:
+                job.process(task)
+            except per_image.UnreadableImage as e:
+                logger.error("Skipping %s: %s", task.image_path, e)
+                failures.append(task.name)
         progress.step()
     return failures
-
-
-def _elfm_paths(output_dir: str, name: str, save_float: bool) -> list[str]:
-    """[codes path] or [codes path, float path]."""
-    stem = os.path.join(output_dir, name)
-    return [stem + descriptor.CODES_EXTENSION] + (
-        [stem + descriptor.FLOAT_EXTENSION] if save_float else [])
-
-
-def _extract_one(extractor, image_path: str, box, paths: Sequence[str]) -> bool:
-    """Extracts one image (cropped to `box` if given) into `paths`; False if unreadable."""
-    from delf_tf import utils
-    from delf_tf.extraction import batch
-
-    try:
-        image = utils.RgbLoader(image_path)
-        resize_factor = 1.0
-        if box is not None:
-            image, resize_factor = batch.crop_query_image(image, box)
-    except (FileNotFoundError, ValueError) as e:
-        logger.error("Skipping %s: %s", image_path, e)
-        return False
-    result, _, _ = extractor(np.asarray(image), resize_factor)
-    if len(paths) > 1:
-        datum_io.WriteToFile(result.representatives, paths[1])
-    # Codes last: the .elfm file marks the image as done.
-    descriptor.WriteCodesToFile(result.codes, result.dim, paths[0])
-    return True
 
 
 def _read_codes(features_dir: str, names: Sequence[str]):
