@@ -23,6 +23,7 @@ import numpy as np
 from delf_tf import checks
 from delf_tf.io import datum_io, feature_io, revisited
 from delf_tf.io.files import require_files
+from delf_tf.optional import import_optional
 from delf_tf.progress import Progress
 
 __all__ = [
@@ -150,19 +151,9 @@ def _sklearn_kmeans(algorithm: str, num_clusters: int, num_iterations: int, seed
     return kmeans
 
 
-def _import_faiss(algorithm: str):
-    try:
-        import faiss
-    except ImportError:
-        raise ImportError(
-            f"k-means with algorithm={algorithm!r} needs the faiss-cpu package "
-            "(pip install faiss-cpu, or the package's 'asmk' extra)") from None
-    return faiss
-
-
 def _train_faiss(descriptors: np.ndarray, num_clusters: int, num_iterations: int, seed: int,
                  verbose: bool) -> np.ndarray:
-    faiss = _import_faiss("faiss")
+    faiss = import_optional("faiss", "asmk")
     kmeans = faiss.Kmeans(descriptors.shape[1], num_clusters, niter=num_iterations, seed=seed,
                           verbose=verbose)
     kmeans.train(np.ascontiguousarray(descriptors))
@@ -313,7 +304,7 @@ def _train_lloyd(descriptors: np.ndarray, num_clusters: int, num_iterations: int
     after the first compares a descriptor only with the word it had and that word's
     `num_neighbors` nearest words: O(N x num_neighbors) distances instead of O(N x K).
     """
-    faiss = _import_faiss("converge" if num_neighbors is None else "approximate")
+    faiss = import_optional("faiss", "asmk")
     rng = np.random.default_rng(seed)
     x = descriptors
     if len(x) > MAX_POINTS_PER_WORD * num_clusters:
@@ -338,6 +329,7 @@ def _train_lloyd(descriptors: np.ndarray, num_clusters: int, num_iterations: int
             break
         previous_error = error
     return centroids
+
 
 def _assign_near_previous(x: np.ndarray, centroids: np.ndarray, assignment: np.ndarray,
                           num_neighbors: int, faiss) -> tuple[np.ndarray, np.ndarray]:
