@@ -56,12 +56,24 @@ def write_gld_records(root, images, **build_options) -> str:
 def tiny_delg_export(tmp_path_factory):
     """A tiny untrained DELG (resnet_tiny) exported as the tools export it: the SavedModel's
     path. Shared by the tests that run extraction tools end to end (exporting costs seconds)."""
+    import random
+
+    import keras
+    import numpy as np
+
     from delf_tf.extraction import export
     from delf_tf.models import Delg, save_weights
 
     root = tmp_path_factory.mktemp("tiny_delg")
+    # Seeded: the same weights in every session, whichever tests ran first (an unseeded model
+    # made the search test's ranking of near-tied images differ from run to run). The Python
+    # and NumPy generators are restored so later tests see the state they would have seen.
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    keras.utils.set_random_seed(0)
     model = Delg(backbone="resnet_tiny")
     model.build_for_input(64)
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)  # noqa: NPY002
     save_weights(model, str(root / "delf_weights"))
     export.ExportLocalAndGlobalModel(str(root / "delf_weights"), str(root / "export"))
     return str(root / "export")
