@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from delf_tf import checks
+from delf_tf.aggregation import functional
 from delf_tf.io import datum_io, feature_io, revisited
 from delf_tf.io.files import require_files
 from delf_tf.optional import import_optional
@@ -298,13 +299,12 @@ def _train_lloyd(descriptors: np.ndarray, num_clusters: int, num_iterations: int
 
     As faiss's k-means (and so the asmk package): at most MAX_POINTS_PER_WORD descriptors
     per word (drawn at random), random descriptors as the initial words, exact nearest-word
-    assignment (faiss), empty words re-seeded by splitting a large one. Stops after
-    `num_iterations` assignment steps, or after the first that lowers the mean squared
+    assignment (`functional.nearest_words`), empty words re-seeded by splitting a large one.
+    Stops after `num_iterations` assignment steps, or after the first that lowers the mean squared
     distance by less than the fraction `tolerance`. With `num_neighbors`, each assignment
     after the first compares a descriptor only with the word it had and that word's
     `num_neighbors` nearest words: O(N x num_neighbors) distances instead of O(N x K).
     """
-    faiss = import_optional("faiss", "asmk")
     rng = np.random.default_rng(seed)
     x = descriptors
     if len(x) > MAX_POINTS_PER_WORD * num_clusters:
@@ -315,11 +315,11 @@ def _train_lloyd(descriptors: np.ndarray, num_clusters: int, num_iterations: int
     assignment, previous_error = None, np.inf
     for _ in range(num_iterations):
         if assignment is None or num_neighbors is None or num_neighbors + 1 >= num_clusters:
-            distances, assignment = faiss.knn(x, centroids, 1)
+            assignment, distances = functional.nearest_words(x, centroids)
             distances, assignment = distances[:, 0], assignment[:, 0]
         else:
             distances, assignment = _assign_near_previous(x, centroids, assignment,
-                                                          num_neighbors, faiss)
+                                                          num_neighbors)
         centroids = _update_centroids(x, assignment, centroids, rng)
         error = float(distances.mean())
         progress.step(note=f"mean squared distance {error:.4g}")
@@ -332,11 +332,11 @@ def _train_lloyd(descriptors: np.ndarray, num_clusters: int, num_iterations: int
 
 
 def _assign_near_previous(x: np.ndarray, centroids: np.ndarray, assignment: np.ndarray,
-                          num_neighbors: int, faiss) -> tuple[np.ndarray, np.ndarray]:
+                          num_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
     """Nearest word of each descriptor among the words nearest its previous word.
 
     Returns squared distances float32 [N] and word ids int64 [N]."""
-    _, candidates = faiss.knn(centroids, centroids, num_neighbors + 1)
+    candidates = functional.nearest_words(centroids, centroids, num_neighbors + 1)[0]
     # Make sure each word is a candidate for its own descriptors (ties could drop it).
     missing = (candidates != np.arange(len(centroids))[:, None]).all(1)
     candidates[missing, -1] = np.flatnonzero(missing)

@@ -53,6 +53,7 @@ class ExtractAggregatedRepresentation:
                 f"Codebook shape {codebook.shape} does not match the config "
                 f"(codebook_size={self._num_words}, feature_dimensionality={self._dim})")
         self._codebook = codebook
+        self._word_search = functional.WordSearch(codebook)
 
     @property
     def codebook(self) -> np.ndarray:
@@ -88,8 +89,7 @@ class ExtractAggregatedRepresentation:
         """
         features = self._check_features(features)
         region_sizes = self._check_regions(num_features_per_region, len(features))
-        assignments = functional.assign(
-            features, self._codebook, self._num_assignments, self._batch_size)
+        assignments = self._word_search.words(features, self._num_assignments, self._batch_size)
 
         if region_sizes is None:
             words, sums = functional.sum_residuals_by_word(features, self._codebook, assignments)

@@ -1,6 +1,7 @@
 """Pure array functions behind VLAD, ASMK and ASMK* (Detect-to-Retrieve / HOW).
 
-Everything here is stateless NumPy: visual-word assignment, residual
+Everything here is stateless array code (NumPy; the nearest-word search runs its
+matrix product in TensorFlow): visual-word assignment, residual
 aggregation, per-word selection and normalisation, sign binarisation, and the
 ASMK selectivity kernel. The config-driven classes in `extractor`,
 `similarity` and `inverted_file` call these, so each formula lives once.
@@ -8,15 +9,17 @@ ASMK selectivity kernel. The config-driven classes in `extractor`,
 Shapes: features [N, D] float, codebook [K, D] float, visual words int.
 """
 
+import functools
+
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from delf_tf import binary_codes
 from delf_tf.binary_codes import hamming_distance  # the one Hamming distance, re-exported
 from delf_tf.extraction.postprocess import l2_normalize
 
 __all__ = [
-    "WORD_NORM_THRESHOLD", "assign", "residuals", "sum_by_key", "sum_residuals_by_word",
+    "WORD_NORM_THRESHOLD", "WordSearch", "assign", "nearest_words", "residuals", "sum_by_key",
+    "sum_residuals_by_word",
     "vlad_from_word_sums", "select_and_normalize_words", "binarize", "packed_row_size",
     "hamming_similarity", "hamming_to_similarity", "selectivity",
 ]
@@ -24,15 +27,8 @@ __all__ = [
 # A visual word is kept in ASMK only if its aggregated residual is longer than
 # this, so words whose residuals cancel out are not normalised into noise.
 WORD_NORM_THRESHOLD = 1e-6
-# Up to this many features x words per matrix product, multi-threaded BLAS does
-# not pay off: threads spend their time synchronising (on a busy 2-core machine,
-# 450 x 128 features against 256 words took 105 ms with 2 OpenBLAS threads and
-# 4 ms with 1), so such products run single-threaded. Larger ones use every
-# core (1000 features in batches of 100 against 8192 words: 32 ms with 2
-# threads, 38 ms with 1).
-_SINGLE_THREAD_MAX_PRODUCT = 2**19
-# Up to this many words per feature, assignment takes repeated argmax passes.
-_MAX_REPEATED_ARGMAX = 8
+# Scores one nearest-word product may hold by default (256 MiB in float32).
+_MAX_SCORES = 2**26
 
 
 def assign(
@@ -51,46 +47,122 @@ def assign(
         batch_size x K distances); <= 0 computes all N at once.
 
     Returns:
-      int64 [N, A], nearest first (with A = 1, ties go to the lower word id).
+      int64 [N, A], nearest first (ties go to the lower word id).
     """
-    num_words = len(codebook)
-    if not 1 <= num_assignments <= num_words:
-        raise ValueError(
-            f"num_assignments must be in [1, {num_words}] (codebook size), got {num_assignments}")
-    num_features = len(features)
-    if batch_size <= 0:
-        batch_size = max(num_features, 1)
-    codebook = np.asarray(codebook)
-    # Nearest by squared L2 = largest x.c - |c|^2 / 2 (|x|^2 is the same for
-    # every word of a feature); computed in place on the product matrix.
-    half_sq_norms = 0.5 * np.einsum("kd,kd->k", codebook, codebook)
-    assignments = np.empty([num_features, num_assignments], dtype=np.int64)
-    product = min(batch_size, num_features) * num_words
-    blas_threads = 1 if product <= _SINGLE_THREAD_MAX_PRODUCT else None
-    with threadpool_limits(limits=blas_threads, user_api="blas"):
+    return WordSearch(codebook).words(features, num_assignments, batch_size)
+
+
+def nearest_words(
+    features: np.ndarray,
+    codebook: np.ndarray,
+    num_assignments: int = 1,
+    batch_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest `num_assignments` codewords of each feature, and their squared L2
+    distances: `WordSearch(codebook)(features, num_assignments, batch_size)`."""
+    return WordSearch(codebook)(features, num_assignments, batch_size)
+
+
+class WordSearch:
+    """Exact nearest-codeword search over one codebook, prepared once for many calls.
+
+    Nearest by squared L2 = largest x.c - |c|^2 / 2 (|x|^2 is the same for every
+    word of a feature), one matrix product per batch of features, run by
+    TensorFlow: its product (oneDNN or Eigen) is faster than NumPy's OpenBLAS and
+    faiss's exact search on the same cores (benchmarks/asmk_vs_package.py). The
+    transposed codebook and |c|^2 / 2 are computed once, here.
+    """
+
+    def __init__(self, codebook: np.ndarray):
+        """codebook: float [K, D] (its dtype is the dtype of the search)."""
+        import tensorflow as tf
+
+        codebook = np.asarray(codebook)
+        if codebook.ndim != 2 or not len(codebook):
+            raise ValueError(f"codebook must be [K, D] with K >= 1, got shape {codebook.shape}")
+        self.codebook = codebook
+        self._codebook_t = tf.constant(np.ascontiguousarray(codebook.T))
+        self._half_sq_norms = tf.constant(0.5 * np.einsum("kd,kd->k", codebook, codebook))
+
+    def __call__(
+        self,
+        features: np.ndarray,
+        num_assignments: int = 1,
+        batch_size: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest `num_assignments` codewords of each feature and their squared distances.
+
+        Args:
+          features: float [N, D].
+          num_assignments: codewords per feature (1 <= A <= K).
+          batch_size: features per product (bounds memory at batch_size x K scores);
+            <= 0 computes all N at once; None: as many as keep a product's scores
+            within 64 Mi values (4096 rows for up to 16384 words).
+
+        Returns:
+          (words int64 [N, A] nearest first, ties to the lower word id;
+           squared distances [N, A] in the codebook's dtype, |x|^2 - 2 (x.c - |c|^2 / 2),
+           clipped at 0).
+        """
+        return self._search(features, num_assignments, batch_size, with_distances=True)
+
+    def words(
+        self,
+        features: np.ndarray,
+        num_assignments: int = 1,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """The words of `__call__` without the distances (one pass less over the
+        scores): int64 [N, A]."""
+        return self._search(features, num_assignments, batch_size, with_distances=False)[0]
+
+    def _search(self, features: np.ndarray, num_assignments: int, batch_size: int | None,
+                with_distances: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        num_words, dim = self.codebook.shape
+        if not 1 <= num_assignments <= num_words:
+            raise ValueError(f"num_assignments must be in [1, {num_words}] (codebook size), "
+                             f"got {num_assignments}")
+        features = np.asarray(features, dtype=self.codebook.dtype).reshape(-1, dim)
+        num_features = len(features)
+        if batch_size is None:
+            batch_size = max(1, min(4096, _MAX_SCORES // num_words))
+        elif batch_size <= 0:
+            batch_size = max(num_features, 1)
+        words = np.empty([num_features, num_assignments], dtype=np.int64)
+        distances = (np.empty([num_features, num_assignments], dtype=self.codebook.dtype)
+                     if with_distances else None)
+        search = _top_words(num_assignments, with_distances)
         for start in range(0, num_features, batch_size):
-            batch = np.asarray(features[start:start + batch_size], dtype=codebook.dtype)
-            scores = batch @ codebook.T
-            scores -= half_sq_norms
-            if num_assignments == 1:
-                nearest = np.argmax(scores, axis=1)[:, None]
-            elif num_assignments <= _MAX_REPEATED_ARGMAX:
-                # A few row-wise argmax passes are several times faster than a
-                # partial sort of every row (8192 words: 0.03 s vs 0.28 s for
-                # 1000 features and 5 words); ties still go to the lower id.
-                nearest = np.empty([len(batch), num_assignments], dtype=np.int64)
-                rows = np.arange(len(batch))
-                for a in range(num_assignments):
-                    nearest[:, a] = np.argmax(scores, axis=1)
-                    scores[rows, nearest[:, a]] = -np.inf
-            else:
-                candidates = np.argpartition(scores, -num_assignments, axis=1)
-                candidates = np.sort(candidates[:, -num_assignments:], axis=1)
-                order = np.argsort(-np.take_along_axis(scores, candidates, axis=1),
-                                   axis=1, kind="stable")
-                nearest = np.take_along_axis(candidates, order, axis=1)
-            assignments[start:start + len(batch)] = nearest
-    return assignments
+            batch = features[start:start + batch_size]
+            top_words, top_scores = search(batch, self._codebook_t, self._half_sq_norms)
+            words[start:start + len(batch)] = top_words
+            if distances is not None:
+                sq_norms = np.einsum("nd,nd->n", batch, batch)[:, None]
+                distances[start:start + len(batch)] = np.maximum(
+                    sq_norms - 2 * top_scores.numpy(), 0)
+        return words, distances
+
+
+@functools.cache
+def _top_words(k: int, with_scores: bool):
+    """A TensorFlow function: the `k` words of largest x.c - |c|^2 / 2 per row of
+    features [B, D] given codebook^T [D, K] and |c|^2 / 2 [K]; (int64 words [B, k],
+    their scores [B, k] or an empty tensor without `with_scores`), largest first,
+    ties to the lower word id (argmax's and top_k's order)."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def top_words(features, codebook_t, half_sq_norms):
+        scores = tf.matmul(features, codebook_t) - half_sq_norms
+        if k > 1:
+            top = tf.math.top_k(scores, k)
+            return tf.cast(top.indices, tf.int64), top.values
+        words = tf.argmax(scores, axis=1, output_type=tf.int64)[:, None]
+        if not with_scores:
+            return words, tf.zeros([0])
+        return words, tf.gather(scores, words, batch_dims=1)
+
+    return top_words
 
 
 def residuals(

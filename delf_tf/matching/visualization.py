@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from delf_tf.aggregation import functional
+
 __all__ = [
     "draw_matches", "match_caption", "add_caption", "draw_attention", "encode_image",
     "assign_visual_words", "draw_visual_words",
@@ -205,11 +207,7 @@ def assign_visual_words(descriptors: np.ndarray, codebook: np.ndarray) -> np.nda
     if descriptors.shape[1] != codebook.shape[1]:
         raise ValueError(f"{descriptors.shape[1]}-D descriptors but a {codebook.shape[1]}-D "
                          "codebook")
-    if not len(descriptors):
-        return np.zeros([0], np.int64)
-    # argmin |x - c|^2 = argmax x.c - |c|^2 / 2
-    scores = descriptors @ codebook.T - 0.5 * np.sum(codebook * codebook, axis=1)
-    return np.argmax(scores, axis=1).astype(np.int64)
+    return functional.assign(descriptors, codebook)[:, 0]
 
 
 def _word_colour(word: int) -> tuple[int, int, int]:

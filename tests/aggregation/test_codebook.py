@@ -117,7 +117,7 @@ def test_approximate_assignment_matches_exact_on_photo_patches(photo_descriptors
     _, exact_words = faiss.knn(train, exact, 1)
     moved = exact + 0.01 * np.random.default_rng(0).normal(size=exact.shape).astype(np.float32)
     moved_distances, moved_words = faiss.knn(train, moved, 1)
-    distances, words = codebook._assign_near_previous(train, moved, exact_words[:, 0], 8, faiss)
+    distances, words = codebook._assign_near_previous(train, moved, exact_words[:, 0], 8)
     assert np.mean(words == moved_words[:, 0]) > 0.95
     assert np.all(distances >= moved_distances[:, 0] - 1e-4)
     np.testing.assert_allclose(distances.mean(), moved_distances.mean(), rtol=0.01)

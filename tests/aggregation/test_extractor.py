@@ -47,6 +47,23 @@ def test_assign_batch_size_does_not_change_result():
     np.testing.assert_array_equal(expected, np.argsort(distances, axis=1)[:, :3])
 
 
+def test_nearest_words_ties_go_to_the_lower_id_and_distances_are_squared_l2():
+    rng = np.random.default_rng(1)
+    words = rng.normal(size=[30, 8]).astype(np.float32)
+    # Every word twice (ids i and 59 - i hold the same vector): each tie must go to the lower id.
+    codebook = np.concatenate([words, words[::-1]])
+    features = rng.normal(size=[500, 8]).astype(np.float32)
+    distances = ((features[:, None, :] - codebook[None]) ** 2).sum(-1)
+    expected = np.argsort(distances, axis=1, kind="stable")
+    for num_assignments in (1, 4):
+        nearest, squared = functional.nearest_words(features, codebook, num_assignments)
+        np.testing.assert_array_equal(nearest, expected[:, :num_assignments])
+        np.testing.assert_allclose(squared, np.take_along_axis(distances, nearest, axis=1),
+                                   atol=1e-4)
+    with pytest.raises(ValueError, match=r"num_assignments must be in \[1, 60\]"):
+        functional.nearest_words(features, codebook, 61)
+
+
 def test_vlad():
     data, words = _extractor(Config.VLAD, use_l2_normalization=False).Extract(FEATURES)
     np.testing.assert_allclose(data, [0.2, 0.1, 0.1, 0.2, 0.1, -0.2], atol=1e-6)
