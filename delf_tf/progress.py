@@ -62,9 +62,10 @@ class Progress:
 
     def step(self, count: int = 1, note: str = "") -> None:
         """Marks `count` more items done and reports when due."""
+        crossed = self.done // self.every < (self.done + count) // self.every
         self.done += count
         now = self.clock()
-        due = (self.done % self.every == 0 and (
+        due = (crossed and (
             self._last_report is None or now - self._last_report >= self.min_seconds))
         if due or self.done >= self.total:
             self._last_report = now

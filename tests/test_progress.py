@@ -35,3 +35,13 @@ def test_resumed_job_counts_its_rate_from_where_it_started():
     clock.now = 100.0
     progress.step(50, note="loss 1.5")
     assert lines == ["step 250/300 (loss 1.5, 2.00 s each, ETA 1.7 min)"]
+
+
+def test_steps_of_several_items_report_when_they_pass_a_multiple_of_every():
+    clock, lines = _Clock(), []
+    progress = Progress(20, "Aggregated", log=lines.append, every=5, clock=clock)
+    for _ in range(5):
+        clock.now += 3.0
+        progress.step(4)
+    assert [line.split(" (")[0] for line in lines] == [
+        "Aggregated 8/20", "Aggregated 12/20", "Aggregated 16/20", "Aggregated 20/20"]

@@ -28,12 +28,14 @@ __all__ = [
     "TrainAsmkCodebook", "ReadDescriptors",
     # delf_tf's own API.
     "AsmkParams", "KMEANS_ALGORITHMS", "APPROXIMATE_MIN_WORDS", "CodebookParams",
-    "train_codebook", "AsmkIndex",
+    "train_codebook", "AsmkIndex", "IMAGES_PER_SEARCH",
 ]
 
 logger = logging.getLogger(__name__)
 
 _FORMAT = "delf_tf-asmk-index-v1"
+# Build searches the nearest words of this many images' descriptors together.
+IMAGES_PER_SEARCH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +176,11 @@ class AsmkIndex:
         """(data, visual words) of a database image's float descriptors [N, D]."""
         return self._index_aggregator.Extract(descriptors)
 
+    def AggregateIndexImages(self, descriptors: Sequence[np.ndarray]
+                             ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`AggregateIndexImage` of several images, their nearest words searched together."""
+        return self._index_aggregator.ExtractMany(descriptors)
+
     def AggregateQuery(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(data, visual words) of a query's float descriptors [N, D]."""
         return self._query_aggregator.Extract(descriptors)
@@ -189,10 +196,11 @@ class AsmkIndex:
         if image_names is not None and len(image_names) != len(descriptors):
             raise ValueError(f"{len(image_names)} names for {len(descriptors)} images")
         representations = []
-        for i, image_descriptors in enumerate(descriptors):
-            representations.append(self.AggregateIndexImage(image_descriptors))
+        for start in range(0, len(descriptors), IMAGES_PER_SEARCH):
+            chunk = descriptors[start:start + IMAGES_PER_SEARCH]
+            representations += self.AggregateIndexImages(chunk)
             if progress is not None:
-                progress(i + 1, len(descriptors))
+                progress(len(representations), len(descriptors))
         return self.BuildFromRepresentations(representations, image_names)
 
     def BuildFromRepresentations(

@@ -17,6 +17,7 @@ import numpy as np
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.aggregation_extraction import FeatureFiles
 from delf_tf.aggregation.asmk_index import (
+    IMAGES_PER_SEARCH,
     AsmkIndex,
     AsmkParams,
     CodebookParams,
@@ -110,9 +111,10 @@ def BuildIndexFromFeatures(
     start = time.perf_counter()
     representations = []
     aggregating = Progress(len(paths), "Aggregated", unit="images", every=500)
-    for path in paths:
-        representations.append(index.AggregateIndexImage(ReadDescriptors(path)))
-        aggregating.step()
+    for start in range(0, len(paths), IMAGES_PER_SEARCH):
+        chunk = [ReadDescriptors(path) for path in paths[start:start + IMAGES_PER_SEARCH]]
+        representations += index.AggregateIndexImages(chunk)
+        aggregating.step(len(chunk))
     index.BuildFromRepresentations(representations, names)
     seconds = time.perf_counter() - start
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)

@@ -39,6 +39,19 @@ def test_varint_and_delta_coding_round_trip():
         compression.delta_encode_lists(np.array([5, 2]), np.array([0, 2]))
 
 
+def test_build_searches_many_images_at_once_as_one_by_one():
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=[20, 32])
+    database = _images(rng, 40, 32, centers)  # image 2 has no descriptors
+    codebook = rng.normal(size=[64, 32]).astype(np.float32)
+    index = AsmkIndex(codebook).Build(database)
+    one_by_one = AsmkIndex(codebook).BuildFromRepresentations(
+        [index.AggregateIndexImage(d) for d in database])
+    for key, value in index.inverted_file.state_dict().items():
+        np.testing.assert_array_equal(value, one_by_one.inverted_file.state_dict()[key], key)
+    assert index.inverted_file.num_entries > 40
+
+
 def test_index_save_load_gives_identical_scores(tmp_path):
     rng = np.random.default_rng(0)
     dim = 32
