@@ -71,18 +71,23 @@ _ROLE_TRAIN, _ROLE_QUERY, _ROLE_INDEX, _ROLE_DISTRACTOR = 1, 2, 3, 4
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
-    """Sizes and counts of the demo set.
+    """Sizes and counts of the demo set (the flags of tools/make_demo_data.py and
+    tools/run_demo.py). The landmarks are the first `num_landmarks` of LANDMARK_SOURCES, in
+    their listed order; the noisy training images have their landmark mostly cut off, as
+    GLDv2's noisy labels.
 
     Attributes:
-      num_landmarks: how many of LANDMARK_SOURCES to use (in their listed order).
-      image_size: longer side of every rendered image, in pixels.
-      train_per_landmark: training images per landmark (train.csv).
-      noisy_per_landmark: of those, how many are left out of train_clean.csv
-        (landmark mostly cut off, as GLDv2's noisy labels).
-      queries_per_landmark: query images per landmark.
-      easy_per_landmark / hard_per_landmark / junk_per_landmark: index images.
-      num_distractors: index images without any landmark.
-      seed: the one seed everything is drawn from.
+      num_landmarks: Number of landmarks (at most 12).
+      image_size: Longer side of every rendered image, in pixels.
+      train_per_landmark: Training images per landmark.
+      noisy_per_landmark: Training images per landmark that barely show it (in train.csv, not in
+        train_clean.csv).
+      queries_per_landmark: Query images per landmark.
+      easy_per_landmark: Easy index images per landmark.
+      hard_per_landmark: Hard index images per landmark.
+      junk_per_landmark: Junk index images per landmark (landmark mostly cut off).
+      num_distractors: Index images without any landmark.
+      seed: Seed of the whole rendering.
     """
 
     num_landmarks: int = 12

@@ -23,6 +23,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import keras
 import numpy as np
@@ -52,7 +53,48 @@ LR_DECAY_PER_EPOCH = 0.01  # lr_epoch = lr * exp(-0.01 * epoch)
 
 @dataclasses.dataclass
 class TrainGlobalConfig:
-    """Every flag of tools/train_global_features.py (the original's names and defaults)."""
+    """Every flag of tools/train_global_features.py (the original's names and defaults; the
+    fields from imagenet_checkpoint on are additions: weights to start from, offline, and the
+    network's extras).
+
+    Attributes:
+      data_root: Folder holding train/<training_dataset>/ and test/<name>/ (layout in the tool's
+        description).
+      directory: Output folder: checkpoints, TensorBoard logs, history and final weights.
+      training_dataset: Training database name: reads train/<name>/<name>.pkl under --data_root.
+      test_datasets: Comma-separated Revisited data sets under --data_root/test evaluated every
+        --test_freq epochs ('' for none).
+      multiscale: Test-time scales, e.g. '[1, 1/2**(1/2), 1/2]'; per-scale descriptors are combined
+        by their generalized mean (power = the GeM p without whitening).
+      arch: Backbone: ResNet18, ResNet34, ResNet50, ResNet101 (any case), resnet_tiny.
+      pool: Global pooling.
+      whitening: Train a fully connected whitening layer after pooling.
+      loss: Ranking loss.
+      loss_margin: Margin of the ranking loss.
+      image_size: Training images are shrunk so their longer side is at most this (pixels).
+      neg_num: Hard negatives per training tuple.
+      query_size: Query/positive pairs drawn per epoch.
+      pool_size: Images in the hard-negative pool of each epoch.
+      batch_size: Tuples per optimizer step.
+      update_every: Sum the gradients of this many batches before each optimizer step (effective
+        batch = batch_size x update_every).
+      optimizer: adam (AdamW) or sgd (with --momentum); both with decoupled weight decay.
+      lr: Initial learning rate; multiplied by exp(-0.01) every epoch.
+      momentum: SGD momentum.
+      weight_decay: Decoupled weight decay.
+      epochs: Number of epochs.
+      test_freq: Evaluate --test_datasets every this many epochs (and after the last; 0: never).
+      resume: Resume from the latest checkpoint in --directory.
+      seed: Random seed (initialisation, pairs, pools, order).
+      imagenet_checkpoint: Keras HDF5 ImageNet weights for the backbone (the original downloaded
+        them). Default: random initialisation.
+      initial_weights: Start the backbone from a DELF/DELG or GlobalFeatureNet checkpoint prefix
+        (e.g. <logdir>/delf_weights of tools/train.py).
+      drop_last_stage: Leave out the backbone's last stage (HOW's ¬R50).
+      gem_power: Addition: initial GeM power p.
+      trainable_gem_power: Addition: learn the GeM power p (cnnimageretrieval-pytorch does).
+      test_image_size: Addition: image size for the test data sets (default --image_size).
+    """
 
     data_root: str = ""
     directory: str = "/tmp/global_features"
@@ -60,9 +102,9 @@ class TrainGlobalConfig:
     test_datasets: str = "roxford5k,rparis6k"
     multiscale: str = "[1]"
     arch: str = "ResNet101"
-    pool: str = "gem"
+    pool: Literal["mac", "spoc", "gem"] = "gem"
     whitening: bool = False
-    loss: str = "contrastive"
+    loss: Literal["contrastive", "triplet"] = "contrastive"
     loss_margin: float = 0.7
     image_size: int = 1024
     neg_num: int = 5
@@ -70,7 +112,7 @@ class TrainGlobalConfig:
     pool_size: int = 20000
     batch_size: int = 5
     update_every: int = 1
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 1e-6
     momentum: float = 0.9
     weight_decay: float = 1e-6
@@ -78,13 +120,12 @@ class TrainGlobalConfig:
     test_freq: int = 5
     resume: bool = False
     seed: int = 0
-    # Additions: weights to start from (offline: no download), the network's extras.
     imagenet_checkpoint: str | None = None
     initial_weights: str | None = None
     drop_last_stage: bool = False
     gem_power: float = 3.0
     trainable_gem_power: bool = False
-    test_image_size: int | None = None   # None: image_size
+    test_image_size: int | None = None
 
     def scales(self) -> list[float]:
         """--multiscale '[1, 1/2**(1/2), 1/2]' -> [1.0, 0.707..., 0.5] (numbers and a/b**c)."""

@@ -38,12 +38,18 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class TrainHowConfig(global_training.TrainGlobalConfig):
-    """Every flag of tools/train_how.py: the tuple job's, with HOW's defaults,
-    and HOW's own (output_dim, smoothing_size, whitening_*)."""
+    """Every flag of tools/train_how.py: the tuple job's, with HOW's defaults (its loss is
+    the contrastive one, the base class's default), and HOW's own.
+
+    Attributes:
+      output_dim: d, the local descriptor dimension after whitening.
+      smoothing_size: M of the M x M average-pool smoothing (1: none).
+      whitening_images: Training images whose single-scale descriptors learn the PCA whitening.
+      whitening_features: Strongest descriptors per image used for the whitening.
+    """
 
     directory: str = "/tmp/how"
     arch: str = "resnet18"
-    loss: str = "contrastive"
     loss_margin: float = 0.8
     lr: float = 5e-6
     weight_decay: float = 1e-4

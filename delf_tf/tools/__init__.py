@@ -36,6 +36,12 @@ The flag style of every tool:
   object (`_VERIFICATION.params()` -> `VerificationParams`), so a parameter group is built
   once here and passed whole. A shared module calls `flags.disclaim_key_flags()` at its top,
   which makes the group's flags the calling tool's own (its key flags, listed by `--help`).
+- Flags whose settings are the fields of a typed config dataclass (`trainer.TrainConfig`,
+  `TrainGlobalConfig`, `DemoConfig`, ...) are not declared one by one: they are derived from
+  the class, `_CONFIG = config_flags.define_config_flags(trainer.TrainConfig)`, one flag per
+  field with the field's name, type (a `Literal[...]` is an enum) and default, and the help of
+  the field's entry in the class docstring's `Attributes:` section; `_CONFIG.config()` builds
+  the config from the flags.
 - A flag keeps its name and default when it moves into a group: users' scripts use them.
   tests/tools/test_flag_style.py checks the holders, the layout and the help sentences.
 - `main(argv)` starts with `common.configure_logging()` and `common.check_no_arguments(argv)`

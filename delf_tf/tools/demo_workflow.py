@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from typing import Any
+from typing import Any, Literal
 
 from delf_tf import config as config_lib
 from delf_tf.data import demo
@@ -29,11 +29,51 @@ _CONFIGS_DIR = config_lib.PackagedConfigDir()
 class DemoRunConfig:
     """Settings of the demo run: the demo data set's (`data`, whose seed is the one seed of
     the whole run: rendering, training, mining, RANSAC) and the methods' (one field per
-    flag of the run_demo tool)."""
+    flag of the run_demo tool).
+
+    Attributes:
+      output_dir: Directory for everything the demo writes (reused stages are not skipped: it is
+        rewritten).
+      data: The demo data set's sizes and counts; its seed is the seed of the whole run.
+      backbone: Backbone of the DELG model (resnet_tiny keeps the demo within minutes on a CPU).
+      train_image_size: Side of the square training crops, in pixels.
+      batch_size: Training batch size of DELG.
+      max_iters: Training steps of DELG.
+      initial_lr: Initial learning rate (linear decay to 0 at --max_iters); higher than the
+        original's 0.01 because the demo trains from scratch for a few hundred steps.
+      image_scales: Extraction pyramid scales (the DELG configs use 7, from 0.25 to 2.0; the demo
+        images are small, so the smallest scales would yield a feature map of a cell or two).
+      global_scales_ind: Indices into --image_scales pooled into the global descriptor (0.7071,
+        1, 1.4142 as the DELG configs).
+      max_feature_num: Local features kept per image (highest attention first).
+      num_to_rerank: Top non-junk images re-ranked by geometric verification. ROxford re-ranks
+        100 of ~5000 (2%); on the demo's ~140 index images 100 would be nearly all of them, so
+        the shortlist is scaled down.
+      untrained: Also run export/extract/retrieve with fresh (untrained) weights.
+      asmk_codebook_size: Visual words of the ASMK* codebook trained on the index features
+        (capped at a quarter of the number of index descriptors).
+      global_tuples: Also train and evaluate a global descriptor on image tuples
+        (GlobalFeatureNet, contrastive loss, hard negatives mined every epoch).
+      how: Also run HOW's Table 1 row: HOW (fixed attention, smoothing, PCA whitening) fine-tuned
+        with the contrastive loss on tuples from the trained DELG model's backbone, with the same
+        scales and ASMK* as the DELG model's local features (the DELF-ASMK* row).
+      how_epochs: HOW fine-tuning epochs.
+      how_query_size: HOW fine-tuning tuples per epoch (hard negatives mined from 3x as many
+        images).
+      global_arch: Backbone of the tuple-trained global descriptor.
+      global_image_size: Longer image side for tuple training (global descriptor and HOW) and the
+        global descriptor's extraction.
+      global_epochs: Tuple-training epochs.
+      global_lr: Tuple-training learning rate (the original's 1e-6 fine-tunes ImageNet weights;
+        the demo trains from scratch for a few epochs).
+      global_multiscale: Extraction scales of the tuple-trained descriptor, relative to the demo
+        images (--image_size), e.g. '[1/2, 1/2**(1/2), 1]' (on the demo: about the same mAP, 3x
+        the extraction time).
+    """
 
     output_dir: str = "demo_output"
     data: demo.DemoConfig = dataclasses.field(default_factory=demo.DemoConfig)
-    backbone: str = "resnet_tiny"
+    backbone: Literal["resnet_tiny", "resnet50", "resnet101"] = "resnet_tiny"
     train_image_size: int = 128
     batch_size: int = 16
     max_iters: int = 300
@@ -66,6 +106,7 @@ class DemoRunConfig:
         return {"output_dir": self.output_dir, "seed": data.seed,
                 "num_landmarks": data.num_landmarks, "image_size": data.image_size,
                 "train_per_landmark": data.train_per_landmark,
+                "noisy_per_landmark": data.noisy_per_landmark,
                 "queries_per_landmark": data.queries_per_landmark,
                 "index_per_landmark": (data.easy_per_landmark, data.hard_per_landmark,
                                        data.junk_per_landmark),

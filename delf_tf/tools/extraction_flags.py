@@ -1,4 +1,4 @@
-"""Flag groups shared by the extraction, Beam, training and export tools.
+"""Flag groups shared by the extraction, Beam and export tools.
 
 Each `define_*` function is called when a tool module is imported (never when this module is
 imported: a process that imports several tools deletes one tool's flags before the next): it
@@ -15,21 +15,20 @@ from typing import Any
 
 from absl import app, flags
 
+from delf_tf.tools import config_flags
+
 __all__ = [
-    "ArchitectureFlags", "BeamFlags", "BeamImageFlags", "DelfExportFlags",
-    "ExportFlags", "RevisitedSetFlags", "ShardFlags", "TupleTrainingFlags",
+    "BeamFlags", "BeamImageFlags", "DelfExportFlags",
+    "ExportFlags", "RevisitedSetFlags", "ShardFlags",
     "define_architecture_flags", "define_beam_flags", "define_beam_image_flags",
     "define_delf_export_flags", "define_export_flags",
-    "define_revisited_set_flags", "define_shard_flags", "define_tuple_training_flags",
+    "define_revisited_set_flags", "define_shard_flags",
     "require", "values",
 ]
 
 # The DEFINE calls below are made for the tool that calls a define_* function: absl attributes
 # them (and their key-flag status) to that tool's module instead of this one.
 flags.disclaim_key_flags()
-
-_BACKBONES = ["resnet50", "resnet101", "resnet_tiny"]
-
 
 def values(*holders: flags.FlagHolder) -> dict[str, Any]:
     """{flag name: value} of `holders`, for a library call whose arguments bear the flags' names."""
@@ -86,54 +85,26 @@ def define_export_flags(checkpoint: str, ckpt_path: str | None = None,
     return group
 
 
-@dataclasses.dataclass(frozen=True)
-class ArchitectureFlags:
-    """The DELF/DELG network's shape: backbone, block3 stride, autoencoder sizes."""
-    holders: tuple[flags.FlagHolder, ...]
-
-    def values(self) -> dict[str, Any]:
-        """{flag name: value}: TrainConfig fields, or the `architecture` of the export calls."""
-        return values(*self.holders)
-
-    def explicit(self) -> list[str]:
-        """Names of the flags given on the command line (they override a checkpoint's sidecar)."""
-        return [holder.name for holder in self.holders if holder.present]
-
-
-def define_architecture_flags(when_exporting: bool) -> ArchitectureFlags:
+def define_architecture_flags(when_exporting: bool) -> config_flags.ConfigFlags:
     """--backbone, --block3_strides, --use_autoencoder, --autoencoder_dimensions,
-    --local_feature_map_channels with training's defaults. When exporting, a checkpoint's
-    .json sidecar decides unless the flag is given."""
+    --local_feature_map_channels: TrainConfig's fields (defaults and help from there). When
+    exporting, a checkpoint's .json sidecar decides unless the flag is given; the group's
+    `values()` is the `architecture` of the export calls, `explicit()` the flags given."""
+    from delf_tf.extraction import export
     from delf_tf.training import trainer
 
-    d = trainer.TrainConfig()
     note = (" When exporting, the checkpoint's <ckpt_path>.json sidecar decides unless this flag "
             "is given." if when_exporting else "")
-    return ArchitectureFlags((
-        flags.DEFINE_enum(
-            "backbone", d.backbone, _BACKBONES,
-            "Backbone network (resnet_tiny: one block per stage, for tests)." + note),
-        flags.DEFINE_boolean(
-            "block3_strides", d.block3_strides,
-            "Stride 32 at block3 (a 1x1 max-pool after stage 4), as the "
-            "original; --noblock3_strides keeps stride 16." + note),
-        flags.DEFINE_boolean(
-            "use_autoencoder", d.use_autoencoder,
-            "Whether the model has the local-feature autoencoder (dimension "
-            "reduction)." + note),
-        flags.DEFINE_integer(
-            "autoencoder_dimensions", d.autoencoder_dimensions,
-            "Local descriptor dimension after the autoencoder." + note),
-        flags.DEFINE_integer(
-            "local_feature_map_channels", d.local_feature_map_channels,
-            "Channels of the autoencoder's reconstruction (block3's depth)." + note)))
+    return config_flags.define_config_flags(trainer.TrainConfig,
+                                            only=tuple(export.ARCHITECTURE_FLAGS),
+                                            help_suffix=note)
 
 
 @dataclasses.dataclass(frozen=True)
 class DelfExportFlags:
     """The DELF/DELG export tools' flags: destination, architecture, NMS threshold."""
     export: ExportFlags
-    architecture: ArchitectureFlags
+    architecture: config_flags.ConfigFlags
     iou_threshold: flags.FlagHolder | None
 
     def export_with(self, export_function: Callable[..., None], what: str, **options) -> None:
@@ -312,94 +283,3 @@ def define_beam_image_flags(with_features: bool) -> BeamImageFlags:
             "image_set", "index", ["query", "index"],
             "With --dataset_file_path: which images."),
         *features)
-
-
-@dataclasses.dataclass(frozen=True)
-class TupleTrainingFlags:
-    """The flags of training on SfM tuples (data, network, mining, schedule) that
-    train_global_features and train_how share."""
-    holders: tuple[flags.FlagHolder, ...]
-
-    def config(self, config_class: type, *tool_flags: flags.FlagHolder) -> Any:
-        """`config_class` (TrainGlobalConfig or a subclass) from these and `tool_flags`."""
-        return config_class(**values(*self.holders, *tool_flags))
-
-
-def define_tuple_training_flags(defaults, test_datasets: str | None = None) -> TupleTrainingFlags:
-    """The shared tuple-training flags with the defaults of `defaults` (a TrainGlobalConfig);
-    `test_datasets` overrides that one default."""
-    return TupleTrainingFlags(_tuple_data_flags(defaults, test_datasets)
-                              + _tuple_schedule_flags(defaults))
-
-
-def _tuple_data_flags(d, test_datasets: str | None) -> tuple[flags.FlagHolder, ...]:
-    return (
-        flags.DEFINE_string(
-            "data_root", d.data_root,
-            "Folder holding train/<training_dataset>/ and test/<name>/ (layout in the tool's "
-            "description)."),
-        flags.DEFINE_string(
-            "directory", d.directory,
-            "Output folder: checkpoints, TensorBoard logs, history and final weights."),
-        flags.DEFINE_string(
-            "training_dataset", d.training_dataset,
-            "Training database name: reads train/<name>/<name>.pkl under --data_root."),
-        flags.DEFINE_string(
-            "test_datasets", d.test_datasets if test_datasets is None
-                            else test_datasets,
-            "Comma-separated Revisited data sets under --data_root/test evaluated every "
-            "--test_freq epochs ('' for none)."),
-        flags.DEFINE_integer(
-            "test_freq", d.test_freq,
-            "Evaluate --test_datasets every this many epochs (and after the last; 0: never)."),
-        flags.DEFINE_string(
-            "arch", d.arch,
-            "Backbone: ResNet18, ResNet34, ResNet50, ResNet101 (any case), resnet_tiny."),
-        flags.DEFINE_bool(
-            "drop_last_stage", d.drop_last_stage,
-            "Leave out the backbone's last stage (HOW's ¬R50)."),
-        flags.DEFINE_string(
-            "imagenet_checkpoint", None,
-            "Keras HDF5 ImageNet weights for the backbone (the original downloaded them). "
-            "Default: random initialisation."),
-        flags.DEFINE_string(
-            "initial_weights", None,
-            "Start the backbone from a DELF/DELG or GlobalFeatureNet checkpoint prefix (e.g. "
-            "<logdir>/delf_weights of tools/train.py)."))
-
-
-def _tuple_schedule_flags(d) -> tuple[flags.FlagHolder, ...]:
-    return (
-        flags.DEFINE_float(
-            "loss_margin", d.loss_margin,
-            "Margin of the ranking loss."),
-        flags.DEFINE_integer(
-            "image_size", d.image_size,
-            "Training images are shrunk so their longer side is at most this (pixels)."),
-        flags.DEFINE_integer(
-            "neg_num", d.neg_num,
-            "Hard negatives per training tuple."),
-        flags.DEFINE_integer(
-            "query_size", d.query_size,
-            "Query/positive pairs drawn per epoch."),
-        flags.DEFINE_integer(
-            "pool_size", d.pool_size,
-            "Images in the hard-negative pool of each epoch."),
-        flags.DEFINE_integer(
-            "batch_size", d.batch_size,
-            "Tuples per optimizer step."),
-        flags.DEFINE_float(
-            "lr", d.lr,
-            "Initial learning rate; multiplied by exp(-0.01) every epoch."),
-        flags.DEFINE_float(
-            "weight_decay", d.weight_decay,
-            "Decoupled weight decay."),
-        flags.DEFINE_integer(
-            "epochs", d.epochs,
-            "Number of epochs."),
-        flags.DEFINE_bool(
-            "resume", d.resume,
-            "Resume from the latest checkpoint in --directory."),
-        flags.DEFINE_integer(
-            "seed", d.seed,
-            "Random seed (initialisation, pairs, pools, order)."))

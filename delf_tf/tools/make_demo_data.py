@@ -12,45 +12,15 @@ import dataclasses
 from absl import app, flags
 
 from delf_tf.data import demo
-from delf_tf.tools import common
+from delf_tf.tools import common, config_flags
 
 __all__ = ["main"]
-
-_DEFAULTS = demo.DemoConfig()
 
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None,
     "Directory to write the data set into.")
-_NUM_LANDMARKS = flags.DEFINE_integer(
-    "num_landmarks", _DEFAULTS.num_landmarks,
-    f"Number of landmarks (at most {len(demo.LANDMARK_SOURCES)}).")
-_IMAGE_SIZE = flags.DEFINE_integer(
-    "image_size", _DEFAULTS.image_size,
-    "Longer side of every rendered image, in pixels.")
-_TRAIN_PER_LANDMARK = flags.DEFINE_integer(
-    "train_per_landmark", _DEFAULTS.train_per_landmark,
-    "Training images per landmark.")
-_NOISY_PER_LANDMARK = flags.DEFINE_integer(
-    "noisy_per_landmark", _DEFAULTS.noisy_per_landmark,
-    "Training images per landmark that barely show it (in train.csv, not in train_clean.csv).")
-_QUERIES_PER_LANDMARK = flags.DEFINE_integer(
-    "queries_per_landmark", _DEFAULTS.queries_per_landmark,
-    "Query images per landmark.")
-_EASY_PER_LANDMARK = flags.DEFINE_integer(
-    "easy_per_landmark", _DEFAULTS.easy_per_landmark,
-    "Easy index images per landmark.")
-_HARD_PER_LANDMARK = flags.DEFINE_integer(
-    "hard_per_landmark", _DEFAULTS.hard_per_landmark,
-    "Hard index images per landmark.")
-_JUNK_PER_LANDMARK = flags.DEFINE_integer(
-    "junk_per_landmark", _DEFAULTS.junk_per_landmark,
-    "Junk index images per landmark (landmark mostly cut off).")
-_NUM_DISTRACTORS = flags.DEFINE_integer(
-    "num_distractors", _DEFAULTS.num_distractors,
-    "Index images without any landmark.")
-_SEED = flags.DEFINE_integer(
-    "seed", _DEFAULTS.seed,
-    "Seed of the whole rendering.")
+# One flag per DemoConfig field: its name, type, default and help (the class's docstring).
+_CONFIG = config_flags.define_config_flags(demo.DemoConfig)
 
 
 def main(argv):
@@ -58,14 +28,7 @@ def main(argv):
     common.check_no_arguments(argv)
     if not _OUTPUT_DIR.value:
         raise app.UsageError("--output_dir is required")
-    config = demo.DemoConfig(
-        num_landmarks=_NUM_LANDMARKS.value, image_size=_IMAGE_SIZE.value,
-        train_per_landmark=_TRAIN_PER_LANDMARK.value,
-        noisy_per_landmark=_NOISY_PER_LANDMARK.value,
-        queries_per_landmark=_QUERIES_PER_LANDMARK.value,
-        easy_per_landmark=_EASY_PER_LANDMARK.value, hard_per_landmark=_HARD_PER_LANDMARK.value,
-        junk_per_landmark=_JUNK_PER_LANDMARK.value, num_distractors=_NUM_DISTRACTORS.value,
-        seed=_SEED.value)
+    config = _CONFIG.config()
     try:
         config.validate()
     except ValueError as e:

@@ -19,54 +19,19 @@ Example:
     --arch=ResNet101 --imagenet_checkpoint=resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5
 """
 
-from absl import app, flags
+from absl import app
 
 from delf_tf.global_features import training
-from delf_tf.tools import common, extraction_flags
+from delf_tf.tools import common, config_flags
 
 __all__ = ["main"]
 
-_D = training.TrainGlobalConfig()
-
-_TUPLES = extraction_flags.define_tuple_training_flags(_D)
-_MULTISCALE = flags.DEFINE_string(
-    "multiscale", _D.multiscale,
-    "Test-time scales, e.g. '[1, 1/2**(1/2), 1/2]'; per-scale descriptors are combined by their "
-    "generalized mean (power = the GeM p without whitening).")
-_POOL = flags.DEFINE_enum(
-    "pool", _D.pool, ["mac", "spoc", "gem"],
-    "Global pooling.")
-_WHITENING = flags.DEFINE_bool(
-    "whitening", _D.whitening,
-    "Train a fully connected whitening layer after pooling.")
-_LOSS = flags.DEFINE_enum(
-    "loss", _D.loss, ["contrastive", "triplet"],
-    "Ranking loss.")
-_UPDATE_EVERY = flags.DEFINE_integer(
-    "update_every", _D.update_every,
-    "Sum the gradients of this many batches before each optimizer step (effective batch = "
-    "batch_size x update_every).")
-_OPTIMIZER = flags.DEFINE_enum(
-    "optimizer", _D.optimizer, ["adam", "sgd"],
-    "adam (AdamW) or sgd (with --momentum); both with decoupled weight decay.")
-_MOMENTUM = flags.DEFINE_float(
-    "momentum", _D.momentum,
-    "SGD momentum.")
-_GEM_POWER = flags.DEFINE_float(
-    "gem_power", _D.gem_power,
-    "Addition: initial GeM power p.")
-_TRAINABLE_GEM_POWER = flags.DEFINE_bool(
-    "trainable_gem_power", _D.trainable_gem_power,
-    "Addition: learn the GeM power p (cnnimageretrieval-pytorch does).")
-_TEST_IMAGE_SIZE = flags.DEFINE_integer(
-    "test_image_size", None,
-    "Addition: image size for the test data sets (default --image_size).")
+# One flag per TrainGlobalConfig field: its name, type, default and help (the class's docstring).
+_CONFIG = config_flags.define_config_flags(training.TrainGlobalConfig)
 
 
 def _config() -> training.TrainGlobalConfig:
-    return _TUPLES.config(training.TrainGlobalConfig, _MULTISCALE, _POOL, _WHITENING, _LOSS,
-                          _UPDATE_EVERY, _OPTIMIZER, _MOMENTUM, _GEM_POWER,
-                          _TRAINABLE_GEM_POWER, _TEST_IMAGE_SIZE)
+    return _CONFIG.config()
 
 
 def main(argv):

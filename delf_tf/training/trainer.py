@@ -16,6 +16,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import keras
 import numpy as np
@@ -55,15 +56,64 @@ _LABEL_ERROR_TAG = "Label out of range"
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Every flag of tools/train.py (the original's names and defaults)."""
+    """Every flag of tools/train.py (the original's names and defaults; the options of the
+    ELFM baseline, Hu & Bors 2022, default to the DELG recipe).
+
+    Attributes:
+      logdir: Directory for checkpoints, export weights, summaries and statistics.
+      train_file_pattern: Glob of the training TFRecord shards.
+      validation_file_pattern: Glob of the validation TFRecord shards (validation is skipped if
+        none).
+      dataset_version: Google Landmarks version; sets the number of classes.
+      num_classes: Number of classes of a custom dataset; overrides --dataset_version.
+      seed: Seed of the input pipeline and TensorFlow.
+      initial_lr: Initial learning rate; decays to 0 at max_iters.
+      batch_size: Global batch size (over all replicas).
+      max_iters: Number of training steps.
+      block3_strides: Stride 32 at block3 (a 1x1 max-pool after stage 4), as the original;
+        --noblock3_strides keeps stride 16.
+      use_augmentation: Random crops for training (the original's) instead of a plain resize.
+      imagenet_checkpoint: Keras HDF5 file of ImageNet backbone weights, loaded before the first
+        step.
+      attention_loss_weight: Weight of the attention classification loss.
+      delg_global_features: Train DELG (GeM + embedding + ArcFace) instead of DELF.
+      delg_gem_power: DELG GeM pooling power.
+      delg_embedding_layer_dim: DELG global descriptor dimension.
+      delg_scale_factor_init: DELG cosine classifier scale s.
+      delg_arcface_margin: DELG ArcFace margin m.
+      image_size: Side of the training images (the ELFM baseline uses 512).
+      use_autoencoder: Whether the model has the local-feature autoencoder (dimension reduction).
+      reconstruction_loss_weight: Weight of the autoencoder reconstruction loss.
+      autoencoder_dimensions: Local descriptor dimension after the autoencoder.
+      local_feature_map_channels: Channels of the autoencoder's reconstruction (block3's depth).
+      backbone: Backbone network (resnet_tiny: one block per stage, for tests).
+      distribution_strategy: tf.distribute strategy; multi_worker_mirrored reads TF_CONFIG.
+      tpu: TPU name or address for --distribution_strategy=tpu.
+      mixed_precision: Mixed precision (float16 on GPU, bfloat16 on TPU) with loss scaling.
+      report_interval: Steps between summaries, log lines and attention statistics.
+      eval_interval: Steps between validation runs (0: never).
+      save_interval: Steps between checkpoints and weight exports.
+      num_eval_batches: Validation batches per evaluation.
+      debug: Debug mode: eager execution, batch of at most 4, 10 steps.
+      deterministic: Reproducible training: the same --seed gives the same weights (fixed input
+        order, deterministic and single-threaded TensorFlow kernels; slower).
+      delg_learnable_scale: Train the ArcFace scale (temperature), starting from
+        --delg_scale_factor_init (the ELFM baseline: learnable, sqrt(D) = 45.25 for D = 2048,
+        margin 0.15).
+      lr_schedule: Learning-rate decay from --initial_lr to 0 at --max_iters: linear (the original
+        DELF/DELG) or cosine (the ELFM baseline).
+      weight_decay: SGD weight decay (Keras' decoupled form: each step subtracts
+        lr * weight_decay * variable); 0 = none, the ELFM baseline uses 1e-4.
+    """
+
     logdir: str = "/tmp/delf"
     train_file_pattern: str = "/tmp/data/train*"
     validation_file_pattern: str = "/tmp/data/validation*"
-    dataset_version: str = "gld_v1"
-    num_classes: int | None = None  # overrides dataset_version's class count
+    dataset_version: Literal["gld_v1", "gld_v2", "gld_v2_clean"] = "gld_v1"
+    num_classes: int | None = None
     seed: int = 0
     initial_lr: float = 0.01
-    batch_size: int = 32  # global, over all replicas
+    batch_size: int = 32
     max_iters: int = 500_000
     block3_strides: bool = True
     use_augmentation: bool = True
@@ -79,7 +129,7 @@ class TrainConfig:
     reconstruction_loss_weight: float = 10.0
     autoencoder_dimensions: int = 128
     local_feature_map_channels: int = 1024
-    backbone: str = "resnet50"
+    backbone: Literal["resnet50", "resnet101", "resnet_tiny"] = "resnet50"
     distribution_strategy: str = "default"
     tpu: str | None = None
     mixed_precision: bool = False
@@ -88,10 +138,9 @@ class TrainConfig:
     save_interval: int = 1000
     num_eval_batches: int = 100
     debug: bool = False
-    deterministic: bool = False  # same seed -> same weights (fixed input order, op determinism)
-    # Options of the ELFM baseline (Hu & Bors 2022); the defaults keep the DELG recipe.
-    delg_learnable_scale: bool = False  # train the ArcFace scale (temperature)
-    lr_schedule: str = "linear"  # "linear" (to 0 at max_iters) or "cosine"
+    deterministic: bool = False
+    delg_learnable_scale: bool = False
+    lr_schedule: Literal["linear", "cosine"] = "linear"
     weight_decay: float = 0.0
 
 

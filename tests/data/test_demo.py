@@ -157,3 +157,10 @@ def test_invalid_config_is_rejected(field, value, tmp_path):
     config = dataclasses.replace(_SMALL, **{field: value})
     with pytest.raises(ValueError, match=field):
         demo.GenerateDemoDataset(str(tmp_path), config)
+
+
+def test_the_num_landmarks_help_states_how_many_landmarks_there_are():
+    from delf_tf.tools import config_flags
+
+    help_text = config_flags.attribute_docs(demo.DemoConfig)["num_landmarks"]
+    assert f"(at most {len(demo.LANDMARK_SOURCES)})" in help_text

@@ -1,12 +1,17 @@
 """The one flag style of the tools (delf_tf/tools/__init__.py): module-level FlagHolders read
-through .value, one layout of each DEFINE call, help texts that are sentences."""
+through .value, one layout of each DEFINE call, help texts that are sentences (for the flags
+derived from a config dataclass: the `Attributes:` entries of its docstring)."""
 
 import ast
+import dataclasses
+import importlib
 import os
+import pathlib
 
 import pytest
 
 from delf_tf import tools
+from delf_tf.tools import config_flags
 
 _TOOLS_PACKAGE = os.path.dirname(os.path.abspath(tools.__file__))
 _MODULES = sorted(name for name in os.listdir(_TOOLS_PACKAGE) if name.endswith(".py"))
@@ -53,4 +58,47 @@ def test_flag_style(module):
         if isinstance(help_text, ast.Constant) and not help_text.value.rstrip().endswith(
                 (".", ".)")):
             bad.append(f"line {call.lineno}: help text is not a sentence: {help_text.value!r}")
+    assert not bad, f"delf_tf/tools/{module}:\n" + "\n".join(bad)
+
+
+def _config_classes(module: str) -> list[type]:
+    """The config dataclasses a tool module (or flag-group module) passes to
+    config_flags.define_config_flags, resolved through its `from X import Y` imports."""
+    with open(os.path.join(_TOOLS_PACKAGE, module), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    imported = {alias.asname or alias.name: f"{node.module}.{alias.name}"
+                for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names}
+    classes = []
+    for call in ast.walk(tree):
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "define_config_flags"):
+            target = ast.unparse(call.args[0])
+            owner, _, name = target.rpartition(".")
+            classes.append(getattr(importlib.import_module(imported[owner]), name))
+    return classes
+
+
+_CONFIG_MODULES = [module for module in _MODULES if module != "config_flags.py" and
+                   "define_config_flags(" in pathlib.Path(_TOOLS_PACKAGE, module).read_text(
+                       encoding="utf-8")]
+
+
+def test_config_derived_flags_exist():
+    assert {"train.py", "train_global_features.py", "train_how.py", "make_demo_data.py",
+            "run_demo.py", "extraction_flags.py"} <= set(_CONFIG_MODULES)
+
+
+@pytest.mark.parametrize("module", _CONFIG_MODULES)
+def test_config_fields_have_sentence_helps(module):
+    """Every field of a config class whose fields become flags has an `Attributes:` entry in
+    the class docstring (the flag's help) that is a sentence, ending in a period as every
+    DEFINE's help."""
+    bad = []
+    for config_type in _config_classes(module):
+        docs = config_flags.attribute_docs(config_type)
+        for field in dataclasses.fields(config_type):
+            text = docs.get(field.name, "")
+            if not text.rstrip().endswith((".", ".)")):
+                bad.append(f"{config_type.__name__}.{field.name}: {text!r}")
     assert not bad, f"delf_tf/tools/{module}:\n" + "\n".join(bad)
