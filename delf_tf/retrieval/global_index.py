@@ -50,13 +50,20 @@ _VERSION = 1
 
 @dataclasses.dataclass(frozen=True)
 class GlobalIndexParams:
-    """How an index is built and searched.
+    """How an index is built and searched (the flags of tools/build_global_index.py; nprobe
+    and ef_search are stored in the index and can be changed when querying). An IVF index gets
+    at most N / 39 cells, so that each cell has the 39 training points faiss asks for.
 
-    kind: one of KINDS. nlist: IVF cells (0: 4 sqrt(N), at most N / 39 so each
-    cell gets 39 training points as faiss asks). nprobe: cells scanned per
-    query. hnsw_m: HNSW links per node. ef_construction / ef_search: HNSW
-    beam widths when building / searching. train_size: IVF k-means sample
-    (0: min(N, 256 nlist)). seed: sampling and k-means seed.
+    Attributes:
+      kind: exact: exhaustive matrix products; ivf: faiss IVF-Flat; ivf_sq8: IVF with 8-bit
+        vectors (4x smaller); hnsw: faiss HNSW-Flat graph.
+      nlist: Number of IVF cells (0: 4 sqrt(N), at most N / 39).
+      nprobe: IVF cells scanned per query (more: higher recall, slower).
+      hnsw_m: HNSW links per node.
+      ef_construction: HNSW beam width when building.
+      ef_search: HNSW search beam width (more: higher recall, slower).
+      train_size: Size of the IVF k-means training sample (0: min(N, 256 nlist)).
+      seed: Seed of the training sample and k-means.
     """
     kind: str = "exact"
     nlist: int = 0

@@ -28,7 +28,7 @@ import typing
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
-from absl import app, flags
+from absl import flags
 
 __all__ = ["ConfigFlags", "attribute_docs", "define_config_flags", "list_value"]
 
@@ -100,6 +100,8 @@ def list_value(holder: flags.FlagHolder, item_type: type, container: type = tupl
                length: int | None = None) -> Any:
     """A DEFINE_list flag's items converted to `item_type`, as a `container` (of `length` items
     if given); app.UsageError naming the flag if they are not."""
+    from absl import app  # not at import: absl.app defines flags of its own when imported
+
     try:
         items = container(item_type(item) for item in holder.value)
     except ValueError as error:

@@ -28,7 +28,7 @@ _INDEX_DIR = flags.DEFINE_string(
 _IMAGES = retrieval_flags.define_image_flags(
     image_set="query", features_dir_name="query_features_dir", features_dir=None,
     feature_extension=".delg_global", every_file_by_default=True)
-_SEARCH = retrieval_flags.define_search_flags(when_querying=True)
+_SEARCH = retrieval_flags.define_search_flags()
 _TOP_K = flags.DEFINE_integer(
     "top_k", 100,
     "Index images returned per query.")
@@ -55,7 +55,7 @@ def main(argv):
         report = global_index.QueryFromFiles(
             _INDEX_DIR.value, names, _IMAGES.paths(names), top_k=_TOP_K.value,
             exact=_EXACT.value, report_recall=_REPORT_RECALL.value,
-            output_path=_OUTPUT_PATH.value, **_SEARCH.options())
+            output_path=_OUTPUT_PATH.value, **_SEARCH.values())
     print(json.dumps(report, indent=1))
 
 

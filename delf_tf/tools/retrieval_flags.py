@@ -17,9 +17,10 @@ from absl import flags
 from delf_tf import checks
 from delf_tf.matching import ransac
 from delf_tf.matching.params import VerificationParams
+from delf_tf.tools import config_flags
 
 __all__ = [
-    "ElfmModelFlags", "EvaluationFlags", "ImageFlags", "ImagePairFlags", "IndexSearchFlags",
+    "ElfmModelFlags", "EvaluationFlags", "ImageFlags", "ImagePairFlags",
     "MetricFileFlags", "VerificationFlags", "define_elfm_model_flags", "define_evaluation_flags",
     "define_image_flags", "define_image_pair_flags", "define_metric_file_flags",
     "define_search_flags", "define_verification_flags",
@@ -215,29 +216,16 @@ def define_evaluation_flags(
             "Directory where metrics.txt and the rankings (.npy) are written."))
 
 
-@dataclasses.dataclass(frozen=True)
-class IndexSearchFlags:
-    """How a global index is searched: IVF cells scanned and HNSW beam width."""
-    nprobe: flags.FlagHolder
-    ef_search: flags.FlagHolder
+def define_search_flags() -> config_flags.ConfigFlags:
+    """Defines --nprobe and --ef_search of a global index being queried: GlobalIndexParams'
+    fields, default None (the values stored in the index); `.values()` is what QueryFromFiles
+    takes."""
+    from delf_tf.retrieval import global_index
 
-    def options(self) -> dict:
-        """{'nprobe': ..., 'ef_search': ...}, as GlobalIndexParams and QueryFromFiles take
-        them (None: the value stored in the index)."""
-        return {"nprobe": self.nprobe.value, "ef_search": self.ef_search.value}
-
-
-def define_search_flags(when_querying: bool) -> IndexSearchFlags:
-    """Defines --nprobe and --ef_search of a global index: stored in the index when
-    building; when querying they default to the stored values."""
-    stored = " Default: the value the index was built with." if when_querying else ""
-    return IndexSearchFlags(
-        flags.DEFINE_integer(
-            "nprobe", None if when_querying else 16,
-            "IVF cells scanned per query (more: higher recall, slower)." + stored),
-        flags.DEFINE_integer(
-            "ef_search", None if when_querying else 128,
-            "HNSW search beam width (more: higher recall, slower)." + stored))
+    return config_flags.define_config_flags(
+        global_index.GlobalIndexParams, only=("nprobe", "ef_search"),
+        defaults={"nprobe": None, "ef_search": None},
+        help_suffix=" Default: the value the index was built with.")
 
 
 @dataclasses.dataclass(frozen=True)

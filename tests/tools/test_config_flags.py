@@ -2,12 +2,17 @@
 name, type and default and the help of its docstring's `Attributes:` entry."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 from typing import Literal
 
 import pytest
 from absl import app, flags
 
 from delf_tf.tools import config_flags
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,3 +156,11 @@ def test_attribute_docs_reads_the_class_and_its_bases():
     assert docs["count"] == "How many things are counted; a help text over two lines."
     assert docs["strategy"] == "The strategy, chosen at run time."
     assert "nothing" not in docs  # other sections are not attributes
+
+
+def test_importing_the_module_defines_no_flag():
+    script = ("from absl import flags\nbefore = set(flags.FLAGS)\n"
+              "from delf_tf.tools import config_flags\nassert set(flags.FLAGS) == before\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=_REPO), timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
