@@ -73,9 +73,10 @@ def _config_classes(module: str) -> list[type]:
     for call in ast.walk(tree):
         if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                 and call.func.attr == "define_config_flags"):
-            target = ast.unparse(call.args[0])
-            owner, _, name = target.rpartition(".")
-            classes.append(getattr(importlib.import_module(imported[owner]), name))
+            owner, _, name = ast.unparse(call.args[0]).rpartition(".")
+            # `module.Class` (`from package import module`) or `Class` (`from module import Class`)
+            module = imported[owner] if owner else imported[name].rpartition(".")[0]
+            classes.append(getattr(importlib.import_module(module), name))
     return classes
 
 
