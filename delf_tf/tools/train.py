@@ -19,15 +19,11 @@ _CONFIG = config_flags.define_config_flags(
     trainer.TrainConfig, choices={"distribution_strategy": strategy.STRATEGIES})
 
 
-def _config() -> trainer.TrainConfig:
-    return _CONFIG.config()
-
-
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
-        trainer.Train(_config())
+        trainer.Train(_CONFIG.config())
 
 
 if __name__ == "__main__":

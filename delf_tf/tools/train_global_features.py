@@ -30,14 +30,10 @@ __all__ = ["main"]
 _CONFIG = config_flags.define_config_flags(training.TrainGlobalConfig)
 
 
-def _config() -> training.TrainGlobalConfig:
-    return _CONFIG.config()
-
-
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
-    config = _config()
+    config = _CONFIG.config()
     try:
         training.validate(config)
     except ValueError as error:

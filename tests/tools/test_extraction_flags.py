@@ -32,7 +32,7 @@ for tool in sys.argv[1:]:
     if tool in DEFAULTS:
         # What main() trains with when no flag is given: the library's default configuration.
         flags.FLAGS(["probe"])
-        report[tool]["defaults"] = module._config() == DEFAULTS[tool]
+        report[tool]["defaults"] = module._CONFIG.config() == DEFAULTS[tool]
         flags.FLAGS.unparse_flags()
     for name in new:
         delattr(flags.FLAGS, name)
