@@ -197,8 +197,9 @@ def verify(
     return VerificationResult(query_ids, index_ids, result.inliers, result.model)
 
 
-def _loose_params(descriptor_matching_threshold: float, ransac_residual_threshold: float,
-                  use_ratio_test: bool, ransac_seed: int | None,
+def _loose_params(descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
+                  ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
+                  use_ratio_test: bool = False, ransac_seed: int | None = None,
                   max_trials: int = ransac.DEFAULT_MAX_TRIALS,
                   backend: str = ransac.DEFAULT_BACKEND) -> VerificationParams:
     """The VerificationParams of the loose-argument wrappers (the original's signatures)."""
@@ -208,20 +209,12 @@ def _loose_params(descriptor_matching_threshold: float, ransac_residual_threshol
         ransac_seed=ransac_seed, max_trials=max_trials, ransac_backend=backend)
 
 
-def verify_pair(
-    query: LocalFeatures,
-    index: LocalFeatures,
-    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
-    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
-    use_ratio_test: bool = False,
-    ransac_seed: int | None = None,
-    max_trials: int = ransac.DEFAULT_MAX_TRIALS,
-    backend: str = ransac.DEFAULT_BACKEND,
-) -> VerificationResult:
-    """`verify` with the parameters as loose arguments."""
-    return verify(query, index, _loose_params(
-        descriptor_matching_threshold, ransac_residual_threshold, use_ratio_test, ransac_seed,
-        max_trials, backend))
+def verify_pair(query: LocalFeatures, index: LocalFeatures, *args, **kwargs
+                ) -> VerificationResult:
+    """`verify` with the parameters as loose arguments: those of `_loose_params`
+    (descriptor_matching_threshold, ransac_residual_threshold, use_ratio_test,
+    ransac_seed, max_trials, backend)."""
+    return verify(query, index, _loose_params(*args, **kwargs))
 
 
 def MatchFeatures(
@@ -316,21 +309,12 @@ def _blas_limited_to_one_thread():
     return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
 
 
-def verify_candidates(
-    query: LocalFeatures,
-    candidates: Iterable[LocalFeatures],
-    descriptor_matching_threshold: float = DEFAULT_DESCRIPTOR_MATCHING_THRESHOLD,
-    ransac_residual_threshold: float = DEFAULT_RANSAC_RESIDUAL_THRESHOLD,
-    use_ratio_test: bool = False,
-    ransac_seed: int | None = None,
-    max_trials: int = ransac.DEFAULT_MAX_TRIALS,
-    backend: str = ransac.DEFAULT_BACKEND,
-    num_workers: int | None = None,
-) -> np.ndarray:
-    """`verify_all` with the parameters as loose arguments."""
-    return verify_all(query, candidates, _loose_params(
-        descriptor_matching_threshold, ransac_residual_threshold, use_ratio_test, ransac_seed,
-        max_trials, backend), num_workers)
+def verify_candidates(query: LocalFeatures, candidates: Iterable[LocalFeatures], *args,
+                      num_workers: int | None = None, **kwargs) -> np.ndarray:
+    """`verify_all` with the parameters as loose arguments: those of `_loose_params`
+    (descriptor_matching_threshold, ransac_residual_threshold, use_ratio_test,
+    ransac_seed, max_trials, backend)."""
+    return verify_all(query, candidates, _loose_params(*args, **kwargs), num_workers)
 
 
 def verify_all(
