@@ -361,16 +361,34 @@ def WriteResults(output_dir: str, method: str, query_paths: Sequence[str],
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SearchRequest:
-    """One search job (what delf-search's flags say).
+    """One search job (what delf-search's flags say): the images are listed by ListImages,
+    `method` is one of METHODS, and num_results, num_to_rerank and verification are Rank's.
 
-    query_images, index_images: see ListImages. output_dir: results.csv, results.json (and a
-    trained codebook) go there. method: one of METHODS. delf_config_path: DelfConfig whose
-    model extracts the features (every method but elfm). elfm_model_path: DELG checkpoint
-    prefix or ELFM SavedModel (elfm). features_dir: feature cache (default
-    <output_dir>/features). num_results / num_to_rerank / verification: see Rank.
-    codebook_path: asmk codebook; default: one of `asmk_num_words` words trained on the
-    database and saved as <output_dir>/codebook.datum. gldv2_predictions_path: also write
-    a Google Landmarks v2 retrieval predictions CSV there.
+    Attributes:
+      query_images: Query images: a folder (searched recursively), a text file with one image
+        path per line, or a glob pattern in quotes.
+      index_images: Database images: a folder (searched recursively), a text file with one
+        image path per line, or a glob pattern in quotes.
+      output_dir: Where results.csv, results.json and the feature cache go.
+      method: Ranking method (see the description of delf-search).
+      delf_config_path: DelfConfig pbtxt (path, or the name of a shipped config) whose
+        model_path is the exported model; set its score_threshold from the training job's
+        attention_stats.json (delf-write-config). Every method but elfm needs it.
+      elfm_model_path: For elfm: a DELG checkpoint prefix (with its .json sidecar) or an ELFM
+        SavedModel (delf-export-elfm-model).
+      features_dir: Feature cache (default <output_dir>/features); images whose feature files
+        exist there are not extracted again: delete it after changing the model or config.
+      num_results: Results written per query.
+      num_to_rerank: Database images verified per query (delg, delg_star).
+      verification: How delg and delg_star verify a database image: descriptor matching and
+        RANSAC (DELG retrieval's thresholds by default).
+      codebook_path: For asmk: visual-word codebook (DatumProto, e.g. from
+        delf-train-asmk-codebook); default: train one on the database features and save it as
+        <output_dir>/codebook.datum.
+      asmk_num_words: For asmk without --codebook_path: words of the codebook trained on the
+        database (at most a tenth of its descriptors).
+      gldv2_predictions_path: Also write a Google Landmarks v2 retrieval predictions CSV
+        (id,images with the best 100 database ids) here, for delf-compute-retrieval-metrics.
     """
     query_images: str
     index_images: str

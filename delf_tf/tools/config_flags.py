@@ -155,7 +155,8 @@ def define_config_flags(config_type: type[C], *, only: Sequence[str] | None = No
       class's. help_suffix: appended to every help text (e.g. how a flag acts in this tool).
       flag_values: where the flags are defined (absl's global FLAGS; tests pass their own).
     Raises TypeError (a programming error: at the tool's import) for a field without an
-    `Attributes:` entry, a field without a default or an annotation this does not map.
+    `Attributes:` entry, a field without a default (in the class or `defaults`) or an
+    annotation this does not map.
     """
     all_fields = {field.name: field for field in dataclasses.fields(config_type)}
     names = list(only) if only is not None else [n for n in all_fields if n not in exclude]
@@ -170,9 +171,8 @@ def define_config_flags(config_type: type[C], *, only: Sequence[str] | None = No
         if name not in docs:
             raise TypeError(f"{config_type.__name__}.{name} has no entry in the `Attributes:` "
                             "section of its docstring (the flag's help text)")
-        default = _default(config_type, all_fields[name])
-        if defaults and name in defaults:
-            default = defaults[name]
+        default = (defaults[name] if defaults and name in defaults
+                   else _default(config_type, all_fields[name]))
         defined[name] = _define(name, hints[name], default, docs[name] + help_suffix,
                                 (choices or {}).get(name), config_type, flag_values)
     return ConfigFlags(config_type, types.MappingProxyType(defined))

@@ -31,85 +31,40 @@ import sys
 from absl import app, flags
 
 from delf_tf.retrieval import image_search
-from delf_tf.tools import common, retrieval_flags
+from delf_tf.tools import common, config_flags, retrieval_flags
 
 __all__ = ["main"]
 
-_QUERY_IMAGES = flags.DEFINE_string(
-    "query_images", None,
-    "Query images: a folder (searched recursively), a text file with one image path per "
-    "line, or a glob pattern in quotes.")
-_INDEX_IMAGES = flags.DEFINE_string(
-    "index_images", None,
-    "Database images: a folder (searched recursively), a text file with one image path per "
-    "line, or a glob pattern in quotes.")
-_DELF_CONFIG_PATH = flags.DEFINE_string(
-    "delf_config_path", None,
-    "DelfConfig pbtxt (path, or the name of a shipped config) whose model_path is the "
-    "exported model; set its score_threshold from the training job's attention_stats.json "
-    "(delf-write-config). Every method but elfm needs it.")
-_ELFM_MODEL_PATH = flags.DEFINE_string(
-    "elfm_model_path", None,
-    "For elfm: a DELG checkpoint prefix (with its .json sidecar) or an ELFM SavedModel "
-    "(delf-export-elfm-model).")
-_METHOD = flags.DEFINE_enum(
-    "method", "delg", list(image_search.METHODS),
-    "Ranking method (see the description above).")
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", "search_results",
-    "Where results.csv, results.json and the feature cache go.")
-_FEATURES_DIR = flags.DEFINE_string(
-    "features_dir", None,
-    "Feature cache (default <output_dir>/features); images whose feature files exist there "
-    "are not extracted again: delete it after changing the model or config.")
-_NUM_RESULTS = flags.DEFINE_integer(
-    "num_results", 100,
-    "Results written per query.")
-_NUM_TO_RERANK = flags.DEFINE_integer(
-    "num_to_rerank", image_search.DEFAULT_NUM_TO_RERANK,
-    "Database images verified per query (delg, delg_star).")
-# DELG retrieval's thresholds (1.0, 20 pixels).
+# One flag per SearchRequest field: its name, type, default and help (the class's docstring);
+# the verification settings are a group of their own, with DELG retrieval's thresholds (1.0,
+# 20 pixels).
+_REQUEST = config_flags.define_config_flags(
+    image_search.SearchRequest, exclude=("verification",),
+    choices={"method": image_search.METHODS},
+    defaults={"query_images": None, "index_images": None, "output_dir": "search_results"})
 _VERIFICATION = retrieval_flags.define_verification_flags(
     descriptor_matching_threshold=1.0, ransac_residual_threshold=20.0)
-_CODEBOOK_PATH = flags.DEFINE_string(
-    "codebook_path", None,
-    "For asmk: visual-word codebook (DatumProto, e.g. from delf-train-asmk-codebook); "
-    "default: train one on the database features and save it as <output_dir>/codebook.datum.")
-_ASMK_NUM_WORDS = flags.DEFINE_integer(
-    "asmk_num_words", 65536,
-    "For asmk without --codebook_path: words of the codebook trained on the database (at "
-    "most a tenth of its descriptors).")
-_GLDV2_PREDICTIONS_PATH = flags.DEFINE_string(
-    "gldv2_predictions_path", None,
-    "Also write a Google Landmarks v2 retrieval predictions CSV (id,images with the best 100 "
-    "database ids) here, for delf-compute-retrieval-metrics.")
 
 flags.mark_flags_as_required(["query_images", "index_images"])
 
 
-def _print_outcome(outcome: image_search.SearchOutcome) -> None:
+def _print_outcome(outcome: image_search.SearchOutcome, method: str) -> None:
     for name in outcome.query_names[:5]:
         best = outcome.results[name][0] if outcome.results[name] else None
         print(f"{name}: " + (f"{best.name} (score {best.score:.4g}"
                              + (f", {best.inliers} inliers" if best.inliers is not None else "")
                              + ")" if best else "no results"))
     print(f"Wrote {', '.join(outcome.written.values())} ({len(outcome.query_names)} queries, "
-          f"{len(outcome.index_names)} database images, method {_METHOD.value})")
+          f"{len(outcome.index_names)} database images, method {method})")
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
-        outcome = image_search.Search(image_search.SearchRequest(
-            query_images=_QUERY_IMAGES.value, index_images=_INDEX_IMAGES.value,
-            output_dir=_OUTPUT_DIR.value, method=_METHOD.value,
-            delf_config_path=_DELF_CONFIG_PATH.value, elfm_model_path=_ELFM_MODEL_PATH.value,
-            features_dir=_FEATURES_DIR.value, num_results=_NUM_RESULTS.value,
-            num_to_rerank=_NUM_TO_RERANK.value, verification=_VERIFICATION.params(),
-            codebook_path=_CODEBOOK_PATH.value, asmk_num_words=_ASMK_NUM_WORDS.value,
-            gldv2_predictions_path=_GLDV2_PREDICTIONS_PATH.value))
-    _print_outcome(outcome)
+        request = _REQUEST.config(verification=_VERIFICATION.params())
+        outcome = image_search.Search(request)
+    _print_outcome(outcome, request.method)
     if outcome.failed:
         sys.exit(f"Error: {len(outcome.failed)} images could not be read: "
                  f"{', '.join(outcome.failed)}")

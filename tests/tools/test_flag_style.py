@@ -88,7 +88,7 @@ _CONFIG_MODULES = [module for module in _MODULES if module != "config_flags.py" 
 def test_config_derived_flags_exist():
     assert {"train.py", "train_global_features.py", "train_how.py", "make_demo_data.py",
             "run_demo.py", "extraction_flags.py", "build_global_index.py",
-            "retrieval_flags.py"} <= set(_CONFIG_MODULES)
+            "retrieval_flags.py", "search.py"} <= set(_CONFIG_MODULES)
 
 
 @pytest.mark.parametrize("module", _CONFIG_MODULES)
