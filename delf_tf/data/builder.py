@@ -43,7 +43,8 @@ __all__ = [
     "ReadTrainCsv", "ReadCleanTrainCsv", "ReadTestCsv", "WriteRelabelingFile",
     "SplitTrainValidation", "MakeExample", "ShardNames", "WriteShards", "BuildImageDataset",
     # delf_tf's own API.
-    "RELABELING_FILENAME", "ImageErrors", "ImageEntry", "image_path",
+    "RELABELING_FILENAME", "ImageDatasetParams", "ImageErrors", "ImageEntry",
+    "build_image_dataset", "image_path",
 ]
 
 RELABELING_FILENAME = "relabeling.csv"
@@ -331,26 +332,54 @@ def WriteShards(
     return written
 
 
-def BuildImageDataset(
-    *,
-    train_directory: str = "/tmp/",
-    test_directory: str | None = None,
-    output_directory: str = "/tmp/",
-    train_csv_path: str | None = "/tmp/train.csv",
-    train_clean_csv_path: str | None = None,
-    test_csv_path: str | None = None,
-    num_shards: int = 128,
-    generate_train_validation_splits: bool = False,
-    validation_split_size: float = 0.2,
-    seed: int = 0,
-    skip_missing_images: bool = False,
-    progress: Callable[[str], None] = print,
-) -> dict[str, int]:
-    """Builds the TFRecord shards (see the module docstring).
+@dataclasses.dataclass(frozen=True)
+class ImageDatasetParams:
+    """What BuildImageDataset reads and writes (the flags of tools/build_image_dataset.py).
 
     `train_clean_csv_path`, when given, takes precedence over `train_csv_path`. Without a
     train/validation split every training image goes to the `train` shards (shuffled with
     `seed`).
+
+    Attributes:
+      train_directory: Directory with the training images (<id>.jpg).
+      test_directory: Directory with the test images (<id>.jpg).
+      output_directory: Directory for the TFRecord shards and relabeling.csv.
+      train_csv_path: GLDv2 train.csv (id,url,landmark_id); labels are used as they are.
+      train_clean_csv_path: GLDv2 train_clean.csv (landmark_id,images); if set, used instead
+        of train_csv_path, labels are relabelled to contiguous ids and relabeling.csv is
+        written.
+      test_csv_path: Test CSV with an id column; the test set is written unlabelled.
+      num_shards: Number of shards per split.
+      generate_train_validation_splits: Split the training images into train and validation
+        shards (per label).
+      validation_split_size: Fraction of each label's images that go to validation (at least
+        one).
+      seed: Seed of the split and of the shuffling.
+      skip_missing_images: Leave out missing or unreadable images (listed at the end) instead
+        of failing.
+    """
+    train_directory: str = "/tmp/"
+    test_directory: str | None = None
+    output_directory: str = "/tmp/"
+    train_csv_path: str | None = "/tmp/train.csv"
+    train_clean_csv_path: str | None = None
+    test_csv_path: str | None = None
+    num_shards: int = 128
+    generate_train_validation_splits: bool = False
+    validation_split_size: float = 0.2
+    seed: int = 0
+    skip_missing_images: bool = False
+
+
+def BuildImageDataset(*, progress: Callable[[str], None] = print, **params) -> dict[str, int]:
+    """The original's entry point: build_image_dataset(ImageDatasetParams(**params), progress);
+    `params` are ImageDatasetParams' fields, by keyword."""
+    return build_image_dataset(ImageDatasetParams(**params), progress)
+
+
+def build_image_dataset(params: ImageDatasetParams,
+                        progress: Callable[[str], None] = print) -> dict[str, int]:
+    """Builds the TFRecord shards (see the module docstring and ImageDatasetParams).
 
     Returns:
       {split name: number of records written}.
@@ -359,17 +388,16 @@ def BuildImageDataset(
       ImageErrors: images are missing or unreadable and `skip_missing_images` is False
         (nothing is left in `output_directory` then).
     """
-    if num_shards < 1:
-        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
-    if generate_train_validation_splits:
-        checks.in_range("validation_split_size", validation_split_size, 0.0, 1.0,
+    if params.num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1, got {params.num_shards}")
+    if params.generate_train_validation_splits:
+        checks.in_range("validation_split_size", params.validation_split_size, 0.0, 1.0,
                         low_inclusive=False, high_inclusive=False)
+    output_directory = params.output_directory
     if os.path.isdir(output_directory) and swap.complete_interrupted_swap(output_directory):
         progress(f"Completed the shard swap of an interrupted earlier build in "
                  f"{output_directory}")
-    splits, relabeling = _read_splits(
-        train_directory, test_directory, train_csv_path, train_clean_csv_path, test_csv_path,
-        generate_train_validation_splits, validation_split_size, seed)
+    splits, relabeling = _read_splits(params)
     progress(", ".join(f"{name}: {len(split)} images" for name, split in splits.items()))
 
     os.makedirs(output_directory, exist_ok=True)
@@ -378,11 +406,11 @@ def BuildImageDataset(
     missing = {entry.image_id: f"missing file {entry.path}"
                for split in splits.values() for entry in split
                if not os.path.isfile(entry.path)}
-    if missing and not skip_missing_images:
+    if missing and not params.skip_missing_images:
         raise ImageErrors(missing)
     errors: dict[str, str] = dict(missing)
-    counts = _write_all_shards(splits, relabeling, output_directory, num_shards, errors,
-                               skip_missing_images, progress)
+    counts = _write_all_shards(splits, relabeling, output_directory, params.num_shards, errors,
+                               params.skip_missing_images, progress)
     if errors:
         progress(f"Skipped {len(errors)} missing or unreadable image(s): "
                  + ", ".join(sorted(errors)[:20]) + (" ..." if len(errors) > 20 else ""))
@@ -390,9 +418,10 @@ def BuildImageDataset(
     return counts
 
 
-def _read_splits(train_directory, test_directory, train_csv_path, train_clean_csv_path,
-                 test_csv_path, generate_train_validation_splits, validation_split_size, seed):
+def _read_splits(params: ImageDatasetParams):
     """({split name: entries}, relabeling or None) from the CSV files."""
+    train_clean_csv_path, train_csv_path = params.train_clean_csv_path, params.train_csv_path
+    train_directory, seed = params.train_directory, params.seed
     splits: dict[str, list[ImageEntry]] = {}
     relabeling = None
     if train_clean_csv_path:
@@ -404,15 +433,15 @@ def _read_splits(train_directory, test_directory, train_csv_path, train_clean_cs
     if (train_clean_csv_path or train_csv_path) and not entries:
         raise ValueError(f"{train_clean_csv_path or train_csv_path} lists no images")
     if entries:
-        if generate_train_validation_splits:
+        if params.generate_train_validation_splits:
             splits["train"], splits["validation"] = SplitTrainValidation(
-                    entries, validation_split_size, seed)
+                    entries, params.validation_split_size, seed)
         else:
             splits["train"] = _shuffled(entries, np.random.default_rng(seed))
-    if test_csv_path:
-        if not test_directory:
+    if params.test_csv_path:
+        if not params.test_directory:
             raise ValueError("test_csv_path is set but test_directory is not")
-        splits["test"] = ReadTestCsv(test_csv_path, test_directory)
+        splits["test"] = ReadTestCsv(params.test_csv_path, params.test_directory)
     if not splits:
         raise ValueError("Nothing to build: give train_csv_path, train_clean_csv_path "
                          "or test_csv_path")

@@ -415,3 +415,14 @@ def test_swap_journal_rolls_forward_removals_and_refuses_lost_files(tmp_path):
     (tmp_path / swap.JOURNAL_NAME).write_text("{not json")
     with pytest.raises(swap.InterruptedSwapError, match="unreadable swap journal"):
         swap.complete_interrupted_swap(str(tmp_path))
+
+
+def test_build_image_dataset_wrapper_passes_its_keywords_to_the_engine(monkeypatch):
+    """BuildImageDataset (the original's name) is build_image_dataset on ImageDatasetParams."""
+    seen = []
+    monkeypatch.setattr(builder, "build_image_dataset",
+                        lambda params, progress: seen.append((params, progress)) or {"x": 1})
+    assert builder.BuildImageDataset(num_shards=3, seed=7, progress=len) == {"x": 1}
+    assert seen == [(builder.ImageDatasetParams(num_shards=3, seed=7), len)]
+    with pytest.raises(TypeError):
+        builder.BuildImageDataset(no_such_field=1)
