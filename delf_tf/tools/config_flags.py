@@ -160,7 +160,7 @@ def define_config_flags(config_type: type[C], *, only: Sequence[str] | None = No
     """
     all_fields = {field.name: field for field in dataclasses.fields(config_type)}
     names = list(only) if only is not None else [n for n in all_fields if n not in exclude]
-    unknown = [name for name in [*names, *(choices or {}), *(defaults or {})]
+    unknown = [name for name in [*names, *exclude, *(choices or {}), *(defaults or {})]
                if name not in all_fields]
     if unknown:
         raise TypeError(f"{config_type.__name__} has no field(s) {unknown}")

@@ -147,8 +147,9 @@ def test_only_exclude_defaults_and_help_suffix():
 def test_a_field_without_an_attributes_entry_is_an_error_naming_it():
     with pytest.raises(TypeError, match=r"_Undocumented\.undocumented"):
         config_flags.define_config_flags(_Undocumented, flag_values=flags.FlagValues())
-    with pytest.raises(TypeError, match="no field"):
-        config_flags.define_config_flags(_Job, only=("nope",), flag_values=flags.FlagValues())
+    for misspelt in ({"only": ("nope",)}, {"exclude": ("nope",)}, {"defaults": {"nope": 1}}):
+        with pytest.raises(TypeError, match=r"no field\(s\) \['nope'\]"):
+            config_flags.define_config_flags(_Job, flag_values=flags.FlagValues(), **misspelt)
 
 
 def test_attribute_docs_reads_the_class_and_its_bases():
