@@ -103,3 +103,24 @@ def test_original_column_layout_functions():
     applied = whitening.whitenapply(x, m, p, dimensions=2)
     assert applied.shape == (2, 50)
     np.testing.assert_allclose(np.linalg.norm(applied, axis=0), 1.0, atol=1e-5)
+
+
+def test_export_global_features_model_writes_the_savedmodel_and_its_config(exported, tmp_path):
+    from delf_tf import config as config_lib
+    from delf_tf.global_features import export
+
+    model = exported[0]
+    global_model.save_global_model(model, str(tmp_path / "model_weights"))
+    options = export.GlobalExportOptions(multiscale="[1, 0.5]", image_size=300,
+                                         config_path=str(tmp_path / "c.pbtxt"))
+    with pytest.raises(ValueError, match="--multiscale"):
+        export.ExportGlobalFeaturesModel(str(tmp_path / "model_weights"), str(tmp_path / "x"),
+                                         export.GlobalExportOptions(multiscale="1"))
+    assert not (tmp_path / "x").exists()
+    written = export.ExportGlobalFeaturesModel(str(tmp_path / "model_weights"),
+                                               str(tmp_path / "export"), options)
+    assert written == export.GlobalExport(None, str(tmp_path / "c.pbtxt"))
+    config = config_lib.ReadDelfConfig(str(tmp_path / "c.pbtxt"))
+    assert config.model_path == str(tmp_path / "export") and config.max_image_size == 300
+    assert list(config.image_scales) == [1.0, 0.5] and not config.delf_global_config.use_pca
+    assert "serving_default" in tf.saved_model.load(str(tmp_path / "export")).signatures
