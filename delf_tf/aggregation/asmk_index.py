@@ -40,14 +40,17 @@ IMAGES_PER_SEARCH = 16
 
 @dataclasses.dataclass(frozen=True)
 class AsmkParams:
-    """ASMK* hyper-parameters of both sides of a search (HOW's defaults); `side`
-    gives each side's AggregationParams.
+    """ASMK* hyper-parameters of both sides of a search (HOW's defaults; the flags of
+    tools/build_asmk_index.py); `side` gives each side's AggregationParams. The selectivity
+    is sigma(u) = u^alpha for u > tau, else 0.
 
-    alpha: selectivity exponent of sigma(u) = u^alpha.
-    tau: similarity threshold (u <= tau contributes nothing).
-    query_num_assignments: visual words per query descriptor.
-    index_num_assignments: visual words per database descriptor.
-    binary: ASMK* (packed sign bits) if True, ASMK (float residuals) if False.
+    Attributes:
+      alpha: Selectivity exponent: a word pair adds u^alpha.
+      tau: Similarity threshold: word pairs with u <= tau add 0.
+      query_num_assignments: Visual words per query descriptor (stored in the index as the
+        query default).
+      index_num_assignments: Visual words per database descriptor.
+      binary: ASMK* (binarised residuals); --nobinary keeps float residuals (ASMK).
     """
 
     alpha: float = 3.0
@@ -79,16 +82,28 @@ APPROXIMATE_MIN_WORDS = 32768
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CodebookParams:
-    """How an ASMK* codebook is trained (HOW's settings): k-means with
-    `num_words` words and at most `num_iterations` iterations over the descriptors
-    of at most `num_images` images drawn at random (all of them if fewer), at
-    most `max_num_descriptors` of those (None: all), everything seeded by `seed`.
+    """How an ASMK* codebook is trained (HOW's settings; the flags of
+    tools/train_asmk_codebook.py): k-means with `num_words` words and at most
+    `num_iterations` iterations over the descriptors of at most `num_images` images drawn at
+    random (all of them if fewer), everything seeded by `seed`; `kmeans` chooses among
+    codebook.TrainCodebook's algorithms ('auto': 'approximate' from APPROXIMATE_MIN_WORDS
+    words on).
 
-    `kmeans` chooses the k-means (codebook.TrainCodebook's algorithms): "faiss"
-    (faiss's k-means, all `num_iterations`, as the asmk package), "converge" (the
-    same iterations, stopped once converged), "approximate" (as "converge", each
-    assignment after the first among a word's nearest words only), or "auto"
-    ("approximate" from APPROXIMATE_MIN_WORDS words on, "converge" below)."""
+    Attributes:
+      num_words: Codebook size (visual words); HOW uses 65536.
+      num_images: Descriptors of at most this many images, drawn at random, are clustered;
+        HOW uses 20000 training images extracted at a single scale.
+      num_iterations: Most k-means iterations (the asmk package's HOW setting is 10).
+      max_num_descriptors: At most this many of the drawn images' descriptors are clustered
+        (None: all).
+      seed: Seed of the image draw and of k-means.
+      kmeans: k-means: 'faiss' runs all --num_iterations of faiss's k-means (as the asmk
+        package); 'converge' the same iterations, stopped once one lowers the mean squared
+        distance by less than 1%; 'approximate' as 'converge', but each assignment after the
+        first only among the previous word and its 32 nearest words (Philbin et al.'s
+        approximate k-means idea, for large codebooks); 'auto' is 'approximate' from 32768 words
+        on, 'converge' below.
+    """
 
     num_words: int = 65536
     num_images: int = 20000

@@ -16,7 +16,7 @@ from absl import app, flags
 
 from delf_tf.aggregation import asmk_search
 from delf_tf.aggregation.asmk_index import AsmkParams
-from delf_tf.tools import common, retrieval_flags
+from delf_tf.tools import common, config_flags, retrieval_flags
 
 __all__ = ["main"]
 
@@ -27,34 +27,17 @@ _CODEBOOK_PATH = flags.DEFINE_string(
 _OUTPUT_PATH = flags.DEFINE_string(
     "output_path", "index.asmk",
     "Where the index is written.")
-_ALPHA = flags.DEFINE_float(
-    "alpha", 3.0,
-    "Selectivity exponent: a word pair adds u^alpha.")
-_TAU = flags.DEFINE_float(
-    "tau", 0.0,
-    "Similarity threshold: word pairs with u <= tau add 0.")
-_INDEX_NUM_ASSIGNMENTS = flags.DEFINE_integer(
-    "index_num_assignments", 1,
-    "Visual words per database descriptor.")
-_QUERY_NUM_ASSIGNMENTS = flags.DEFINE_integer(
-    "query_num_assignments", 5,
-    "Visual words per query descriptor (stored in the index as the query default).")
-_BINARY = flags.DEFINE_bool(
-    "binary", True,
-    "ASMK* (binarised residuals); --nobinary keeps float residuals (ASMK).")
+# One flag per AsmkParams field: its name, type, default and help (the class's docstring).
+_PARAMS = config_flags.define_config_flags(AsmkParams)
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
-        params = AsmkParams(alpha=_ALPHA.value, tau=_TAU.value,
-                            query_num_assignments=_QUERY_NUM_ASSIGNMENTS.value,
-                            index_num_assignments=_INDEX_NUM_ASSIGNMENTS.value,
-                            binary=_BINARY.value)
         stats = asmk_search.BuildIndexFromFeatures(
             _CODEBOOK_PATH.value, _IMAGES.names(), _IMAGES.features_dir.value,
-            _IMAGES.feature_extension.value, _OUTPUT_PATH.value, params)
+            _IMAGES.feature_extension.value, _OUTPUT_PATH.value, _PARAMS.config())
     print(json.dumps(stats, indent=1))
 
 

@@ -165,3 +165,10 @@ def test_importing_the_module_defines_no_flag():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=_REPO), timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_kmeans_help_states_where_auto_switches_to_approximate():
+    from delf_tf.aggregation import asmk_index
+
+    help_text = config_flags.attribute_docs(asmk_index.CodebookParams)["kmeans"]
+    assert f"'approximate' from {asmk_index.APPROXIMATE_MIN_WORDS} words on" in help_text
