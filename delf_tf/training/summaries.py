@@ -1,10 +1,13 @@
 """Training statistics: attention percentiles (the extraction threshold is chosen from
 them), activation sparsity."""
 
+import dataclasses
 import json
+import os
 
 import numpy as np
 
+from delf_tf import config as config_lib
 from delf_tf.io import atomic
 
 __all__ = [
@@ -12,7 +15,8 @@ __all__ = [
     "WriteAttentionStats", "ReadAttentionStats", "ActivationSparsity", "WriteScalar",
     "WriteImages",
     # delf_tf's own API.
-    "ATTENTION_STATS_FILENAME", "PERCENTILES", "AttentionStats",
+    "ATTENTION_STATS_FILENAME", "PERCENTILES", "AttentionStats", "ModelConfigParams",
+    "WriteModelConfig",
 ]
 
 ATTENTION_STATS_FILENAME = "attention_stats.json"
@@ -68,6 +72,79 @@ def WriteAttentionStats(path: str, step: int, stats: dict) -> None:
 def ReadAttentionStats(path: str) -> dict:
     """Reads a file written by `WriteAttentionStats`."""
     return json.loads(atomic.read_bytes(path))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfigParams:
+    """How WriteModelConfig makes a DelfConfig for one's own exported model from a template
+    (the flags of tools/write_config.py; model_path and output_path are required there).
+
+    Attributes:
+      template: Template DelfConfig: the name of a shipped config (delf_config_example,
+        r50delg_gld_config, r50delg_gldv2clean_config, r101delg_gld_config,
+        r101delg_gldv2clean_config, delg_gld_config) or a pbtxt path.
+      model_path: Exported SavedModel directory (from delf-export-*-model).
+      attention_stats_path: attention_stats.json written by delf-train into its --logdir; sets
+        score_threshold.
+      attention_percentile: Percentile of the recorded attention scores used as
+        score_threshold (DELG: the median; the DELG paper's local feature ablation used the
+        75th).
+      score_threshold: Attention threshold to set directly (instead of --attention_stats_path).
+      max_feature_num: Maximum number of local features per image (template's if unset).
+      use_pca: Whether descriptors are PCA-projected (the template's setting if unset;
+        --nouse_pca for one's own model, whose autoencoder already reduces the local
+        descriptors).
+      output_path: Where to write the DelfConfig pbtxt.
+    """
+    template: str = "r50delg_gldv2clean_config"
+    model_path: str | None = None
+    attention_stats_path: str | None = None
+    attention_percentile: str = "50"  # one of PERCENTILES, as a string
+    score_threshold: float | None = None
+    max_feature_num: int | None = None
+    use_pca: bool | None = None
+    output_path: str | None = None
+
+
+def _threshold(params: ModelConfigParams) -> tuple[float | None, str]:
+    """(score_threshold, where it comes from): params.score_threshold, else the percentile of
+    the attention stats file, else (None, ...) keeping the template's."""
+    if not params.attention_stats_path:
+        return params.score_threshold, "--score_threshold"
+    stats = ReadAttentionStats(params.attention_stats_path)
+    try:
+        threshold = float(stats["percentiles"][params.attention_percentile])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{params.attention_stats_path} has no percentile "
+                         f"{params.attention_percentile} of the attention scores") from e
+    return threshold, (f"percentile {params.attention_percentile} of "
+                       f"{params.attention_stats_path} (step {stats.get('step', '?')})")
+
+
+def WriteModelConfig(params: ModelConfigParams) -> str:
+    """Writes params.template with model_path (absolute), score_threshold (see _threshold),
+    use_pca and max_feature_num set as `params` says to params.output_path; returns what it
+    set, for the user ("model_path ..., score_threshold ... from ...").
+
+    Raises FileNotFoundError when model_path is not a directory."""
+    config = config_lib.ReadDelfConfig(params.template)
+    if not os.path.isdir(params.model_path):
+        raise FileNotFoundError(f"--model_path {params.model_path} is not a directory "
+                                "(export the model first)")
+    config.model_path = os.path.abspath(params.model_path)
+    threshold, source = _threshold(params)
+    if threshold is not None:
+        config.delf_local_config.score_threshold = threshold
+    if params.use_pca is not None:
+        config.delf_local_config.use_pca = params.use_pca
+        config.delf_global_config.use_pca = params.use_pca
+    if params.max_feature_num is not None:
+        config.delf_local_config.max_feature_num = params.max_feature_num
+    config_lib.WriteConfig(params.output_path, config)
+    kept = (f"score_threshold {threshold:.6g} from {source}" if threshold is not None else
+            f"the template's score_threshold {config.delf_local_config.score_threshold:.6g} "
+            "(give --attention_stats_path to use your model's)")
+    return f"model_path {config.model_path}, {kept}"
 
 
 def ActivationSparsity(activations: np.ndarray) -> float:
