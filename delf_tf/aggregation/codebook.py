@@ -12,6 +12,7 @@ problems, mini-batch k-means for large ones such as 65536 words), or faiss
 enough for 65536 words, as HOW's codebooks are trained.
 """
 
+import dataclasses
 import functools
 import logging
 import os
@@ -33,6 +34,7 @@ __all__ = [
     "ClusterDatasetFeatures",
     # delf_tf's own API.
     "CODEBOOK_FILENAME", "MAX_POINTS_PER_WORD", "NUM_CANDIDATE_WORDS", "CONVERGENCE_TOLERANCE",
+    "ClusteringParams", "cluster_dataset_features",
 ]
 
 logger = logging.getLogger(__name__)
@@ -249,26 +251,48 @@ def _read_checkpoint_codebook(path: str) -> np.ndarray:
                      f"entry (has: {sorted(names)})")
 
 
-def ClusterDatasetFeatures(
-    dataset_file_path: str,
-    features_dir: str,
-    output_cluster_dir: str,
-    num_clusters: int,
-    num_iterations: int = 50,
-    max_num_features: int | None = None,
-    feature_extension: str = ".delf",
-    seed: int = 0,
-) -> str:
+@dataclasses.dataclass(frozen=True)
+class ClusteringParams:
+    """How ClusterDatasetFeatures trains its codebook (the flags of
+    tools/cluster_delf_features.py).
+
+    Attributes:
+      num_clusters: Number of clusters (codebook size).
+      num_iterations: Maximum k-means iterations (passes over the data for mini-batches).
+      max_num_features: If positive, k-means runs on this many descriptors sampled uniformly
+        at random.
+      seed: Seed of the sampling and of the k-means initialisation.
+    """
+    num_clusters: int = 1024
+    num_iterations: int = 50
+    max_num_features: int | None = 0
+    seed: int = 0
+
+
+def ClusterDatasetFeatures(dataset_file_path: str, features_dir: str, output_cluster_dir: str,
+                           num_clusters: int, *, feature_extension: str = ".delf",
+                           **params) -> str:
+    """cluster_dataset_features with ClusteringParams(num_clusters, **params) (its other
+    fields by keyword)."""
+    return cluster_dataset_features(dataset_file_path, features_dir, output_cluster_dir,
+                                    ClusteringParams(num_clusters, **params), feature_extension)
+
+
+def cluster_dataset_features(dataset_file_path: str, features_dir: str,
+                             output_cluster_dir: str, params: ClusteringParams,
+                             feature_extension: str = ".delf") -> str:
     """Trains a codebook on the index images' features of a Revisited-format
     dataset (as the original's cluster_delf_features) and writes it.
 
     Reads `<features_dir>/<name><feature_extension>` for every image of the
-    dataset's index list, samples at most `max_num_features` descriptors, runs
-    k-means, and writes `<output_cluster_dir>/codebook.datum`.
+    dataset's index list, samples at most `params.max_num_features` descriptors (0 or None:
+    all), runs k-means, and writes `<output_cluster_dir>/codebook.datum`.
 
     Returns:
       The codebook file path.
     """
+    num_clusters, num_iterations = params.num_clusters, params.num_iterations
+    max_num_features, seed = params.max_num_features, params.seed
     checks.positive("num_clusters", num_clusters)
     checks.positive("num_iterations", num_iterations)
     if max_num_features is not None:

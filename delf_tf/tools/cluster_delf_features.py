@@ -13,7 +13,7 @@ Example:
 from absl import app, flags
 
 from delf_tf.aggregation import codebook
-from delf_tf.tools import common, retrieval_flags
+from delf_tf.tools import common, config_flags, retrieval_flags
 
 __all__ = ["main"]
 
@@ -23,29 +23,17 @@ _IMAGES = retrieval_flags.define_image_flags(
 _OUTPUT_CLUSTER_DIR = flags.DEFINE_string(
     "output_cluster_dir", "/tmp/clusters",
     "Directory where the codebook (codebook.datum) is written.")
-_NUM_CLUSTERS = flags.DEFINE_integer(
-    "num_clusters", 1024,
-    "Number of clusters (codebook size).")
-_NUM_ITERATIONS = flags.DEFINE_integer(
-    "num_iterations", 50,
-    "Maximum k-means iterations (passes over the data for mini-batches).")
-_MAX_NUM_FEATURES = flags.DEFINE_integer(
-    "max_num_features", 0,
-    "If positive, k-means runs on this many descriptors sampled uniformly at random.")
-_SEED = flags.DEFINE_integer(
-    "seed", 0,
-    "Seed of the sampling and of the k-means initialisation.")
+# One flag per ClusteringParams field: its name, type, default and help (the class docstring).
+_PARAMS = config_flags.define_config_flags(codebook.ClusteringParams)
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
     with common.reported_errors():
-        codebook.ClusterDatasetFeatures(
+        codebook.cluster_dataset_features(
             _IMAGES.dataset_file_path.value, _IMAGES.features_dir.value,
-            _OUTPUT_CLUSTER_DIR.value, num_clusters=_NUM_CLUSTERS.value,
-            num_iterations=_NUM_ITERATIONS.value, max_num_features=_MAX_NUM_FEATURES.value,
-            feature_extension=_IMAGES.feature_extension.value, seed=_SEED.value)
+            _OUTPUT_CLUSTER_DIR.value, _PARAMS.config(), _IMAGES.feature_extension.value)
 
 
 if __name__ == "__main__":

@@ -138,3 +138,15 @@ def test_lloyd_is_seeded_and_stops_once_converged(photo_descriptors, algorithm, 
                                tolerance=0.05)
     iterations = [r.message for r in caplog.records if "k-means iteration" in r.message]
     assert 2 <= len(iterations) < 50 and "converged" in caplog.records[-1].message
+
+
+def test_cluster_dataset_features_wrapper_passes_clustering_params(monkeypatch):
+    """ClusterDatasetFeatures is cluster_dataset_features on ClusteringParams."""
+    seen = []
+    monkeypatch.setattr(codebook, "cluster_dataset_features",
+                        lambda *args: seen.append(args) or "out/codebook.datum")
+    assert codebook.ClusterDatasetFeatures("d.mat", "f", "out", 8, num_iterations=3, seed=2,
+                                           feature_extension=".delg_local") == "out/codebook.datum"
+    assert seen == [("d.mat", "f", "out",
+                     codebook.ClusteringParams(num_clusters=8, num_iterations=3, seed=2),
+                     ".delg_local")]
