@@ -33,7 +33,7 @@ __all__ = [
     "MakeJob", "TasksFromImageList", "TasksFromRevisited", "TasksFromGldv2Csv",
     # delf_tf's own API.
     "ImageTask", "UnreadableImage", "TaskResult", "ExtractionJob", "DelfJob", "DelgJob",
-    "HowJob", "ElfmJob", "JOBS",
+    "HowJob", "ElfmJob", "JOBS", "ExtractionParams",
 ]
 
 
@@ -309,3 +309,62 @@ def TasksFromGldv2Csv(csv_path: str, images_dir: str) -> list[ImageTask]:
             raise ValueError(f"{csv_path}: no 'id' column (columns: {reader.fieldnames})")
         ids = [row["id"] for row in reader]
     return [ImageTask(image_id, builder.image_path(images_dir, image_id)) for image_id in ids]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractionParams:
+    """Which job extracts which images into which directory (the flags of
+    tools/beam_extract_features.py besides the ELFM model's and the image list's): `job` and
+    `tasks` build what extraction.RunExtraction runs.
+
+    Attributes:
+      method: delf: .delf local features; delg: .delg_global/.delg_local as the config
+        enables; delg_star: as delg with binarized local descriptors; how: .delg_local from a
+        HOW SavedModel with a local-only config (configs/how_r18_config.pbtxt); elfm: .elfm
+        binary codes (and .elfm_float with --save_float_descriptors) from --model_path.
+      delf_config_path: delf/delg/delg_star/how: DelfConfig pbtxt whose model_path is the
+        exported SavedModel.
+      save_float_descriptors: With --method=elfm: also write <name>.elfm_float (float
+        representatives, ~8 KB per cluster).
+      output_dir: Directory of the feature files.
+      image_extension: With --dataset_file_path: image file extension.
+      gldv2_csv_path: Google Landmarks v2 CSV with an id column.
+      images_dir: With --dataset_file_path or --gldv2_csv_path: the images' directory.
+    """
+    method: str = "delg"  # a key of JOBS
+    delf_config_path: str | None = None
+    save_float_descriptors: bool = False
+    output_dir: str | None = None
+    image_extension: str = ".jpg"
+    gldv2_csv_path: str = ""
+    images_dir: str = ""
+
+    def job(self, elfm_model_path: str | None = None, **elfm_options) -> ExtractionJob:
+        """MakeJob of `method`: with delf_config_path, or for elfm with `elfm_model_path`
+        and ElfmExtractor's `elfm_options`; ValueError naming the missing flag."""
+        if self.method != "elfm":
+            if not self.delf_config_path:
+                raise ValueError(f"--method={self.method} needs --delf_config_path")
+            return MakeJob(self.method, self.delf_config_path, self.output_dir)
+        if not elfm_model_path:
+            raise ValueError("--method=elfm needs --model_path")
+        return MakeJob("elfm", elfm_model_path, self.output_dir,
+                       save_float=self.save_float_descriptors, **elfm_options)
+
+    def tasks(self, list_images_path: str = "", dataset_file_path: str = "",
+              image_set: str = "index") -> list[ImageTask]:
+        """The images of exactly one of `list_images_path`, `dataset_file_path` (its
+        `image_set`) and gldv2_csv_path (both of the latter in images_dir); ValueError when
+        not exactly one is given or images_dir is missing."""
+        sources = (list_images_path, dataset_file_path, self.gldv2_csv_path)
+        if sum(map(bool, sources)) != 1:
+            raise ValueError(
+                "give exactly one of --list_images_path, --dataset_file_path, --gldv2_csv_path")
+        if list_images_path:
+            return TasksFromImageList(list_images_path)
+        if not self.images_dir:
+            raise ValueError("--images_dir is required with --dataset_file_path/--gldv2_csv_path")
+        if dataset_file_path:
+            return TasksFromRevisited(dataset_file_path, self.images_dir, image_set,
+                                      self.image_extension)
+        return TasksFromGldv2Csv(self.gldv2_csv_path, self.images_dir)

@@ -31,83 +31,46 @@ Example:
 
 import os
 
-from absl import app, flags
+from absl import app
 
 from delf_tf.extraction import per_image
-from delf_tf.tools import common, extraction_flags, retrieval_flags
+from delf_tf.tools import common, config_flags, extraction_flags, retrieval_flags
 
 __all__ = ["main"]
 
-_METHOD = flags.DEFINE_enum(
-    "method", "delg", sorted(per_image.JOBS),
-    "delf: .delf local features; delg: .delg_global/.delg_local as the config enables; delg_star: "
-    "as delg with binarized local descriptors; how: .delg_local from a HOW SavedModel with a "
-    "local-only config (configs/how_r18_config.pbtxt); elfm: .elfm binary codes (and .elfm_float "
-    "with --save_float_descriptors) from --model_path.")
-_DELF_CONFIG_PATH = flags.DEFINE_string(
-    "delf_config_path", None,
-    "delf/delg/delg_star/how: DelfConfig pbtxt whose model_path is the exported SavedModel.")
+# One flag per ExtractionParams field: its name, type, default and help (the class docstring).
+_PARAMS = config_flags.define_config_flags(per_image.ExtractionParams,
+                                           choices={"method": sorted(per_image.JOBS)})
 # --method=elfm only: the ELFM model and its settings.
 _ELFM = retrieval_flags.define_elfm_model_flags(model_path=None)
-_SAVE_FLOAT_DESCRIPTORS = flags.DEFINE_boolean(
-    "save_float_descriptors", False,
-    "With --method=elfm: also write <name>.elfm_float (float representatives, ~8 KB per "
-    "cluster).")
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None,
-    "Directory of the feature files.")
 _IMAGES = extraction_flags.define_beam_image_flags(with_features=False)
-_IMAGE_EXTENSION = flags.DEFINE_string(
-    "image_extension", ".jpg",
-    "With --dataset_file_path: image file extension.")
-_GLDV2_CSV_PATH = flags.DEFINE_string(
-    "gldv2_csv_path", "",
-    "Google Landmarks v2 CSV with an id column.")
-_IMAGES_DIR = flags.DEFINE_string(
-    "images_dir", "",
-    "With --dataset_file_path or --gldv2_csv_path: the images' directory.")
 _BEAM = extraction_flags.define_beam_flags("beam_extraction_report.json", "output_dir")
 
 
-def _tasks() -> list[per_image.ImageTask]:
-    list_images_path, dataset_file_path = (_IMAGES.list_images_path.value,
-                                           _IMAGES.dataset_file_path.value)
-    if sum(map(bool, (list_images_path, dataset_file_path, _GLDV2_CSV_PATH.value))) != 1:
-        raise app.UsageError(
-            "give exactly one of --list_images_path, --dataset_file_path, --gldv2_csv_path")
-    if list_images_path:
-        return per_image.TasksFromImageList(list_images_path)
-    if not _IMAGES_DIR.value:
-        raise app.UsageError("--images_dir is required with --dataset_file_path/--gldv2_csv_path")
-    if dataset_file_path:
-        return per_image.TasksFromRevisited(dataset_file_path, _IMAGES_DIR.value,
-                                            _IMAGES.image_set.value, _IMAGE_EXTENSION.value)
-    return per_image.TasksFromGldv2Csv(_GLDV2_CSV_PATH.value, _IMAGES_DIR.value)
-
-
-def _job() -> per_image.ExtractionJob:
-    extraction_flags.require(_OUTPUT_DIR)
-    if _METHOD.value != "elfm":
-        if not _DELF_CONFIG_PATH.value:
-            raise app.UsageError(f"--method={_METHOD.value} needs --delf_config_path")
-        return per_image.MakeJob(_METHOD.value, _DELF_CONFIG_PATH.value, _OUTPUT_DIR.value)
-    if not _ELFM.model_path.value:
-        raise app.UsageError("--method=elfm needs --model_path")
+def _job(params: per_image.ExtractionParams) -> per_image.ExtractionJob:
+    """The job of the flags; app.UsageError when they do not name one."""
+    extraction_flags.require(_PARAMS.fields["output_dir"].holder)
     try:
-        options = _ELFM.options()
+        elfm_options = _ELFM.options() if params.method == "elfm" else {}
     except ValueError as e:
         raise app.UsageError(f"--image_scales: {e}") from e
-    return per_image.MakeJob("elfm", _ELFM.model_path.value, _OUTPUT_DIR.value,
-                             save_float=_SAVE_FLOAT_DESCRIPTORS.value, **options)
+    try:
+        return params.job(_ELFM.model_path.value, **elfm_options)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
 
 
 def main(argv):
     common.configure_logging()
-    job = _job()
+    params = _PARAMS.config()
+    job = _job(params)
     from delf_tf.beam import extraction  # needs the 'beam' extra
 
-    os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-    report = extraction.RunExtraction(_tasks(), job, _BEAM.report_file(_OUTPUT_DIR.value),
+    with common.reported_errors():
+        tasks = params.tasks(_IMAGES.list_images_path.value, _IMAGES.dataset_file_path.value,
+                             _IMAGES.image_set.value)
+    os.makedirs(params.output_dir, exist_ok=True)
+    report = extraction.RunExtraction(tasks, job, _BEAM.report_file(params.output_dir),
                                       _BEAM.pipeline_args(argv))
     _BEAM.finish(report)
 

@@ -346,3 +346,21 @@ def test_rerun_with_another_model_or_config_warns_naming_both(tmp_path, delf_exp
     changed.write_bytes(changed.read_bytes() + b"\0")
     after = provenance.describe_source(str(tmp_path / "model"), "c.pbtxt", "")
     assert before["model_fingerprint"] != after["model_fingerprint"]
+
+
+def test_extraction_params_name_one_job_and_one_image_source(tmp_path):
+    from delf_tf.extraction import per_image
+
+    images = tmp_path / "images.txt"
+    images.write_text("/photos/a.jpg\n/photos/b.png\n")
+    params = per_image.ExtractionParams(method="delf", output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="--method=delf needs --delf_config_path"):
+        params.job()
+    with pytest.raises(ValueError, match="--method=elfm needs --model_path"):
+        per_image.ExtractionParams(method="elfm", output_dir=str(tmp_path)).job()
+    assert [(t.name, t.image_path) for t in params.tasks(str(images))] == [
+        ("a", "/photos/a.jpg"), ("b", "/photos/b.png")]
+    with pytest.raises(ValueError, match="exactly one of"):
+        params.tasks(str(images), "gnd.mat")
+    with pytest.raises(ValueError, match="--images_dir is required"):
+        params.tasks(dataset_file_path="gnd.mat")
