@@ -28,7 +28,7 @@ from delf_tf import checks
 from delf_tf.aggregation import codebook as codebook_lib
 from delf_tf.aggregation.extractor import ExtractAggregatedRepresentation
 from delf_tf.aggregation.params import AggregationParams, AggregationTypeName
-from delf_tf.io import atomic, datum_io, feature_io
+from delf_tf.io import atomic, datum_io, feature_io, revisited
 from delf_tf.io.files import require_files
 from delf_tf.progress import Progress
 from delf_tf.protos import aggregation_config_pb2
@@ -40,6 +40,7 @@ __all__ = [
     "FileVisualWords", "AggregationFiles", "ReadAggregatedRepresentations",
     # delf_tf's own API.
     "AggregationSettings", "FeatureFiles", "check_feature_files", "aggregate_images",
+    "DatasetAggregationParams", "ExtractDatasetAggregation",
 ]
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,38 @@ def ExtractAggregatedRepresentationsToFiles(
         datum_io.WritePairToFile(
             data, FileVisualWords(words), os.path.join(output_aggregation_dir, name + extension))
     logger.info("Wrote %d %s files to %s", len(image_names), extension, output_aggregation_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetAggregationParams:
+    """Which images of a Revisited dataset ExtractDatasetAggregation aggregates, how and into
+    which directory (the flags of tools/extract_aggregation.py besides the feature files').
+
+    Attributes:
+      use_query_images: If True, processes the query images of the dataset; otherwise the
+        index images.
+      aggregation_config_path: Path to the AggregationConfig pbtxt to use.
+      output_aggregation_dir: Directory where the aggregated representations are written.
+      index_mapping_path: Optional CSV (columns name,index_image_id,box_id) naming the region
+        feature files of each image, for regional aggregation; without it an image is one
+        region. Ignored without use_regional_aggregation in the config.
+    """
+    use_query_images: bool = False
+    aggregation_config_path: str = "/tmp/aggregation_config.pbtxt"
+    output_aggregation_dir: str = "/tmp/aggregation"
+    index_mapping_path: str = ""
+
+
+def ExtractDatasetAggregation(dataset_file_path: str, features_dir: str,
+                              params: DatasetAggregationParams,
+                              feature_extension: str = ".delf") -> None:
+    """ExtractAggregatedRepresentationsToFiles for the query or index images of the
+    Revisited dataset file `dataset_file_path` (as the original's extract_aggregation)."""
+    query_list, index_list, _ = revisited.ReadDatasetFile(dataset_file_path)
+    ExtractAggregatedRepresentationsToFiles(
+        query_list if params.use_query_images else index_list, features_dir,
+        params.aggregation_config_path, params.index_mapping_path,
+        params.output_aggregation_dir, feature_extension)
 
 
 def FileVisualWords(words) -> np.ndarray:
