@@ -25,7 +25,7 @@ __all__ = [
     "RankIndexImages", "RepresentationBytes", "PerformAggregatedRetrieval",
     # delf_tf's own API.
     "PR_RANKS", "METRICS_FILENAME", "Representations", "AggregationSide",
-    "retrieve_aggregated",
+    "retrieve_aggregated", "AggregatedRetrievalParams",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,6 +130,49 @@ def _mean_bytes(representations: Representations) -> float:
     return float(RepresentationBytes(representations).mean()) if representations else 0.0
 
 
+@dataclasses.dataclass(frozen=True)
+class AggregatedRetrievalParams:
+    """Each side's AggregationConfig and where its representations come from (the flags of
+    tools/perform_aggregated_retrieval.py besides the evaluation's files).
+
+    Attributes:
+      query_aggregation_config_path: Path to the AggregationConfig pbtxt of the queries.
+      query_aggregation_dir: Directory of the queries' aggregated representations from
+        extract_aggregation.py.
+      index_aggregation_config_path: Path to the AggregationConfig pbtxt of the index images.
+      index_aggregation_dir: Directory of the index images' aggregated representations from
+        extract_aggregation.py.
+      feature_extension: Extension of the local feature files (.delg_local for DELG, .delf for
+        DELF).
+      index_mapping_path: Optional region mapping CSV (name,index_image_id,box_id) for
+        regional aggregation of index features; without it an index image is one region.
+    """
+    query_aggregation_config_path: str = "/tmp/query_aggregation_config.pbtxt"
+    query_aggregation_dir: str = ""
+    index_aggregation_config_path: str = "/tmp/index_aggregation_config.pbtxt"
+    index_aggregation_dir: str = ""
+    feature_extension: str = ".delg_local"
+    index_mapping_path: str = ""
+
+    def sides(self, query_features_dir: str = "", index_features_dir: str = ""
+              ) -> tuple[AggregationSide, AggregationSide]:
+        """(queries, index images): each side's AggregationConfig pbtxt read once, its
+        representations from its aggregation directory when given, otherwise from the local
+        feature files in `*_features_dir`."""
+        query = AggregationSide(
+            params=AggregationParams.read(self.query_aggregation_config_path),
+            aggregation_dir=self.query_aggregation_dir, description="queries",
+            files=aggregation_extraction.FeatureFiles(query_features_dir,
+                                                      self.feature_extension))
+        index = AggregationSide(
+            params=AggregationParams.read(self.index_aggregation_config_path),
+            aggregation_dir=self.index_aggregation_dir, description="index images",
+            files=aggregation_extraction.FeatureFiles(index_features_dir,
+                                                      self.feature_extension,
+                                                      self.index_mapping_path))
+        return query, index
+
+
 def PerformAggregatedRetrieval(
     dataset_file_path: str,
     query_aggregation_config_path: str,
@@ -137,25 +180,15 @@ def PerformAggregatedRetrieval(
     output_dir: str,
     query_features_dir: str = "",
     index_features_dir: str = "",
-    query_aggregation_dir: str = "",
-    index_aggregation_dir: str = "",
-    feature_extension: str = ".delg_local",
-    index_mapping_path: str = "",
+    **params,
 ) -> dict[str, float]:
-    """`retrieve_aggregated` with the two sides as loose arguments: each side's
-    AggregationConfig pbtxt is read once, and its representations come from
-    `*_aggregation_dir` (files written by extract_aggregation) when given,
-    otherwise from the local feature files in `*_features_dir`."""
-    query = AggregationSide(
-        params=AggregationParams.read(query_aggregation_config_path),
-        aggregation_dir=query_aggregation_dir, description="queries",
-        files=aggregation_extraction.FeatureFiles(query_features_dir, feature_extension))
-    index = AggregationSide(
-        params=AggregationParams.read(index_aggregation_config_path),
-        aggregation_dir=index_aggregation_dir, description="index images",
-        files=aggregation_extraction.FeatureFiles(index_features_dir, feature_extension,
-                                                  index_mapping_path))
-    return retrieve_aggregated(dataset_file_path, query, index, output_dir)
+    """`retrieve_aggregated` with the two sides as loose arguments: `params` are the other
+    fields of AggregatedRetrievalParams (by keyword), whose `sides` build the two sides."""
+    sides = AggregatedRetrievalParams(
+        query_aggregation_config_path=query_aggregation_config_path,
+        index_aggregation_config_path=index_aggregation_config_path, **params,
+    ).sides(query_features_dir, index_features_dir)
+    return retrieve_aggregated(dataset_file_path, *sides, output_dir)
 
 
 def retrieve_aggregated(
