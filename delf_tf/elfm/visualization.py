@@ -7,11 +7,14 @@ max_j M[i, j] / k_q; target cluster j contributes the sum of M[i, j] / k_q over 
 clusters i whose best match it is. The L2-norm map sums the norms of the same features.
 """
 
+import dataclasses
+
 import numpy as np
 
 from delf_tf.elfm import functional as F
 
-__all__ = ["cluster_contributions", "splat", "colourize", "match_map_picture", "save_match_map"]
+__all__ = ["cluster_contributions", "splat", "colourize", "match_map_picture", "save_match_map",
+           "MatchMapFiles", "DrawMatchMap"]
 
 
 def cluster_contributions(query_codes: np.ndarray, target_codes: np.ndarray,
@@ -92,3 +95,27 @@ def save_match_map(extractor, query_image, target_image, output_path: str) -> fl
     picture, score = match_map_picture(extractor, query_image, target_image)
     atomic.write_bytes_atomic(output_path, visualization.encode_image(picture, "PNG"))
     return score
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchMapFiles:
+    """The image pair DrawMatchMap reads and the picture it writes (the flags of
+    tools/draw_elfm_match_map.py besides the ELFM model's).
+
+    Attributes:
+      query_image: Query image path.
+      target_image: Target (database) image path.
+      output_path: PNG file the picture is written to.
+    """
+    query_image: str = ""
+    target_image: str = ""
+    output_path: str = "/tmp/elfm_match_map.png"
+
+
+def DrawMatchMap(extractor, files: MatchMapFiles) -> float:
+    """save_match_map of the two image files (read as RGB); returns S(q, c)."""
+    from delf_tf import utils
+
+    query = np.asarray(utils.RgbLoader(files.query_image))
+    target = np.asarray(utils.RgbLoader(files.target_image))
+    return save_match_map(extractor, query, target, files.output_path)

@@ -6,36 +6,25 @@ shows, per location, the share of S(q, c) its cluster contributes.
       --query_image=q.jpg --target_image=t.jpg --output_path=match_map.png
 """
 
-import numpy as np
-from absl import app, flags
+from absl import app
 
-from delf_tf import utils
 from delf_tf.elfm import visualization
-from delf_tf.tools import common, retrieval_flags
+from delf_tf.tools import common, config_flags, retrieval_flags
 
 __all__ = ["main"]
 
 _MODEL = retrieval_flags.define_elfm_model_flags()
-_QUERY_IMAGE = flags.DEFINE_string(
-    "query_image", "",
-    "Query image path.")
-_TARGET_IMAGE = flags.DEFINE_string(
-    "target_image", "",
-    "Target (database) image path.")
-_OUTPUT_PATH = flags.DEFINE_string(
-    "output_path", "/tmp/elfm_match_map.png",
-    "PNG file the picture is written to.")
+# One flag per MatchMapFiles field: its name, type, default and help (the class docstring).
+_FILES = config_flags.define_config_flags(visualization.MatchMapFiles)
 
 
 def main(argv):
     common.configure_logging()
     common.check_no_arguments(argv)
+    files = _FILES.config()
     with common.reported_errors():
-        extractor = _MODEL.extractor()
-        query = np.asarray(utils.RgbLoader(_QUERY_IMAGE.value))
-        target = np.asarray(utils.RgbLoader(_TARGET_IMAGE.value))
-        score = visualization.save_match_map(extractor, query, target, _OUTPUT_PATH.value)
-    print(f"S(q, c) = {score:.4f} -> {_OUTPUT_PATH.value}")
+        score = visualization.DrawMatchMap(_MODEL.extractor(), files)
+    print(f"S(q, c) = {score:.4f} -> {files.output_path}")
 
 
 if __name__ == "__main__":
