@@ -31,13 +31,11 @@ _OUTPUT_PATH = flags.DEFINE_string(
 _PARAMS = config_flags.define_config_flags(AsmkParams)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        stats = asmk_search.BuildIndexFromFeatures(
-            _CODEBOOK_PATH.value, _IMAGES.names(), _IMAGES.features_dir.value,
-            _IMAGES.feature_extension.value, _OUTPUT_PATH.value, _PARAMS.config())
+@common.tool_main
+def main():
+    stats = asmk_search.BuildIndexFromFeatures(
+        _CODEBOOK_PATH.value, _IMAGES.names(), _IMAGES.features_dir.value,
+        _IMAGES.feature_extension.value, _OUTPUT_PATH.value, _PARAMS.config())
     print(json.dumps(stats, indent=1))
 
 

@@ -25,12 +25,10 @@ _OUTPUT_PATH = flags.DEFINE_string(
     "Index file to write.")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        index = batch.BuildElfmIndex(_IMAGES.features_dir.value, _IMAGES.names(),
-                                     _OUTPUT_PATH.value)
+@common.tool_main
+def main():
+    index = batch.BuildElfmIndex(_IMAGES.features_dir.value, _IMAGES.names(),
+                                 _OUTPUT_PATH.value)
     print(f"{len(index)} images, K={index.num_clusters}, D={index.dim}, "
           f"{index.bytes_per_image():.0f} bytes per image -> {_OUTPUT_PATH.value}")
 

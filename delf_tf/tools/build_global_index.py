@@ -33,16 +33,14 @@ _PARAMS = config_flags.define_config_flags(global_index.GlobalIndexParams,
                                            choices={"kind": global_index.KINDS})
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     if not _IMAGES.features_dir.value or not _OUTPUT_DIR.value:
         raise app.UsageError("--features_dir and --output_dir are required")
-    with common.reported_errors():
-        index, stats = global_index.BuildFromFiles(
-            _IMAGES.names(), _IMAGES.features_dir.value, _IMAGES.feature_extension.value,
-            _PARAMS.config())
-        index.Save(_OUTPUT_DIR.value)
+    index, stats = global_index.BuildFromFiles(
+        _IMAGES.names(), _IMAGES.features_dir.value, _IMAGES.feature_extension.value,
+        _PARAMS.config())
+    index.Save(_OUTPUT_DIR.value)
     stats["bytes_per_image"] = index.BytesPerImage(_OUTPUT_DIR.value)
     stats["output_dir"] = os.path.abspath(_OUTPUT_DIR.value)
     print(json.dumps(stats, indent=1))

@@ -17,11 +17,9 @@ __all__ = ["main"]
 _PARAMS = config_flags.define_config_flags(builder.ImageDatasetParams)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        builder.build_image_dataset(_PARAMS.config())
+@common.tool_main
+def main():
+    builder.build_image_dataset(_PARAMS.config())
 
 
 if __name__ == "__main__":

@@ -27,13 +27,11 @@ _OUTPUT_CLUSTER_DIR = flags.DEFINE_string(
 _PARAMS = config_flags.define_config_flags(codebook.ClusteringParams)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        codebook.cluster_dataset_features(
-            _IMAGES.dataset_file_path.value, _IMAGES.features_dir.value,
-            _OUTPUT_CLUSTER_DIR.value, _PARAMS.config(), _IMAGES.feature_extension.value)
+@common.tool_main
+def main():
+    codebook.cluster_dataset_features(
+        _IMAGES.dataset_file_path.value, _IMAGES.features_dir.value,
+        _OUTPUT_CLUSTER_DIR.value, _PARAMS.config(), _IMAGES.feature_extension.value)
 
 
 if __name__ == "__main__":

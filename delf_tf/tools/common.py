@@ -2,11 +2,13 @@
 arguments and turn the library's input errors into one `Error: ...` line and exit status 1."""
 
 import contextlib
+import functools
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["INPUT_ERRORS", "check_no_arguments", "configure_logging", "reported_errors"]
+__all__ = ["INPUT_ERRORS", "check_no_arguments", "configure_logging", "reported_errors",
+           "tool_main"]
 
 # What the library raises for bad input (missing, unreadable or broken files, bad values):
 # a message for the user, not a traceback.
@@ -41,3 +43,23 @@ def reported_errors(*extra: type[BaseException]) -> Iterator[None]:
         yield
     except (*INPUT_ERRORS, *extra) as e:
         sys.exit(f"Error: {e}")
+
+
+def tool_main(run: Callable[[], None]) -> Callable[[Sequence[str]], None]:
+    """The `main(argv)` of a tool whose work is `run()`: logging configured, positional
+    arguments refused, and the library's input errors reported as one `Error: ...` line
+    (exit status 1)::
+
+        @common.tool_main
+        def main():
+            trainer.Train(_CONFIG.config())
+    """
+
+    @functools.wraps(run)
+    def main(argv: Sequence[str]) -> None:
+        configure_logging()
+        check_no_arguments(argv)
+        with reported_errors():
+            run()
+
+    return main

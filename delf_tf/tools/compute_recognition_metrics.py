@@ -21,11 +21,9 @@ _FILES = retrieval_flags.define_metric_file_flags(
     predictions_columns="id,landmarks with '<landmark_id> <score>'")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        print(gldv2.recognition_report(_FILES.solution_path.value, _FILES.predictions_path.value))
+@common.tool_main
+def main():
+    print(gldv2.recognition_report(_FILES.solution_path.value, _FILES.predictions_path.value))
 
 
 if __name__ == "__main__":

@@ -23,12 +23,10 @@ _MAX_PREDICTIONS = flags.DEFINE_integer(
     "Predictions per query that count (mAP@k).")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        print(gldv2.retrieval_report(_FILES.solution_path.value, _FILES.predictions_path.value,
-                                     _MAX_PREDICTIONS.value))
+@common.tool_main
+def main():
+    print(gldv2.retrieval_report(_FILES.solution_path.value, _FILES.predictions_path.value,
+                                 _MAX_PREDICTIONS.value))
 
 
 if __name__ == "__main__":

@@ -18,12 +18,10 @@ _MODEL = retrieval_flags.define_elfm_model_flags()
 _FILES = config_flags.define_config_flags(visualization.MatchMapFiles)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     files = _FILES.config()
-    with common.reported_errors():
-        score = visualization.DrawMatchMap(_MODEL.extractor(), files)
+    score = visualization.DrawMatchMap(_MODEL.extractor(), files)
     print(f"S(q, c) = {score:.4f} -> {files.output_path}")
 
 

@@ -31,14 +31,12 @@ flags.mark_flags_as_required(["image_1_path", "image_2_path", "features_1_path",
                               "features_2_path", "codebook_path"])
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     from delf_tf.matching import match_images
 
-    with common.reported_errors():
-        shared = match_images.draw_visual_words(*_PAIR.paths(), _CODEBOOK_PATH.value,
-                                                _PAIR.output_image.value, method=_METHOD.value)
+    shared = match_images.draw_visual_words(*_PAIR.paths(), _CODEBOOK_PATH.value,
+                                            _PAIR.output_image.value, method=_METHOD.value)
     print(f"{shared} visual words in both images; saved {_PAIR.output_image.value}")
 
 

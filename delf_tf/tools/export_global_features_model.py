@@ -30,9 +30,8 @@ _EXPORT = extraction_flags.define_export_flags(
 _OPTIONS = config_flags.define_config_flags(export.GlobalExportOptions)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     options = _OPTIONS.config()
     try:
         options.scales()

@@ -30,9 +30,8 @@ _NORMALIZE_GLOBAL_DESCRIPTOR = flags.DEFINE_boolean(
     "Whether to L2-normalise the output descriptor(s).")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     scales = None
     if _INPUT_SCALES_LIST.value is not None:
         try:

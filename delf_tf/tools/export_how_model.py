@@ -26,9 +26,8 @@ _EXPORT = extraction_flags.define_export_flags(
     ckpt_path="/tmp/how/how_weights", export_path="/tmp/how_export")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     _EXPORT.export_with(extraction.ExportHowModel)
 
 

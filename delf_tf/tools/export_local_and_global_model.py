@@ -18,9 +18,8 @@ __all__ = ["main"]
 _FLAGS = extraction_flags.define_delf_export_flags(with_iou_threshold=True)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     _FLAGS.export_with(export.ExportLocalAndGlobalModel, "DELG local+global model")
 
 

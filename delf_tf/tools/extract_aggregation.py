@@ -27,13 +27,11 @@ _IMAGES = retrieval_flags.define_image_flags(
 _PARAMS = config_flags.define_config_flags(aggregation_extraction.DatasetAggregationParams)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        aggregation_extraction.ExtractDatasetAggregation(
-            _IMAGES.dataset_file_path.value, _IMAGES.features_dir.value, _PARAMS.config(),
-            _IMAGES.feature_extension.value)
+@common.tool_main
+def main():
+    aggregation_extraction.ExtractDatasetAggregation(
+        _IMAGES.dataset_file_path.value, _IMAGES.features_dir.value, _PARAMS.config(),
+        _IMAGES.feature_extension.value)
 
 
 if __name__ == "__main__":

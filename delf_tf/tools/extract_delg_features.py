@@ -31,9 +31,8 @@ _BINARIZE_LOCAL_DESCRIPTORS = flags.DEFINE_boolean(
 _SHARDS = extraction_flags.define_shard_flags()
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     _SHARDS.extract_with(batch.ExtractDelgFeatures, _DELF_CONFIG_PATH.value,
                          *_IMAGES.arguments(),
                          binarize_local_descriptors=_BINARIZE_LOCAL_DESCRIPTORS.value)

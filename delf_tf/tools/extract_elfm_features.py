@@ -29,11 +29,9 @@ _SAVE_FLOAT_DESCRIPTORS = flags.DEFINE_boolean(
 _SHARDS = extraction_flags.define_shard_flags()
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        options = _MODEL.options()
+@common.tool_main
+def main():
+    options = _MODEL.options()
     _SHARDS.extract_with(batch.ExtractElfmFeatures, _MODEL.model_path.value,
                          *_IMAGES.arguments(), failed="could not be read",
                          save_float=_SAVE_FLOAT_DESCRIPTORS.value, **options)

@@ -29,9 +29,8 @@ _OUTPUT_DIR = flags.DEFINE_string(
 _SHARDS = extraction_flags.define_shard_flags()
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     _SHARDS.extract_with(batch.ExtractDelfFeatures, _CONFIG_PATH.value,
                          _LIST_IMAGES_PATH.value, _OUTPUT_DIR.value)
 

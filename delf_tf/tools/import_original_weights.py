@@ -48,17 +48,15 @@ _OVERWRITE = flags.DEFINE_boolean(
 flags.mark_flags_as_required(["source_path", "output_prefix"])
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     output_prefix = _OUTPUT_PREFIX.value
     if os.path.exists(output_prefix + ".index") and not _OVERWRITE.value:
         sys.exit(f"Error: --output_prefix={output_prefix} already holds a checkpoint; "
                  "pass --overwrite to replace it")
-    with common.reported_errors():
-        _, report = original_weights.ImportOriginalWeights(
-            _SOURCE_PATH.value, output_prefix,
-            **extraction_flags.values(_BLOCK3_STRIDES, _INCLUDE_CLASSIFIERS, _ALLOW_MISSING))
+    _, report = original_weights.ImportOriginalWeights(
+        _SOURCE_PATH.value, output_prefix,
+        **extraction_flags.values(_BLOCK3_STRIDES, _INCLUDE_CLASSIFIERS, _ALLOW_MISSING))
     print(report.summary())
     print(f"Wrote {output_prefix} (+ .json)")
 

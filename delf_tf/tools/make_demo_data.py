@@ -23,9 +23,8 @@ _OUTPUT_DIR = flags.DEFINE_string(
 _CONFIG = config_flags.define_config_flags(demo.DemoConfig)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     if not _OUTPUT_DIR.value:
         raise app.UsageError("--output_dir is required")
     config = _CONFIG.config()
@@ -33,8 +32,7 @@ def main(argv):
         config.validate()
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    with common.reported_errors():
-        dataset = demo.GenerateDemoDataset(_OUTPUT_DIR.value, config)
+    dataset = demo.GenerateDemoDataset(_OUTPUT_DIR.value, config)
     print(f"Wrote {dataset.train_csv_path}, {dataset.train_clean_csv_path} and "
           f"{dataset.dataset_file_path} ({dataclasses.asdict(config)})")
 

@@ -33,13 +33,11 @@ _METHOD = flags.DEFINE_string(
     "the kind of descriptors in the feature files).")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        result = match_images.match_images(*_PAIR.paths(), _PAIR.output_image.value,
-                                           _VERIFICATION.params(), title=_TITLE.value,
-                                           method=_METHOD.value)
+@common.tool_main
+def main():
+    result = match_images.match_images(*_PAIR.paths(), _PAIR.output_image.value,
+                                       _VERIFICATION.params(), title=_TITLE.value,
+                                       method=_METHOD.value)
     print(f"Found {result.num_inliers} inliers")
     if _PAIR.output_image.value:
         print(f"Saved the matches to {_PAIR.output_image.value}")

@@ -29,14 +29,12 @@ _FILES = retrieval_flags.define_evaluation_flags(
 _PARAMS = config_flags.define_config_flags(retrieval.AggregatedRetrievalParams)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        sides = _PARAMS.config().sides(_FILES.query_features_dir.value,
-                                       _FILES.index_features_dir.value)
-        retrieval.retrieve_aggregated(_FILES.dataset_file_path.value, *sides,
-                                      _FILES.output_dir.value)
+@common.tool_main
+def main():
+    sides = _PARAMS.config().sides(_FILES.query_features_dir.value,
+                                   _FILES.index_features_dir.value)
+    retrieval.retrieve_aggregated(_FILES.dataset_file_path.value, *sides,
+                                  _FILES.output_dir.value)
 
 
 if __name__ == "__main__":

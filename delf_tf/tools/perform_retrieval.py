@@ -40,16 +40,14 @@ _FEATURE_CACHE_SIZE = flags.DEFINE_integer(
     "read once per run when the images later queries still need fit.")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        evaluation.evaluate_revisited(
-            _FILES.dataset_file_path.value, _FILES.query_features_dir.value,
-            _FILES.index_features_dir.value, _FILES.output_dir.value,
-            use_geometric_verification=_USE_GEOMETRIC_VERIFICATION.value,
-            verification=_VERIFICATION.params(), num_to_rerank=_NUM_TO_RERANK.value,
-            feature_cache_size=_FEATURE_CACHE_SIZE.value)
+@common.tool_main
+def main():
+    evaluation.evaluate_revisited(
+        _FILES.dataset_file_path.value, _FILES.query_features_dir.value,
+        _FILES.index_features_dir.value, _FILES.output_dir.value,
+        use_geometric_verification=_USE_GEOMETRIC_VERIFICATION.value,
+        verification=_VERIFICATION.params(), num_to_rerank=_NUM_TO_RERANK.value,
+        feature_cache_size=_FEATURE_CACHE_SIZE.value)
 
 
 if __name__ == "__main__":

@@ -43,17 +43,15 @@ _CLASSIFIER = flags.DEFINE_enum(
     "cls3 (10 best, summed square-rooted similarity x log(#classes / class frequency)).")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     dataset_file_path = _IMAGES.dataset_file_path.value
-    with common.reported_errors():
-        result = asmk_search.QueryIndexWithFeatures(
-            _INDEX_PATH.value, _IMAGES.names(), _IMAGES.features_dir.value,
-            _IMAGES.feature_extension.value, _OUTPUT_DIR.value, top_k=_TOP_K.value,
-            dataset_file_path=dataset_file_path if _IMAGES.image_set.value == "query" else "",
-            index_labels_path=_INDEX_LABELS_PATH.value, classifier=_CLASSIFIER.value,
-            query_num_assignments=_QUERY_NUM_ASSIGNMENTS.value or None)
+    result = asmk_search.QueryIndexWithFeatures(
+        _INDEX_PATH.value, _IMAGES.names(), _IMAGES.features_dir.value,
+        _IMAGES.feature_extension.value, _OUTPUT_DIR.value, top_k=_TOP_K.value,
+        dataset_file_path=dataset_file_path if _IMAGES.image_set.value == "query" else "",
+        index_labels_path=_INDEX_LABELS_PATH.value, classifier=_CLASSIFIER.value,
+        query_num_assignments=_QUERY_NUM_ASSIGNMENTS.value or None)
     print(json.dumps(result, indent=1))
 
 

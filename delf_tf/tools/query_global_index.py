@@ -43,19 +43,17 @@ _OUTPUT_PATH = flags.DEFINE_string(
     "JSON file of {query: [[index name, score], ...]} (not written if empty).")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     if not _INDEX_DIR.value or not _IMAGES.features_dir.value:
         raise app.UsageError("--index_dir and --query_features_dir are required")
     if _TOP_K.value < 1:
         raise app.UsageError(f"--top_k must be >= 1, got {_TOP_K.value}")
-    with common.reported_errors():
-        names = _IMAGES.names()
-        report = global_index.QueryFromFiles(
-            _INDEX_DIR.value, names, _IMAGES.paths(names), top_k=_TOP_K.value,
-            exact=_EXACT.value, report_recall=_REPORT_RECALL.value,
-            output_path=_OUTPUT_PATH.value, **_SEARCH.values())
+    names = _IMAGES.names()
+    report = global_index.QueryFromFiles(
+        _INDEX_DIR.value, names, _IMAGES.paths(names), top_k=_TOP_K.value,
+        exact=_EXACT.value, report_recall=_REPORT_RECALL.value,
+        output_path=_OUTPUT_PATH.value, **_SEARCH.values())
     print(json.dumps(report, indent=1))
 
 

@@ -58,12 +58,10 @@ def _print_outcome(outcome: image_search.SearchOutcome, method: str) -> None:
           f"{len(outcome.index_names)} database images, method {method})")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        request = _REQUEST.config(verification=_VERIFICATION.params())
-        outcome = image_search.Search(request)
+@common.tool_main
+def main():
+    request = _REQUEST.config(verification=_VERIFICATION.params())
+    outcome = image_search.Search(request)
     _print_outcome(outcome, request.method)
     if outcome.failed:
         sys.exit(f"Error: {len(outcome.failed)} images could not be read: "

@@ -19,11 +19,9 @@ _CONFIG = config_flags.define_config_flags(
     trainer.TrainConfig, choices={"distribution_strategy": strategy.STRATEGIES})
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        trainer.Train(_CONFIG.config())
+@common.tool_main
+def main():
+    trainer.Train(_CONFIG.config())
 
 
 if __name__ == "__main__":

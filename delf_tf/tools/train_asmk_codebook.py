@@ -26,12 +26,10 @@ _PARAMS = config_flags.define_config_flags(CodebookParams, exclude=("max_num_des
                                            choices={"kmeans": KMEANS_ALGORITHMS})
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        codebook = asmk_search.train_codebook_from_features(
-            _IMAGES.names(), _IMAGES.files(), _OUTPUT_PATH.value, _PARAMS.config())
+@common.tool_main
+def main():
+    codebook = asmk_search.train_codebook_from_features(
+        _IMAGES.names(), _IMAGES.files(), _OUTPUT_PATH.value, _PARAMS.config())
     print(f"Wrote codebook {codebook.shape} to {_OUTPUT_PATH.value}")
 
 

@@ -30,9 +30,8 @@ __all__ = ["main"]
 _CONFIG = config_flags.define_config_flags(training.TrainGlobalConfig)
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     config = _CONFIG.config()
     try:
         training.validate(config)

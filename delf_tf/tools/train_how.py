@@ -35,11 +35,9 @@ _CONFIG = config_flags.define_config_flags(
     defaults={"test_datasets": ""})
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors():
-        result = training.TrainHow(_CONFIG.config())
+@common.tool_main
+def main():
+    result = training.TrainHow(_CONFIG.config())
     print(json.dumps({"model_weights": result["model_weights"],
                       "last_epoch": result["epochs"][-1] if result["epochs"] else None},
                      indent=1))

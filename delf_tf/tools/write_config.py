@@ -27,14 +27,12 @@ _PARAMS = config_flags.define_config_flags(
 flags.mark_flags_as_required(["model_path", "output_path"])
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
+@common.tool_main
+def main():
     params = _PARAMS.config()
     if params.attention_stats_path and params.score_threshold is not None:
         raise app.UsageError("give --attention_stats_path or --score_threshold, not both")
-    with common.reported_errors():
-        written = summaries.WriteModelConfig(params)
+    written = summaries.WriteModelConfig(params)
     print(f"Wrote {params.output_path}: {written}")
 
 

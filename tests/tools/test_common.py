@@ -30,8 +30,35 @@ def test_every_tool_configures_logging_first():
     for tool in tools.TOOLS:
         with open(os.path.join(_TOOLS_PACKAGE, tool + ".py"), encoding="utf-8") as f:
             source = f.read()
-        assert re.search(r"^def main\(.*\n    common\.configure_logging\(\)\n", source, re.M), (
-            f"delf_tf/tools/{tool}.py: main() must start with common.configure_logging()")
+        assert re.search(r"^(@common\.tool_main\ndef main\(\):|def main\(.*\n    common\."
+                         r"configure_logging\(\))\n", source, re.M), (
+            f"delf_tf/tools/{tool}.py: main() must be @common.tool_main or start with "
+            "common.configure_logging()")
+
+
+def test_tool_main_configures_logging_refuses_arguments_and_reports_input_errors():
+    from absl import app
+
+    calls = []
+
+    @common.tool_main
+    def main():
+        calls.append(logging.getLogger("delf_tf").level)
+        raise FileNotFoundError("a.delf: no such file")
+
+    library = logging.getLogger("delf_tf")
+    saved = library.level
+    try:
+        library.setLevel(logging.WARNING)
+        with pytest.raises(app.UsageError, match="Unexpected arguments"):
+            main(["tool", "stray"])
+        assert calls == []
+        with pytest.raises(SystemExit) as exited:
+            main(["tool"])
+        assert exited.value.code == "Error: a.delf: no such file"
+        assert calls == [logging.INFO]
+    finally:
+        library.setLevel(saved)
 
 
 def test_reported_errors_is_one_line_for_input_errors_only():
