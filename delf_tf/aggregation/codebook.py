@@ -3,13 +3,14 @@
 A codebook is a float32 array [K, D] (one codeword per row). It is written
 with `datum_io.WriteToFile` (conventionally `<dir>/codebook.datum`). For
 users of the original, `ReadCodebook` also reads a TensorFlow checkpoint
-holding a `clusters` variable (the original's k-means estimator output); that
-path imports TensorFlow lazily and is the only one that needs it.
+holding a `clusters` variable (the original's k-means estimator output).
 
 Training uses scikit-learn's k-means (exact Lloyd iterations for small
-problems, mini-batch k-means for large ones such as 65536 words), or faiss
-(`algorithm="faiss"`, the `faiss-cpu` package): exact Lloyd iterations fast
-enough for 65536 words, as HOW's codebooks are trained.
+problems, mini-batch k-means for large ones such as 65536 words), faiss's
+(`algorithm="faiss"`, the `faiss-cpu` package), or delf_tf's own Lloyd
+iterations as faiss runs them (`"converge"`, `"approximate"`), whose
+nearest-word search is `functional.WordSearch` (TensorFlow's matrix product):
+fast enough for 65536 words, as HOW's codebooks are trained.
 """
 
 import dataclasses

@@ -1,4 +1,4 @@
-r"""Trains an ASMK codebook as HOW does: k-means (faiss assignment) over the
+r"""Trains an ASMK codebook as HOW does: k-means (exact nearest-word assignment) over the
 local descriptors of (at most --num_images of) the listed images.
 
 Writes a DatumProto float [K, D] file for tools/build_asmk_index.py.
