@@ -35,7 +35,8 @@ __all__ = [
     # The original's names (the compatibility surface).
     "ReadOriginalWeights", "InferArchitecture", "ImportOriginalWeights",
     # delf_tf's own API.
-    "original_key", "delf_tf_key", "model_variables_by_key", "SourceWeights", "ImportReport",
+    "ImportOptions", "import_original_weights", "original_key", "delf_tf_key",
+    "model_variables_by_key", "SourceWeights", "ImportReport",
 ]
 
 logger = logging.getLogger(__name__)
@@ -254,24 +255,45 @@ def _unmatched_weights(values, taken, include_classifiers: bool) -> list[str]:
     return unmatched
 
 
-def ImportOriginalWeights(source: str, output_prefix: str | None = None, *,
-                          block3_strides: bool = True, include_classifiers: bool = True,
-                          allow_missing: bool = False) -> tuple[Delf, ImportReport]:
+@dataclasses.dataclass(frozen=True)
+class ImportOptions:
+    """How import_original_weights builds the model and what it accepts (the flags of
+    tools/import_original_weights.py).
+
+    Attributes:
+      block3_strides: The original model's --block3_strides (not recorded in its weights).
+      include_classifiers: Import the training heads (attention classifier, desc classifier or
+        cosine weights) when the source has them.
+      allow_missing: Write the checkpoint even if the source lacks some model variables (they
+        keep their initial values).
+    """
+    block3_strides: bool = True
+    include_classifiers: bool = True
+    allow_missing: bool = False
+
+
+def ImportOriginalWeights(source: str, output_prefix: str | None = None,
+                          **options) -> tuple[Delf, ImportReport]:
+    """import_original_weights with ImportOptions(**options) (its fields by keyword)."""
+    return import_original_weights(source, output_prefix, ImportOptions(**options))
+
+
+def import_original_weights(source: str, output_prefix: str | None = None,
+                            options: ImportOptions = ImportOptions()
+                            ) -> tuple[Delf, ImportReport]:
     """Builds the delf_tf model of an original checkpoint / SavedModel and assigns its weights.
 
     Args:
       source: checkpoint prefix (delf_weights, ckpt-N), checkpoint directory or SavedModel.
       output_prefix: if given, the model is written there with `save_weights` (checkpoint +
         JSON sidecar), ready for `load_model`, the export tools and fine-tuning.
-      block3_strides: the original model's --block3_strides (not visible in the weights).
-      include_classifiers: create and import the training heads when the source has them.
-      allow_missing: accept a source lacking some model variables (they keep their initial
-        values); otherwise that is an error.
+      options: the architecture the weights do not show, and what is imported or accepted.
 
     Returns:
       (model, report). Raises ValueError on a shape mismatch or, unless allow_missing,
       missing weights; nothing is written then.
     """
+    block3_strides, include_classifiers = options.block3_strides, options.include_classifiers
     weights = ReadOriginalWeights(source)
     class_name, config, num_classes = InferArchitecture(weights.values, block3_strides)
     if not include_classifiers:
@@ -286,7 +308,7 @@ def ImportOriginalWeights(source: str, output_prefix: str | None = None, *,
     report = ImportReport(class_name, config, num_classes, assigned, unmatched, missing,
                           weights.skipped)
     fatal_missing = [k for k in missing if k not in _OPTIONAL]
-    if problems or (fatal_missing and not allow_missing):
+    if problems or (fatal_missing and not options.allow_missing):
         details = problems + [f"missing from the source: {original_key(k)}"
                               for k in fatal_missing]
         raise ValueError(f"Cannot import {source}:\n  " + "\n  ".join(details[:50])

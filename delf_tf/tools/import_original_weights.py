@@ -20,7 +20,7 @@ import sys
 from absl import app, flags
 
 from delf_tf.models import original_weights
-from delf_tf.tools import common, extraction_flags
+from delf_tf.tools import common, config_flags
 
 __all__ = ["main"]
 
@@ -31,17 +31,8 @@ _SOURCE_PATH = flags.DEFINE_string(
 _OUTPUT_PREFIX = flags.DEFINE_string(
     "output_prefix", None,
     "delf_tf checkpoint prefix to write (plus <output_prefix>.json).")
-_BLOCK3_STRIDES = flags.DEFINE_boolean(
-    "block3_strides", True,
-    "The original model's --block3_strides (not recorded in its weights).")
-_INCLUDE_CLASSIFIERS = flags.DEFINE_boolean(
-    "include_classifiers", True,
-    "Import the training heads (attention classifier, desc classifier or cosine weights) when the "
-    "source has them.")
-_ALLOW_MISSING = flags.DEFINE_boolean(
-    "allow_missing", False,
-    "Write the checkpoint even if the source lacks some model variables (they keep their initial "
-    "values).")
+# One flag per ImportOptions field: its name, type, default and help (the class docstring).
+_OPTIONS = config_flags.define_config_flags(original_weights.ImportOptions)
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False,
     "Replace an existing checkpoint at --output_prefix.")
@@ -54,9 +45,8 @@ def main():
     if os.path.exists(output_prefix + ".index") and not _OVERWRITE.value:
         sys.exit(f"Error: --output_prefix={output_prefix} already holds a checkpoint; "
                  "pass --overwrite to replace it")
-    _, report = original_weights.ImportOriginalWeights(
-        _SOURCE_PATH.value, output_prefix,
-        **extraction_flags.values(_BLOCK3_STRIDES, _INCLUDE_CLASSIFIERS, _ALLOW_MISSING))
+    _, report = original_weights.import_original_weights(
+        _SOURCE_PATH.value, output_prefix, _OPTIONS.config())
     print(report.summary())
     print(f"Wrote {output_prefix} (+ .json)")
 

@@ -163,3 +163,14 @@ def test_codebook_from_both_checkpoint_layouts(tmp_path):
     tf.train.Checkpoint(other=tf.Variable(clusters)).write(str(tmp_path / "neither"))
     with pytest.raises(ValueError, match="neither a 'clusters' variable nor a 'codebook'"):
         codebook.ReadCodebook(str(tmp_path / "neither"))
+
+
+def test_import_original_weights_wrapper_passes_import_options(monkeypatch):
+    """ImportOriginalWeights is import_original_weights on ImportOptions."""
+    seen = []
+    monkeypatch.setattr(original_weights, "import_original_weights",
+                        lambda *args: seen.append(args) or ("model", "report"))
+    assert original_weights.ImportOriginalWeights(
+        "src", "out", block3_strides=False, allow_missing=True) == ("model", "report")
+    assert seen == [("src", "out", original_weights.ImportOptions(block3_strides=False,
+                                                                  allow_missing=True))]
