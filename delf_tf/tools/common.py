@@ -45,21 +45,27 @@ def reported_errors(*extra: type[BaseException]) -> Iterator[None]:
         sys.exit(f"Error: {e}")
 
 
-def tool_main(run: Callable[[], None]) -> Callable[[Sequence[str]], None]:
+def tool_main(run: Callable[[], None] | None = None, *,
+              also_reported: tuple[type[BaseException], ...] = ()):
     """The `main(argv)` of a tool whose work is `run()`: logging configured, positional
-    arguments refused, and the library's input errors reported as one `Error: ...` line
-    (exit status 1)::
+    arguments refused, and the library's input errors (and `also_reported`) reported as one
+    `Error: ...` line (exit status 1)::
 
         @common.tool_main
         def main():
             trainer.Train(_CONFIG.config())
+
+        @common.tool_main(also_reported=(ImportError,))
+        def main(): ...
     """
+    if run is None:
+        return functools.partial(tool_main, also_reported=also_reported)
 
     @functools.wraps(run)
     def main(argv: Sequence[str]) -> None:
         configure_logging()
         check_no_arguments(argv)
-        with reported_errors():
+        with reported_errors(*also_reported):
             run()
 
     return main

@@ -42,16 +42,14 @@ _GLOBAL_FEATURES_DIR = flags.DEFINE_string(
     "(extract_delg_features output) for --shortlist_size.")
 
 
-def main(argv):
-    common.configure_logging()
-    common.check_no_arguments(argv)
-    with common.reported_errors(ImportError):
-        batch.EvaluateElfm(_FILES.dataset_file_path.value, _FILES.query_features_dir.value,
-                           _FILES.output_dir.value, index_path=_INDEX_PATH.value or None,
-                           index_features_dir=_FILES.index_features_dir.value or None,
-                           use_float=_USE_FLOAT_DESCRIPTORS.value, backend=_BACKEND.value,
-                           global_features_dir=_GLOBAL_FEATURES_DIR.value or None,
-                           shortlist_size=_SHORTLIST_SIZE.value)
+@common.tool_main(also_reported=(ImportError,))
+def main():
+    batch.EvaluateElfm(_FILES.dataset_file_path.value, _FILES.query_features_dir.value,
+                       _FILES.output_dir.value, index_path=_INDEX_PATH.value or None,
+                       index_features_dir=_FILES.index_features_dir.value or None,
+                       use_float=_USE_FLOAT_DESCRIPTORS.value, backend=_BACKEND.value,
+                       global_features_dir=_GLOBAL_FEATURES_DIR.value or None,
+                       shortlist_size=_SHORTLIST_SIZE.value)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def test_every_tool_configures_logging_first():
     for tool in tools.TOOLS:
         with open(os.path.join(_TOOLS_PACKAGE, tool + ".py"), encoding="utf-8") as f:
             source = f.read()
-        assert re.search(r"^(@common\.tool_main\ndef main\(\):|def main\(.*\n    common\."
+        assert re.search(r"^(@common\.tool_main(\(.*\))?\ndef main\(\):|def main\(.*\n    common\."
                          r"configure_logging\(\))\n", source, re.M), (
             f"delf_tf/tools/{tool}.py: main() must be @common.tool_main or start with "
             "common.configure_logging()")
@@ -57,6 +57,21 @@ def test_tool_main_configures_logging_refuses_arguments_and_reports_input_errors
             main(["tool"])
         assert exited.value.code == "Error: a.delf: no such file"
         assert calls == [logging.INFO]
+
+        @common.tool_main(also_reported=(ImportError,))
+        def needs_an_extra():
+            raise ImportError("numba is not installed")
+
+        with pytest.raises(SystemExit) as exited:
+            needs_an_extra(["tool"])
+        assert exited.value.code == "Error: numba is not installed"
+
+        @common.tool_main
+        def plain():
+            raise ImportError("numba is not installed")
+
+        with pytest.raises(ImportError):  # not an input error: the traceback is shown
+            plain(["tool"])
     finally:
         library.setLevel(saved)
 
