@@ -11,13 +11,16 @@ database on 1, binary residuals, no idf), in one process:
             delf_tf on the asmk-trained codebook, so both index the same words;
   query     quantize (5 words) + aggregate + inverted-file search per query;
 and checks that both give the same scores (max abs difference printed).
+Each stage runs --rounds times, asmk's and delf_tf's turns alternating, and the
+median wall time of each side is reported (so a change of the machine's load
+hits both alike).
 
 Descriptors are synthetic but bursty like real local features: each image
 shows a random subset of "object parts" (shared across images) with noise,
 plus background clutter.
 
 Usage: python benchmarks/asmk_vs_package.py [--num_words 8192] [--num_index 300]
-       [--num_queries 20] [--descriptors_per_image 1000] [--kmeans auto]
+       [--num_queries 20] [--descriptors_per_image 1000] [--kmeans auto] [--rounds 3]
 Needs `pip install asmk faiss-cpu`.
 """
 
@@ -51,9 +54,21 @@ def _quantization_error(descriptors, codebook) -> float:
     return float(faiss.knn(descriptors, np.ascontiguousarray(codebook), 1)[0].mean())
 
 
+def _alternating(fns: dict, rounds: int) -> tuple[dict[str, float], dict[str, float], dict]:
+    """({side: median wall s}, {side: median CPU s}, {side: last result}) of the sides'
+    functions, run in turn `rounds` times."""
+    runs = {side: [] for side in fns}
+    for _ in range(rounds):
+        for side, fn in fns.items():
+            runs[side].append(timed(fn))
+    return ({side: float(np.median([r.wall for r in rs])) for side, rs in runs.items()},
+            {side: float(np.median([r.cpu for r in rs])) for side, rs in runs.items()},
+            {side: rs[-1].result for side, rs in runs.items()})
+
+
 def main() -> None:
     parser = flag_parser(__doc__, num_words=8192, num_index=300, num_queries=20,
-                         descriptors_per_image=1000)
+                         descriptors_per_image=1000, rounds=3)
     parser.add_argument("--num_train", type=int, default=100,
                         help="images whose descriptors train the codebook")
     parser.add_argument("--kmeans", default="auto", choices=KMEANS_ALGORITHMS,
@@ -81,34 +96,41 @@ def main() -> None:
     times = {"theirs": {}, "ours": {}}
     cpu_times = {"theirs": {}, "ours": {}}
 
+    def record(stage, walls, cpus):
+        for side in walls:
+            times[side][stage], cpu_times[side][stage] = walls[side], cpus[side]
+
     # Codebook.
-    run = timed(lambda: asmk_method.ASMKMethod.initialize_untrained(params).train_codebook(train))
-    theirs, times["theirs"]["codebook"] = run.result, run.wall
-    cpu_times["theirs"]["codebook"] = run.cpu
     algorithm = CodebookParams(num_words=args.num_words, kmeans=args.kmeans).algorithm()
-    run = timed(lambda: codebook_lib.TrainCodebook(train, args.num_words, 10,
-                                                   algorithm=algorithm))
-    times["ours"]["codebook"], cpu_times["ours"]["codebook"] = run.wall, run.cpu
+    walls, cpus, codebooks = _alternating({
+        "theirs": lambda: asmk_method.ASMKMethod.initialize_untrained(params).train_codebook(train),
+        "ours": lambda: codebook_lib.TrainCodebook(train, args.num_words, 10,
+                                                   algorithm=algorithm)}, args.rounds)
+    record("codebook", walls, cpus)
+    theirs = codebooks["theirs"]
     codebook = theirs.codebook.centroids
     quantization_error = {"theirs": _quantization_error(held_out, codebook),
-                          "ours": _quantization_error(held_out, run.result)}
+                          "ours": _quantization_error(held_out, codebooks["ours"])}
 
-    # Build.
+    # Build (delf_tf on the asmk-trained codebook, so both index the same words).
     vectors = np.concatenate(database)
     image_ids = np.repeat(np.arange(len(database)), [len(d) for d in database])
-    run = timed(lambda: theirs.build_ivf(vectors, image_ids))
-    theirs, times["theirs"]["build"] = run.result, run.wall
-    run = timed(lambda: AsmkIndex(codebook, AsmkParams()).Build(database))
-    ours, times["ours"]["build"] = run.result, run.wall
+    walls, cpus, built = _alternating({
+        "theirs": lambda: theirs.build_ivf(vectors, image_ids),
+        "ours": lambda: AsmkIndex(codebook, AsmkParams()).Build(database)}, args.rounds)
+    record("build", walls, cpus)
+    theirs, ours = built["theirs"], built["ours"]
 
-    # Query.
+    # Query (per query).
     query_vectors = np.concatenate(queries)
     query_ids = np.repeat(np.arange(len(queries)), [len(q) for q in queries])
-    run = timed(lambda: theirs.query_ivf(query_vectors, query_ids))
-    _, _, their_ranks, their_sorted = run.result
-    times["theirs"]["query"] = run.wall / len(queries)
-    run = timed(lambda: np.stack([ours.ComputeSimilarities(q) for q in queries]))
-    our_scores, times["ours"]["query"] = run.result, run.wall / len(queries)
+    walls, cpus, answers = _alternating({
+        "theirs": lambda: theirs.query_ivf(query_vectors, query_ids),
+        "ours": lambda: np.stack([ours.ComputeSimilarities(q) for q in queries])}, args.rounds)
+    record("query", {k: v / len(queries) for k, v in walls.items()},
+           {k: v / len(queries) for k, v in cpus.items()})
+    _, _, their_ranks, their_sorted = answers["theirs"]
+    our_scores = answers["ours"]
     their_scores = np.zeros(their_sorted.shape)
     np.put_along_axis(their_scores, their_ranks, their_sorted, axis=1)
     max_difference = float(np.abs(their_scores - our_scores).max())
@@ -118,7 +140,7 @@ def main() -> None:
         "args": vars(args),
         "seconds": times,
         "ours_over_theirs": ratios,
-        "codebook_cpu_seconds": cpu_times,
+        "cpu_seconds": cpu_times,
         "codebook_algorithm": algorithm,
         "held_out_quantization_error": quantization_error,
         "max_abs_score_difference": max_difference,
@@ -130,7 +152,8 @@ def main() -> None:
     for stage in ratios:
         print(f"{stage:9s} ours {times['ours'][stage]:8.3f} s  asmk {times['theirs'][stage]:8.3f} s"
               f"  ratio {ratios[stage]:.3f}")
-    print(f"codebook ({algorithm}): CPU ours {cpu_times['ours']['codebook']:.1f} s, asmk "
+    print(f"medians of {args.rounds} alternating rounds; codebook ({algorithm}): CPU ours "
+          f"{cpu_times['ours']['codebook']:.1f} s, asmk "
           f"{cpu_times['theirs']['codebook']:.1f} s; held-out mean squared quantization error "
           f"ours {quantization_error['ours']:.5f}, asmk {quantization_error['theirs']:.5f}")
     print(f"query times are per query; max |score difference| {max_difference:.2e}; "

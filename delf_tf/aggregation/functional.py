@@ -68,9 +68,10 @@ class WordSearch:
 
     Nearest by squared L2 = largest x.c - |c|^2 / 2 (|x|^2 is the same for every
     word of a feature), one matrix product per batch of features, run by
-    TensorFlow: its product (oneDNN or Eigen) is faster than NumPy's OpenBLAS and
-    faiss's exact search on the same cores (benchmarks/asmk_vs_package.py). The
-    transposed codebook and |c|^2 / 2 are computed once, here.
+    TensorFlow (oneDNN or Eigen): on the 2-core AVX-512 machine, 50,000 x 128-D
+    features against 8192 words took 0.61 s against 0.97 s for faiss's exact
+    search and 1.00 s for NumPy's OpenBLAS product in batches of 100 (medians of 3
+    alternating runs). The transposed codebook and |c|^2 / 2 are computed once, here.
     """
 
     def __init__(self, codebook: np.ndarray):
@@ -81,8 +82,11 @@ class WordSearch:
         if codebook.ndim != 2 or not len(codebook):
             raise ValueError(f"codebook must be [K, D] with K >= 1, got shape {codebook.shape}")
         self.codebook = codebook
-        self._codebook_t = tf.constant(np.ascontiguousarray(codebook.T))
-        self._half_sq_norms = tf.constant(0.5 * np.einsum("kd,kd->k", codebook, codebook))
+        # [D + 1, K]: the codewords as columns over a last row of -|c|^2 / 2, so one product
+        # of the features with a 1 appended gives every x.c - |c|^2 / 2 (10% faster here than
+        # subtracting |c|^2 / 2 from the product in a second pass).
+        half_sq_norms = 0.5 * np.einsum("kd,kd->k", codebook, codebook)
+        self._codebook_aug = tf.constant(np.concatenate([codebook.T, -half_sq_norms[None]]))
 
     def __call__(
         self,
@@ -134,7 +138,7 @@ class WordSearch:
         search = _top_words(num_assignments, with_distances)
         for start in range(0, num_features, batch_size):
             batch = features[start:start + batch_size]
-            top_words, top_scores = search(batch, self._codebook_t, self._half_sq_norms)
+            top_words, top_scores = search(batch, self._codebook_aug)
             words[start:start + len(batch)] = top_words
             if distances is not None:
                 sq_norms = np.einsum("nd,nd->n", batch, batch)[:, None]
@@ -146,14 +150,15 @@ class WordSearch:
 @functools.cache
 def _top_words(k: int, with_scores: bool):
     """A TensorFlow function: the `k` words of largest x.c - |c|^2 / 2 per row of
-    features [B, D] given codebook^T [D, K] and |c|^2 / 2 [K]; (int64 words [B, k],
-    their scores [B, k] or an empty tensor without `with_scores`), largest first,
-    ties to the lower word id (argmax's and top_k's order)."""
+    features [B, D] given [c^T; -|c|^2 / 2] [D + 1, K]; (int64 words [B, k], their
+    scores [B, k] or an empty tensor without `with_scores`), largest first, ties to
+    the lower word id (argmax's and top_k's order)."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
-    def top_words(features, codebook_t, half_sq_norms):
-        scores = tf.matmul(features, codebook_t) - half_sq_norms
+    def top_words(features, codebook_aug):
+        ones = tf.pad(features, [[0, 0], [0, 1]], constant_values=1)
+        scores = tf.matmul(ones, codebook_aug)
         if k > 1:
             top = tf.math.top_k(scores, k)
             return tf.cast(top.indices, tf.int64), top.values
