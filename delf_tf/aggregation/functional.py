@@ -27,8 +27,15 @@ __all__ = [
 # A visual word is kept in ASMK only if its aggregated residual is longer than
 # this, so words whose residuals cancel out are not normalised into noise.
 WORD_NORM_THRESHOLD = 1e-6
+# Up to this many words per feature, the NumPy search takes repeated argmax passes.
+_MAX_REPEATED_ARGMAX = 8
 # Scores one nearest-word product may hold by default (256 MiB in float32).
 _MAX_SCORES = 2**26
+# A search of at least this many scores (features x words) runs its products in
+# TensorFlow, whose speed there repays importing it (about 3 s, once per process);
+# smaller ones run in NumPy, so small jobs (one query, a 1024-word codebook) do not
+# load TensorFlow at all.
+_TENSORFLOW_MIN_SCORES = 2**26
 
 
 def assign(
@@ -67,26 +74,31 @@ class WordSearch:
     """Exact nearest-codeword search over one codebook, prepared once for many calls.
 
     Nearest by squared L2 = largest x.c - |c|^2 / 2 (|x|^2 is the same for every
-    word of a feature), one matrix product per batch of features, run by
-    TensorFlow (oneDNN or Eigen): on the 2-core AVX-512 machine, 50,000 x 128-D
-    features against 8192 words took 0.61 s against 0.97 s for faiss's exact
+    word of a feature): one product per batch of features with a 1 appended against
+    [c^T; -|c|^2 / 2], computed once, here. Large searches (_TENSORFLOW_MIN_SCORES)
+    run it in TensorFlow (oneDNN or Eigen): on the 2-core AVX-512 machine, 50,000 x
+    128-D features against 8192 words took 0.61 s against 0.97 s for faiss's exact
     search and 1.00 s for NumPy's OpenBLAS product in batches of 100 (medians of 3
-    alternating runs). The transposed codebook and |c|^2 / 2 are computed once, here.
+    alternating runs); smaller ones in NumPy. Either way ties go to the lower word id.
     """
 
     def __init__(self, codebook: np.ndarray):
         """codebook: float [K, D] (its dtype is the dtype of the search)."""
-        import tensorflow as tf
-
         codebook = np.asarray(codebook)
         if codebook.ndim != 2 or not len(codebook):
             raise ValueError(f"codebook must be [K, D] with K >= 1, got shape {codebook.shape}")
         self.codebook = codebook
         # [D + 1, K]: the codewords as columns over a last row of -|c|^2 / 2, so one product
-        # of the features with a 1 appended gives every x.c - |c|^2 / 2 (10% faster here than
-        # subtracting |c|^2 / 2 from the product in a second pass).
+        # of the features with a 1 appended gives every x.c - |c|^2 / 2 (in TensorFlow 10%
+        # faster here than subtracting |c|^2 / 2 from the product in a second pass).
         half_sq_norms = 0.5 * np.einsum("kd,kd->k", codebook, codebook)
-        self._codebook_aug = tf.constant(np.concatenate([codebook.T, -half_sq_norms[None]]))
+        self._codebook_aug = np.concatenate([codebook.T, -half_sq_norms[None]])
+
+    @functools.cached_property
+    def _codebook_aug_tensor(self):
+        import tensorflow as tf
+
+        return tf.constant(self._codebook_aug)
 
     def __call__(
         self,
@@ -116,8 +128,7 @@ class WordSearch:
         num_assignments: int = 1,
         batch_size: int | None = None,
     ) -> np.ndarray:
-        """The words of `__call__` without the distances (one pass less over the
-        scores): int64 [N, A]."""
+        """The words of `__call__` without the distances: int64 [N, A]."""
         return self._search(features, num_assignments, batch_size, with_distances=False)[0]
 
     def _search(self, features: np.ndarray, num_assignments: int, batch_size: int | None,
@@ -135,24 +146,53 @@ class WordSearch:
         words = np.empty([num_features, num_assignments], dtype=np.int64)
         distances = (np.empty([num_features, num_assignments], dtype=self.codebook.dtype)
                      if with_distances else None)
-        search = _top_words(num_assignments, with_distances)
+        if num_features * num_words >= _TENSORFLOW_MIN_SCORES:
+            search, codebook_aug = _top_words(num_assignments), self._codebook_aug_tensor
+        else:
+            search, codebook_aug = _numpy_top_words(num_assignments), self._codebook_aug
         for start in range(0, num_features, batch_size):
             batch = features[start:start + batch_size]
-            top_words, top_scores = search(batch, self._codebook_aug)
+            top_words, top_scores = search(batch, codebook_aug)
             words[start:start + len(batch)] = top_words
             if distances is not None:
                 sq_norms = np.einsum("nd,nd->n", batch, batch)[:, None]
                 distances[start:start + len(batch)] = np.maximum(
-                    sq_norms - 2 * top_scores.numpy(), 0)
+                    sq_norms - 2 * np.asarray(top_scores), 0)
         return words, distances
 
 
+def _numpy_top_words(k: int):
+    """`_top_words` in NumPy: (int64 words [B, k], their scores [B, k]), largest first,
+    ties to the lower word id."""
+
+    def top_words(features, codebook_aug):
+        scores = features @ codebook_aug[:-1]
+        scores += codebook_aug[-1]
+        rows = np.arange(len(scores))
+        if k > _MAX_REPEATED_ARGMAX:
+            candidates = np.sort(np.argpartition(scores, -k, axis=1)[:, -k:], axis=1)
+            order = np.argsort(-np.take_along_axis(scores, candidates, axis=1),
+                               axis=1, kind="stable")
+            top = np.take_along_axis(candidates, order, axis=1)
+            return top, np.take_along_axis(scores, top, axis=1)
+        # A few argmax passes are several times faster than sorting every row.
+        top = np.empty([len(scores), k], dtype=np.int64)
+        top_scores = np.empty([len(scores), k], dtype=scores.dtype)
+        for a in range(k):
+            top[:, a] = np.argmax(scores, axis=1)
+            top_scores[:, a] = scores[rows, top[:, a]]
+            scores[rows, top[:, a]] = -np.inf
+        return top, top_scores
+
+    return top_words
+
+
 @functools.cache
-def _top_words(k: int, with_scores: bool):
+def _top_words(k: int):
     """A TensorFlow function: the `k` words of largest x.c - |c|^2 / 2 per row of
     features [B, D] given [c^T; -|c|^2 / 2] [D + 1, K]; (int64 words [B, k], their
-    scores [B, k] or an empty tensor without `with_scores`), largest first, ties to
-    the lower word id (argmax's and top_k's order)."""
+    scores [B, k]), largest first, ties to the lower word id (argmax's and top_k's
+    order)."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
@@ -163,8 +203,6 @@ def _top_words(k: int, with_scores: bool):
             top = tf.math.top_k(scores, k)
             return tf.cast(top.indices, tf.int64), top.values
         words = tf.argmax(scores, axis=1, output_type=tf.int64)[:, None]
-        if not with_scores:
-            return words, tf.zeros([0])
         return words, tf.gather(scores, words, batch_dims=1)
 
     return top_words

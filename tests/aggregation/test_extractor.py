@@ -1,5 +1,8 @@
 """Hand-computed VLAD / ASMK / ASMK* (and regional) aggregations."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -47,7 +50,12 @@ def test_assign_batch_size_does_not_change_result():
     np.testing.assert_array_equal(expected, np.argsort(distances, axis=1)[:, :3])
 
 
-def test_nearest_words_ties_go_to_the_lower_id_and_distances_are_squared_l2():
+@pytest.mark.parametrize("backend", ["numpy", "tensorflow"])
+def test_nearest_words_ties_go_to_the_lower_id_and_distances_are_squared_l2(backend,
+                                                                           monkeypatch):
+    # Searches of at least _TENSORFLOW_MIN_SCORES scores run in TensorFlow, smaller in NumPy.
+    monkeypatch.setattr(functional, "_TENSORFLOW_MIN_SCORES", 0 if backend == "tensorflow"
+                        else 2**62)
     rng = np.random.default_rng(1)
     words = rng.normal(size=[30, 8]).astype(np.float32)
     # Every word twice (ids i and 59 - i hold the same vector): each tie must go to the lower id.
@@ -55,13 +63,23 @@ def test_nearest_words_ties_go_to_the_lower_id_and_distances_are_squared_l2():
     features = rng.normal(size=[500, 8]).astype(np.float32)
     distances = ((features[:, None, :] - codebook[None]) ** 2).sum(-1)
     expected = np.argsort(distances, axis=1, kind="stable")
-    for num_assignments in (1, 4):
+    for num_assignments in (1, 4, 12):
         nearest, squared = functional.nearest_words(features, codebook, num_assignments)
         np.testing.assert_array_equal(nearest, expected[:, :num_assignments])
         np.testing.assert_allclose(squared, np.take_along_axis(distances, nearest, axis=1),
                                    atol=1e-4)
     with pytest.raises(ValueError, match=r"num_assignments must be in \[1, 60\]"):
         functional.nearest_words(features, codebook, 61)
+
+
+def test_small_searches_do_not_load_tensorflow():
+    code = ("import sys; import numpy as np; from delf_tf.aggregation import functional as f; "
+            "rng = np.random.default_rng(0); "
+            "f.assign(rng.normal(size=[1000, 128]), rng.normal(size=[1024, 128]), 5); "
+            "assert 'tensorflow' not in sys.modules, 'a small search imported TensorFlow'; "
+            "f.assign(rng.normal(size=[8192, 8]), rng.normal(size=[8192, 8]).astype('f4')); "
+            "assert 'tensorflow' in sys.modules, 'a large search did not use TensorFlow'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
 def test_vlad():
