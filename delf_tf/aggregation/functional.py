@@ -36,6 +36,9 @@ _MAX_SCORES = 2**26
 # smaller ones run in NumPy, so small jobs (one query, a 1024-word codebook) do not
 # load TensorFlow at all.
 _TENSORFLOW_MIN_SCORES = 2**26
+# Such a search for one word per feature goes through `word_screen` (where enabled)
+# when the codebook has at least this many words.
+_SCREEN_MIN_WORDS = 2048
 
 
 def assign(
@@ -79,7 +82,10 @@ class WordSearch:
     run it in TensorFlow (oneDNN or Eigen): on the 2-core AVX-512 machine, 50,000 x
     128-D features against 8192 words took 0.61 s against 0.97 s for faiss's exact
     search and 1.00 s for NumPy's OpenBLAS product in batches of 100 (medians of 3
-    alternating runs); smaller ones in NumPy. Either way ties go to the lower word id.
+    alternating runs); smaller ones in NumPy. Large searches for one word per feature
+    with >= 2048 words go through `word_screen`'s bfloat16 screen where the CPU has
+    native bfloat16 products (same words; 300,000 features x 8192 words in 2.5 s instead
+    of 3.6 s there). Either way ties go to the lower word id.
     """
 
     def __init__(self, codebook: np.ndarray):
@@ -93,6 +99,12 @@ class WordSearch:
         # faster here than subtracting |c|^2 / 2 from the product in a second pass).
         half_sq_norms = 0.5 * np.einsum("kd,kd->k", codebook, codebook)
         self._codebook_aug = np.concatenate([codebook.T, -half_sq_norms[None]])
+
+    @functools.cached_property
+    def _screen(self):
+        from delf_tf.aggregation import word_screen
+
+        return word_screen.Bfloat16Screen(self.codebook)
 
     @functools.cached_property
     def _codebook_aug_tensor(self):
@@ -146,7 +158,15 @@ class WordSearch:
         words = np.empty([num_features, num_assignments], dtype=np.int64)
         distances = (np.empty([num_features, num_assignments], dtype=self.codebook.dtype)
                      if with_distances else None)
-        if num_features * num_words >= _TENSORFLOW_MIN_SCORES:
+        large = num_features * num_words >= _TENSORFLOW_MIN_SCORES
+        if large and self._screened(num_assignments):
+            top_words, top_scores = self._screen.nearest(features, batch_size)
+            words[:, 0] = top_words
+            if distances is not None:
+                distances[:, 0] = np.maximum(
+                    np.einsum("nd,nd->n", features, features) - 2 * top_scores, 0)
+            return words, distances
+        if large:
             search, codebook_aug = _top_words(num_assignments), self._codebook_aug_tensor
         else:
             search, codebook_aug = _numpy_top_words(num_assignments), self._codebook_aug
@@ -159,6 +179,15 @@ class WordSearch:
                 distances[start:start + len(batch)] = np.maximum(
                     sq_norms - 2 * np.asarray(top_scores), 0)
         return words, distances
+
+    def _screened(self, num_assignments: int) -> bool:
+        """Whether a large search goes through the bfloat16 screen (`word_screen`):
+        one word per feature, a float32 codebook of >= _SCREEN_MIN_WORDS words, and
+        `word_screen.enabled()`."""
+        from delf_tf.aggregation import word_screen
+
+        return (num_assignments == 1 and self.codebook.dtype == np.float32
+                and len(self.codebook) >= _SCREEN_MIN_WORDS and word_screen.enabled())
 
 
 def _numpy_top_words(k: int):

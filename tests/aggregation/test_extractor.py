@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from delf_tf.aggregation import functional
+from delf_tf.aggregation import functional, word_screen
 from delf_tf.aggregation.extractor import ExtractAggregatedRepresentation
 from delf_tf.protos import aggregation_config_pb2
 
@@ -50,12 +50,16 @@ def test_assign_batch_size_does_not_change_result():
     np.testing.assert_array_equal(expected, np.argsort(distances, axis=1)[:, :3])
 
 
-@pytest.mark.parametrize("backend", ["numpy", "tensorflow"])
+@pytest.mark.parametrize("backend", ["numpy", "tensorflow", "bfloat16 screen"])
 def test_nearest_words_ties_go_to_the_lower_id_and_distances_are_squared_l2(backend,
                                                                            monkeypatch):
-    # Searches of at least _TENSORFLOW_MIN_SCORES scores run in TensorFlow, smaller in NumPy.
-    monkeypatch.setattr(functional, "_TENSORFLOW_MIN_SCORES", 0 if backend == "tensorflow"
+    # Searches of at least _TENSORFLOW_MIN_SCORES scores run in TensorFlow, smaller in NumPy;
+    # single-word ones through the bfloat16 screen where it is on (here in groups of 4 words).
+    monkeypatch.setattr(functional, "_TENSORFLOW_MIN_SCORES", 0 if backend != "numpy"
                         else 2**62)
+    monkeypatch.setenv("DELF_TF_BFLOAT16_SCREEN", "on" if backend == "bfloat16 screen" else "off")
+    monkeypatch.setattr(functional, "_SCREEN_MIN_WORDS", 0)
+    monkeypatch.setattr(word_screen, "WORDS_PER_GROUP", 4)
     rng = np.random.default_rng(1)
     words = rng.normal(size=[30, 8]).astype(np.float32)
     # Every word twice (ids i and 59 - i hold the same vector): each tie must go to the lower id.
