@@ -20,7 +20,9 @@ the winner is still decided in float32:
 
 So the words are those of a float32 search over every word, up to float32
 rounding, like any other exact search. `enabled()` says when `WordSearch` takes this
-path; the environment variable DELF_TF_BFLOAT16_SCREEN=on|off overrides it.
+path; the environment variable DELF_TF_BFLOAT16_SCREEN=on|off overrides it, except that
+the screen is never used where TensorFlow's bfloat16 product breaks the bound's
+assumption (checked once per process).
 """
 
 import concurrent.futures
@@ -28,8 +30,10 @@ import functools
 import os
 
 import numpy as np
+from absl import logging
 
-__all__ = ["WORDS_PER_GROUP", "Bfloat16Screen", "enabled", "group_order"]
+__all__ = ["WORDS_PER_GROUP", "Bfloat16Screen", "bfloat16_product_is_bounded", "enabled",
+           "group_order"]
 
 # Words per group: fewer, larger groups cost less in step 2 and more in step 4. 256 was
 # fastest on the 8192-word benchmark (128: the same within 3%; 512: 12% slower).
@@ -46,17 +50,26 @@ _FEATURES_PER_CHECK = 16384
 def enabled() -> bool:
     """Whether large single-word searches go through the bfloat16 screen.
 
-    DELF_TF_BFLOAT16_SCREEN=on or off decides; otherwise (auto) it is on when the CPU
-    has native bfloat16 dot products (avx512_bf16 or amx_bf16 in /proc/cpuinfo) and
-    TensorFlow's oneDNN kernels are not switched off (TF_ENABLE_ONEDNN_OPTS=0), since
-    elsewhere a bfloat16 product is emulated and slower than the float32 one.
+    DELF_TF_BFLOAT16_SCREEN=off: never. on: whenever TensorFlow's bfloat16 product
+    keeps to the error bound the screen relies on (`bfloat16_product_is_bounded`).
+    auto (the default): also only when the CPU has native bfloat16 dot products
+    (avx512_bf16 or amx_bf16 in /proc/cpuinfo) and TensorFlow's oneDNN kernels are on
+    (not TF_ENABLE_ONEDNN_OPTS=0), since elsewhere a bfloat16 product is emulated,
+    slower than the float32 one, and (Eigen's) not summed in float32.
     """
     choice = os.environ.get("DELF_TF_BFLOAT16_SCREEN", "auto").lower()
     if choice not in ("auto", "on", "off"):
         raise ValueError(f"DELF_TF_BFLOAT16_SCREEN must be auto, on or off, got {choice!r}")
-    if choice != "auto":
-        return choice == "on"
-    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0" and _cpu_has_bfloat16()
+    if choice == "off":
+        return False
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+    if choice == "auto" and not (onednn and _cpu_has_bfloat16()):
+        return False
+    if bfloat16_product_is_bounded():
+        return True
+    logging.warning("TensorFlow's bfloat16 product here is not a float32 sum rounded to "
+                    "bfloat16; nearest-word searches run in float32 only")
+    return False
 
 
 @functools.cache
@@ -67,6 +80,26 @@ def _cpu_has_bfloat16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@functools.cache
+def bfloat16_product_is_bounded(dim: int = 129) -> bool:
+    """Whether TensorFlow's bfloat16 matrix product, as this process runs it, is what the
+    screen's bound assumes: each entry the float32 sum of the exact products, rounded to
+    the nearest bfloat16, so within 2^-8 of its exact value plus 2 D 2^-24 times the sum
+    of the products' magnitudes. Checked once on a random 256 x D x 512 product (oneDNN
+    keeps to it; Eigen's emulation, with TF_ENABLE_ONEDNN_OPTS=0, does not)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = tf.cast(rng.normal(size=[256, dim]).astype(np.float32), tf.bfloat16)
+    b = tf.cast(rng.normal(size=[dim, 512]).astype(np.float32), tf.bfloat16)
+    a64, b64 = a.numpy().astype(np.float64), b.numpy().astype(np.float64)
+    exact = a64 @ b64
+    error = np.abs(tf.matmul(a, b).numpy().astype(np.float64) - exact)
+    allowed = _BFLOAT16_ROUNDOFF * np.abs(exact) + 2 * dim * _FLOAT32_ROUNDOFF * (
+        np.abs(a64) @ np.abs(b64))
+    return bool((error <= allowed).all())
 
 
 def group_order(codebook: np.ndarray, words_per_group: int) -> np.ndarray:

@@ -1,5 +1,9 @@
 """The bfloat16-screened nearest-word search gives the float32 search's words."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -98,17 +102,27 @@ def test_screen_keeps_groups_whose_rounded_scores_tie():
     assert _bfloat16_misranked(features, codebook, expected) > 0.005
 
 
-def test_bfloat16_product_is_a_float32_sum_rounded_to_nearest():
-    """The bound's assumption about TensorFlow's bfloat16 product on this machine: exact
-    products summed in float32, the sum rounded to the nearest bfloat16."""
+def test_bound_check_holds_on_larger_products_where_it_passes():
+    """Where the once-per-process check accepts TensorFlow's bfloat16 product, the bound
+    also holds on a larger, differently scaled product."""
+    if not word_screen.bfloat16_product_is_bounded():
+        pytest.skip("this TensorFlow's bfloat16 product is not summed in float32")
     rng = np.random.default_rng(3)
-    a = tf.cast(rng.normal(size=[300, 129]).astype(np.float32), tf.bfloat16)
-    b = tf.cast(rng.normal(size=[129, 500]).astype(np.float32), tf.bfloat16)
-    exact = a.numpy().astype(np.float64) @ b.numpy().astype(np.float64)
-    magnitude = np.abs(a.numpy().astype(np.float64)) @ np.abs(b.numpy().astype(np.float64))
-    product = tf.matmul(a, b).numpy().astype(np.float64)
-    accumulation = 2 * 129 * 2.0**-24 * magnitude
-    assert (np.abs(product - exact) <= 2.0**-8 * np.abs(exact) + accumulation).all()
+    a = tf.cast(rng.normal(size=[1000, 129]).astype(np.float32) * 3, tf.bfloat16)
+    b = tf.cast(rng.normal(size=[129, 2000]).astype(np.float32) / 7, tf.bfloat16)
+    a64, b64 = a.numpy().astype(np.float64), b.numpy().astype(np.float64)
+    exact = a64 @ b64
+    error = np.abs(tf.matmul(a, b).numpy().astype(np.float64) - exact)
+    assert (error <= 2.0**-8 * np.abs(exact) + 2 * 129 * 2.0**-24 * (np.abs(a64) @ np.abs(b64))
+            ).all()
+
+
+def test_emulated_bfloat16_products_are_refused_even_when_forced_on():
+    # Eigen's bfloat16 product (oneDNN off) is not summed in float32.
+    code = ("import os; from delf_tf.aggregation import word_screen as w; "
+            "assert not w.bfloat16_product_is_bounded(); assert not w.enabled()")
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", DELF_TF_BFLOAT16_SCREEN="on")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
 
 
 def test_large_word_search_uses_the_screen_where_enabled(monkeypatch):
