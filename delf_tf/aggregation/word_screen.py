@@ -191,10 +191,11 @@ class Bfloat16Screen:
 
         # Small products, each on one BLAS thread, in a few Python threads: BLAS's own
         # threads would stay spinning after each product and slow the next bfloat16 one.
-        threads = _check_threads()
-        with _single_threaded_blas():
-            list(_check_pool().map(check_groups, [range(i, self._num_groups, threads)
-                                                  for i in range(threads)]))
+        threads = min(4, os.cpu_count() or 1)
+        # (A pool per call, so no idle threads outlive the search.)
+        with _single_threaded_blas(), concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            list(pool.map(check_groups, [range(i, self._num_groups, threads)
+                                         for i in range(threads)]))
         word = self.word_ids[best_columns]
         best = np.full(len(features), -np.inf, dtype=np.float32)
         np.maximum.at(best, rows, best_scores)
@@ -261,15 +262,6 @@ def _candidate_function():
 
 def _candidate_groups(features, codebook_bf16, bounds, num_groups: int):
     return _candidate_function()(features, codebook_bf16, bounds, num_groups)
-
-
-def _check_threads() -> int:
-    return min(4, os.cpu_count() or 1)
-
-
-@functools.cache
-def _check_pool() -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(max_workers=_check_threads())
 
 
 def _single_threaded_blas():
