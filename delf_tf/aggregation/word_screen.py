@@ -201,6 +201,9 @@ class Bfloat16Screen:
         np.maximum.at(best, rows, best_scores)
         chosen = np.full(len(features), len(self.word_ids), dtype=np.int64)
         np.minimum.at(chosen, rows, np.where(best_scores == best[rows], word, len(self.word_ids)))
+        # A feature with a NaN has no candidate group (its comparisons are all false) and
+        # no nearest word; it gets word 0, as from NumPy's argmax over NaN scores.
+        chosen[chosen == len(self.word_ids)] = 0
         return chosen, best
 
 

@@ -89,6 +89,15 @@ def test_screen_finds_words_the_bfloat16_product_misranks(scale):
     assert _bfloat16_misranked(features, codebook, expected) > 0.5
 
 
+def test_screen_gives_a_word_to_features_with_nan():
+    features, codebook = _bursty(np.random.default_rng(6), num_words=256, num_features=100)
+    features[[3, 50]] = np.nan
+    words, _ = word_screen.Bfloat16Screen(codebook, 16).nearest(features, 64)
+    assert ((words >= 0) & (words < 256)).all()
+    np.testing.assert_array_equal(np.delete(words, [3, 50]),
+                                  np.delete(_float32_nearest(features, codebook)[0], [3, 50]))
+
+
 def test_screen_keeps_groups_whose_rounded_scores_tie():
     # Small integers are exact in bfloat16, so only the sums (up to ~700) are rounded, to
     # steps of 2 to 4, while scores differ by 0.5: many words share their rounded score.
