@@ -8,9 +8,11 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from delf_tf import config as config_lib
+from delf_tf.aggregation.asmk_index import TrainAsmkCodebook
 from delf_tf.protos import delf_config_pb2
 from delf_tf.retrieval import gldv2, image_search
 
@@ -130,6 +132,10 @@ def test_delf_search_ranks_the_copy_of_the_query_first(demo_folders, delg_config
     index_names = image_search.ImageNames(index_paths)
     codebook = image_search.TrainCodebook(index_names, str(features / "index"), 64)
     assert 2 <= len(codebook) <= 64
+    # The descriptors read once are clustered as train_asmk_codebook clusters the files.
+    np.testing.assert_array_equal(codebook, TrainAsmkCodebook(
+        [str(features / "index" / (n + image_search.LOCAL_EXTENSION)) for n in index_names],
+        num_words=len(codebook), num_images=len(index_names)))
     for method in ("delg_global", "delf", "asmk"):
         ranked = image_search.Rank(method, query_names, index_names, index_paths,
                                    str(features / "query"), str(features / "index"),
