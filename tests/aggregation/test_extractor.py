@@ -119,6 +119,24 @@ def test_asmk_multiple_assignment():
         atol=1e-6)
 
 
+@pytest.mark.parametrize("aggregation_type", [Config.VLAD, Config.ASMK, Config.ASMK_STAR])
+@pytest.mark.parametrize("num_assignments", [1, 3])
+def test_extract_many_equals_extract_of_each_image(aggregation_type, num_assignments):
+    rng = np.random.default_rng(7)
+    codebook = rng.normal(size=[16, 8]).astype(np.float32)
+    images = [rng.normal(size=[n, 8]).astype(np.float32) for n in (30, 0, 1, 45)]
+    images.append(np.array([[0.1] * 8, [-0.1] * 8]) + codebook[5])  # residuals cancel
+    extractor = _extractor(aggregation_type, codebook, num_assignments=num_assignments)
+    many = extractor.ExtractMany(images)
+    assert len(many) == len(images)
+    for (data, words), image in zip(many, images):
+        expected_data, expected_words = extractor.Extract(image)
+        np.testing.assert_array_equal(data, expected_data)
+        np.testing.assert_array_equal(words, expected_words)
+        assert data.dtype == expected_data.dtype
+        assert np.asarray(words).dtype == np.asarray(expected_words).dtype
+
+
 def test_asmk_drops_words_whose_residuals_cancel():
     features = np.array([[0.1, 0.0], [-0.1, 0.0], [0.9, 0.2]])
     data, words = _extractor(Config.ASMK).Extract(features)
