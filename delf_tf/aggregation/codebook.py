@@ -9,8 +9,9 @@ Training uses scikit-learn's k-means (exact Lloyd iterations for small
 problems, mini-batch k-means for large ones such as 65536 words), faiss's
 (`algorithm="faiss"`, the `faiss-cpu` package), or delf_tf's own Lloyd
 iterations as faiss runs them (`"converge"`, `"approximate"`), whose
-nearest-word search is `functional.WordSearch` (TensorFlow's matrix product):
-fast enough for 65536 words, as HOW's codebooks are trained.
+nearest-word search is `functional.WordSearch` (TensorFlow's matrix product, through
+the exact bfloat16 screen of `word_screen` on CPUs with native bfloat16): fast enough
+for 65536 words, as HOW's codebooks are trained.
 """
 
 import dataclasses
