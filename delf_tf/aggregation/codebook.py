@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from delf_tf import checks
+from delf_tf import blas, checks
 from delf_tf.aggregation import functional
 from delf_tf.io import datum_io, feature_io, revisited
 from delf_tf.io.files import require_files
@@ -99,8 +99,6 @@ def TrainCodebook(
     Returns:
       float32 [K, D] codebook.
     """
-    from threadpoolctl import threadpool_limits
-
     descriptors = np.asarray(descriptors, dtype=np.float32)
     _check_training_input(descriptors, num_clusters)
     if algorithm == "faiss":
@@ -115,7 +113,7 @@ def TrainCodebook(
     # k-means++ seeding makes many small BLAS calls, which multi-threaded BLAS
     # turns into a crawl on a busy machine (11x slower measured here); the Lloyd steps are
     # parallelised by scikit-learn's own OpenMP threads either way.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas.single_threaded():
         kmeans.fit(descriptors)
     return kmeans.cluster_centers_.astype(np.float32)
 

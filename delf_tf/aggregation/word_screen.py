@@ -32,6 +32,8 @@ import os
 import numpy as np
 from absl import logging
 
+from delf_tf import blas
+
 __all__ = ["WORDS_PER_GROUP", "Bfloat16Screen", "bfloat16_product_is_bounded", "enabled",
            "group_order"]
 
@@ -193,7 +195,7 @@ class Bfloat16Screen:
         # threads would stay spinning after each product and slow the next bfloat16 one.
         threads = min(4, os.cpu_count() or 1)
         # (A pool per call, so no idle threads outlive the search.)
-        with _single_threaded_blas(), concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        with blas.single_threaded(), concurrent.futures.ThreadPoolExecutor(threads) as pool:
             list(pool.map(check_groups, [range(i, self._num_groups, threads)
                                          for i in range(threads)]))
         word = self.word_ids[best_columns]
@@ -266,13 +268,3 @@ def _candidate_function():
 def _candidate_groups(features, codebook_bf16, bounds, num_groups: int):
     return _candidate_function()(features, codebook_bf16, bounds, num_groups)
 
-
-def _single_threaded_blas():
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
-@functools.cache
-def _blas_controller():
-    import threadpoolctl
-
-    return threadpoolctl.ThreadpoolController()

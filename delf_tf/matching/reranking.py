@@ -15,7 +15,6 @@ ranking.
 
 import collections
 import concurrent.futures
-import contextlib
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
@@ -23,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from google.protobuf import message
 
+from delf_tf import blas
 from delf_tf.io import atomic, feature_io
 from delf_tf.local_features import LocalFeatures
 from delf_tf.matching import descriptor_matching, ransac, visualization
@@ -300,15 +300,6 @@ def rerank_by_inliers(
     return input_ranks[order]
 
 
-def _blas_limited_to_one_thread():
-    """A context limiting BLAS to one thread, or None without threadpoolctl."""
-    try:
-        import threadpoolctl
-    except ImportError:
-        return None
-    return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
-
-
 def verify_candidates(query: LocalFeatures, candidates: Iterable[LocalFeatures], *args,
                       num_workers: int | None = None, **kwargs) -> np.ndarray:
     """`verify_all` with the parameters as loose arguments: those of `_loose_params`
@@ -326,10 +317,9 @@ def verify_all(
     """Inlier counts (int64 [C]) of a query against each candidate image.
 
     Pairs are verified by `num_workers` threads (default: one per CPU), each
-    with a single-threaded BLAS when threadpoolctl is installed (otherwise one
-    pair at a time with BLAS's own threads): a 1000 x 1000 product is too small
-    for BLAS threads to pay off, and on a shared machine their spinning makes it
-    several times slower. Every pair has its own seeded RANSAC, so the counts do
+    with a single-threaded BLAS: a 1000 x 1000 product is too small for BLAS
+    threads to pay off, and on a shared machine their spinning makes it several
+    times slower. Every pair has its own seeded RANSAC, so the counts do
     not depend on the number of workers.
     """
     def count(candidate: LocalFeatures) -> int:
@@ -337,16 +327,15 @@ def verify_all(
 
     candidates = list(candidates)
     query.prepared()  # once, before the threads share it
-    limit = _blas_limited_to_one_thread()
     workers = min(num_workers or os.cpu_count() or 1, len(candidates))
     if params.ransac_backend == "skimage":
         # Pure-Python RANSAC gains nothing from threads, and its warning
         # filters (warnings.catch_warnings) are not thread-safe.
         workers = 1
-    if limit is None or workers <= 1:
-        with limit or contextlib.nullcontext():
+    if workers <= 1:
+        with blas.single_threaded():
             return np.array([count(c) for c in candidates], dtype=np.int64)
-    with limit, concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    with blas.single_threaded(), concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return np.array(list(pool.map(count, candidates)), dtype=np.int64)
 
 
