@@ -28,7 +28,7 @@ __all__ = [
     "TrainAsmkCodebook", "ReadDescriptors",
     # delf_tf's own API.
     "AsmkParams", "KMEANS_ALGORITHMS", "APPROXIMATE_MIN_WORDS", "CodebookParams",
-    "train_codebook", "AsmkIndex", "IMAGES_PER_SEARCH",
+    "train_codebook", "cluster_descriptors", "AsmkIndex", "IMAGES_PER_SEARCH",
 ]
 
 logger = logging.getLogger(__name__)
@@ -139,9 +139,16 @@ def train_codebook(
         feature_paths = [feature_paths[i] for i in chosen]
     descriptors = codebook_lib.SampleDescriptors(
         feature_paths, params.max_num_descriptors, params.seed, progress=progress)
+    return cluster_descriptors(descriptors, params, len(feature_paths))
+
+
+def cluster_descriptors(descriptors: np.ndarray, params: CodebookParams,
+                        num_images: int) -> np.ndarray:
+    """The k-means step of `train_codebook`: float descriptors [N, D] (already drawn from
+    `num_images` images) into params.num_words words. Returns float32 [K, D]."""
     algorithm = params.algorithm()
     logger.info("k-means (%s) of %d descriptors (%d images) into %d words", algorithm,
-                len(descriptors), len(feature_paths), params.num_words)
+                len(descriptors), num_images, params.num_words)
     return codebook_lib.TrainCodebook(
         descriptors, params.num_words, params.num_iterations, params.seed, algorithm=algorithm)
 

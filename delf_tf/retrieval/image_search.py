@@ -324,8 +324,7 @@ def TrainCodebook(index_names: Sequence[str], index_dir: str, num_words: int,
                   seed: int = 0) -> np.ndarray:
     """A k-means codebook float32 [K, D] of the database images' local descriptors (K at
     most a tenth of the number of descriptors, so every word gets a few)."""
-    from delf_tf.aggregation import codebook as codebook_lib
-    from delf_tf.aggregation.asmk_index import CodebookParams, ReadDescriptors
+    from delf_tf.aggregation.asmk_index import CodebookParams, ReadDescriptors, cluster_descriptors
 
     # Each file read once (the counts choose K, then the same descriptors are clustered).
     descriptors = [ReadDescriptors(os.path.join(index_dir, n + LOCAL_EXTENSION))
@@ -336,10 +335,9 @@ def TrainCodebook(index_names: Sequence[str], index_dir: str, num_words: int,
                          "codebook (give --codebook_path)")
     params = CodebookParams(num_words=max(2, min(num_words, total // 10)),
                             num_images=len(index_names), seed=seed)
-    logger.info("training a %d-word codebook on %d descriptors", params.num_words, total)
-    return codebook_lib.TrainCodebook(
-        np.concatenate([d for d in descriptors if len(d)]).astype(np.float32),
-        params.num_words, params.num_iterations, seed, algorithm=params.algorithm())
+    return cluster_descriptors(
+        np.concatenate([d for d in descriptors if len(d)]).astype(np.float32), params,
+        len(index_names))
 
 
 def WriteResults(output_dir: str, method: str, query_paths: Sequence[str],
