@@ -156,29 +156,23 @@ class WordSearch:
         elif batch_size <= 0:
             batch_size = max(num_features, 1)
         words = np.empty([num_features, num_assignments], dtype=np.int64)
-        distances = (np.empty([num_features, num_assignments], dtype=self.codebook.dtype)
-                     if with_distances else None)
+        scores = np.empty([num_features, num_assignments], dtype=self.codebook.dtype)
         large = num_features * num_words >= _TENSORFLOW_MIN_SCORES
         if large and self._screened(num_assignments):
-            top_words, top_scores = self._screen.nearest(features, batch_size)
-            words[:, 0] = top_words
-            if distances is not None:
-                distances[:, 0] = np.maximum(
-                    np.einsum("nd,nd->n", features, features) - 2 * top_scores, 0)
-            return words, distances
-        if large:
-            search, codebook_aug = _top_words(num_assignments), self._codebook_aug_tensor
+            words[:, 0], scores[:, 0] = self._screen.nearest(features, batch_size)
         else:
-            search, codebook_aug = _numpy_top_words(num_assignments), self._codebook_aug
-        for start in range(0, num_features, batch_size):
-            batch = features[start:start + batch_size]
-            top_words, top_scores = search(batch, codebook_aug)
-            words[start:start + len(batch)] = top_words
-            if distances is not None:
-                sq_norms = np.einsum("nd,nd->n", batch, batch)[:, None]
-                distances[start:start + len(batch)] = np.maximum(
-                    sq_norms - 2 * np.asarray(top_scores), 0)
-        return words, distances
+            if large:
+                search, codebook_aug = _top_words(num_assignments), self._codebook_aug_tensor
+            else:
+                search, codebook_aug = _numpy_top_words(num_assignments), self._codebook_aug
+            for start in range(0, num_features, batch_size):
+                rows = slice(start, start + batch_size)
+                words[rows], scores[rows] = search(features[rows], codebook_aug)
+        if not with_distances:
+            return words, None
+        # |x - c|^2 = |x|^2 - 2 (x.c - |c|^2 / 2).
+        sq_norms = np.einsum("nd,nd->n", features, features)[:, None]
+        return words, np.maximum(sq_norms - 2 * scores, 0)
 
     def _screened(self, num_assignments: int) -> bool:
         """Whether a large search goes through the bfloat16 screen (`word_screen`):
