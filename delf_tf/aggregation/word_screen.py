@@ -161,11 +161,12 @@ class Bfloat16Screen:
         features = np.asarray(features, dtype=np.float32)
         words = np.empty(len(features), dtype=np.int64)
         scores = np.empty(len(features), dtype=np.float32)
+        candidate_groups = _candidate_function()
         for start in range(0, len(features), _FEATURES_PER_CHECK):
             chunk = features[start:start + _FEATURES_PER_CHECK]
             candidates = np.concatenate([
-                _candidate_groups(chunk[i:i + batch_size], self._codebook_bf16, self._bounds,
-                                  self._num_groups).numpy()
+                candidate_groups(chunk[i:i + batch_size], self._codebook_bf16, self._bounds,
+                                 self._num_groups).numpy()
                 for i in range(0, len(chunk), batch_size)])
             end = start + len(chunk)
             words[start:end], scores[start:end] = self._check(chunk, candidates)
@@ -263,8 +264,4 @@ def _candidate_function():
         return group_max + rounding + eps[:, None] >= lowest_best[:, None]
 
     return candidate_groups
-
-
-def _candidate_groups(features, codebook_bf16, bounds, num_groups: int):
-    return _candidate_function()(features, codebook_bf16, bounds, num_groups)
 
